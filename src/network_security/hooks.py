@@ -1,0 +1,53 @@
+"""Project hooks: the embedded database for runs without ``MONGODB_URI``."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+from kedro.framework.hooks import hook_impl
+
+from network_security.embedded_mongo import EmbeddedMongo
+
+logger = logging.getLogger(__name__)
+
+MONGODB_URI = "MONGODB_URI"
+
+
+class EmbeddedMongoHook:
+    """Start SecantusDB for the run when ``MONGODB_URI`` is not set, and stop it afterwards.
+
+    The server keeps its data in ``data/mongo`` of the project, so records persist between runs.
+    It is stopped when the pipeline finishes or fails, and at interpreter exit for sessions that
+    never run a pipeline (``kedro viz``, ``kedro jupyter``).
+    """
+
+    def __init__(self) -> None:
+        self._server: EmbeddedMongo | None = None
+
+    @hook_impl(tryfirst=True)  # before kedro-mlflow's hook, which resolves credentials
+    def after_context_created(self, context: Any) -> None:
+        if os.environ.get(MONGODB_URI) or self._server is not None:
+            return
+        storage = Path(context.project_path) / "data" / "mongo"
+        logger.info("MONGODB_URI is not set: starting the embedded SecantusDB on %s", storage)
+        self._server = EmbeddedMongo(storage).start()
+        os.environ[MONGODB_URI] = self._server.uri
+
+    @hook_impl
+    def after_pipeline_run(self) -> None:
+        self._stop()
+
+    @hook_impl
+    def on_pipeline_error(self) -> None:
+        self._stop()
+
+    def _stop(self) -> None:
+        if self._server is None:
+            return
+        server, self._server = self._server, None
+        if os.environ.get(MONGODB_URI) == server.uri:
+            del os.environ[MONGODB_URI]
+        server.stop()
