@@ -19,7 +19,9 @@ def raw(rows: list[list[str]], columns=("having_IP_Address", "URL_Length", "Resu
 
 
 def test_type_records_parses_integers_in_schema_order():
-    frame = raw([[" 1", "0", "-1"], ["-1", "1", "1"]], columns=("having_IP_Address", "URL_Length", "Result"))
+    frame = raw(
+        [[" 1", "0", "-1"], ["-1", "1", "1"]], columns=("having_IP_Address", "URL_Length", "Result")
+    )
     frame.insert(0, "url", ["a", "b"])
     typed = type_records(frame, SCHEMA, "f.csv")
     assert list(typed.columns) == ["having_IP_Address", "URL_Length", "Result"]

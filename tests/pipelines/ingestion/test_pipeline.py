@@ -30,7 +30,7 @@ def test_a_text_cell_stops_the_run_and_stores_nothing_of_the_file(
     good.write_text("\n".join(lines[:101]) + "\n")
     run_kedro(kedro_project, "ingestion", {"raw_data_path": str(good)})
     collection = mongo_client[mongo_database]["phishing_records"]
-    before = sorted(collection.distinct("record_key"))
+    before = sorted(collection.distinct("_id"))
 
     header, rows = lines[0].split(","), [line.split(",") for line in lines[101:301]]
     rows[57][header.index("URL_Length")] = "abc"
@@ -41,7 +41,7 @@ def test_a_text_cell_stops_the_run_and_stores_nothing_of_the_file(
     assert "URL_Length" in str(error.value)
     assert "row 58" in str(error.value)
     assert str(bad) in str(error.value)
-    assert sorted(collection.distinct("record_key")) == before
+    assert sorted(collection.distinct("_id")) == before
 
 
 def test_without_mongodb_uri_the_run_uses_an_embedded_server_and_stops_it(

@@ -39,6 +39,10 @@ def type_records(raw: pd.DataFrame, schema: Schema, source: str) -> pd.DataFrame
     extra = [c for c in raw.columns if c not in columns]
     if extra:
         logger.warning("%s: ignoring columns that are not in the schema: %s", source, extra)
+    try:  # the fast path: every cell is an integer
+        return raw[columns].astype("int64").reset_index(drop=True)
+    except (TypeError, ValueError):
+        pass  # find out what is wrong, and where
     text = raw[columns].apply(lambda column: column.str.strip())
     numbers = text.apply(pd.to_numeric, errors="coerce")
     bad = text.ne("") & (numbers.isna() | numbers.ne(numbers.round()))
@@ -46,11 +50,12 @@ def type_records(raw: pd.DataFrame, schema: Schema, source: str) -> pd.DataFrame
         column_counts = bad.sum()
         first_column = column_counts[column_counts > 0].index[0]
         first_row = int(bad[first_column].to_numpy().argmax())
+        bad_columns = list(column_counts[column_counts > 0].index)
         value = text[first_column].iloc[first_row]
         raise IngestionError(
             f"{source}: row {first_row + 1} (line {first_row + 2} of the file), column "
             f"'{first_column}': {value!r} is not an integer. {int(bad.to_numpy().sum())} cell(s) "
-            f"in total are not integers, in columns {list(column_counts[column_counts > 0].index)}. "
+            f"in total are not integers, in columns {bad_columns}. "
             "Fix or remove those rows and run the ingestion again; nothing of this file was stored."
         )
     typed = numbers.astype("Int64")
@@ -67,11 +72,14 @@ def add_record_keys(records: pd.DataFrame, schema: Schema) -> pd.DataFrame:
     and ingesting the same file again yields the same keys, so nothing is stored twice.
     """
     columns = record_columns(schema)
-    content = records[columns].astype("string").fillna("").agg(",".join, axis=1)
-    occurrence = content.groupby(content).cumcount().astype("string")
-    keys = (content + "#" + occurrence).map(
-        lambda text: hashlib.sha256(text.encode()).hexdigest()[:32]
-    )
+    rows = records[columns].astype(object).to_numpy().tolist()
+    seen: dict[str, int] = {}
+    keys = []
+    for row in rows:
+        content = ",".join("" if value is pd.NA else str(value) for value in row)
+        occurrence = seen.get(content, 0)
+        seen[content] = occurrence + 1
+        keys.append(hashlib.sha256(f"{content}#{occurrence}".encode()).hexdigest()[:32])
     keyed = records[columns].copy()
-    keyed.insert(0, record_key_column(schema), keys.astype(object))
+    keyed.insert(0, record_key_column(schema), keys)
     return keyed
