@@ -46,6 +46,12 @@ def mongo_uri(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         server.stop()
 
 
+@pytest.fixture(scope="session")
+def mlflow_tracking_uri(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """One temporary MLflow store for the session (creating a sqlite store costs ~10 s)."""
+    return f"sqlite:///{tmp_path_factory.mktemp('mlflow') / 'mlflow.db'}"
+
+
 @pytest.fixture
 def mongo_database() -> str:
     """A database name of its own for each test."""
@@ -88,20 +94,20 @@ def run_kedro(
     mongo_uri: str,
     mongo_client: MongoClient,
     mongo_database: str,
+    mlflow_tracking_uri: str,
     monkeypatch: pytest.MonkeyPatch,
-    tmp_path: Path,
 ) -> Callable[..., dict[str, Any]]:
     """Run a pipeline of a temporary project through a KedroSession against the test server.
 
     Usage: ``run_kedro(kedro_project, "ingestion", {"raw_data_path": "..."})``. The run uses the
-    test's own database (runtime parameter ``mongo_database``) and a temporary MLflow store.
+    test's own database (runtime parameter ``mongo_database``) and the session's MLflow store.
     """
     import mlflow
     from kedro.framework.session import KedroSession
     from kedro.framework.startup import bootstrap_project
 
     monkeypatch.setenv("MONGODB_URI", mongo_uri)
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_tracking_uri)
 
     def run(project: Path, pipeline: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
         bootstrap_project(project)

@@ -45,13 +45,13 @@ def test_a_text_cell_stops_the_run_and_stores_nothing_of_the_file(
 
 
 def test_without_mongodb_uri_the_run_uses_an_embedded_server_and_stops_it(
-    kedro_project, monkeypatch, tmp_path
+    kedro_project, monkeypatch, mlflow_tracking_uri
 ):
     sample = kedro_project / "data" / "01_raw" / "phishing_sample.csv"
     if not sample.exists():
         pytest.skip("the committed synthetic sample is not there yet")
     monkeypatch.delenv("MONGODB_URI", raising=False)
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_tracking_uri)
     bootstrap_project(kedro_project)
     with KedroSession.create(project_path=kedro_project) as session:
         session.run(pipeline_name="ingestion")

@@ -1,0 +1,125 @@
+"""Engineered features and feature-vector groups, shared by training and inference.
+
+``engineer_features`` is the one place where engineered features are computed: per row, how
+many indicators say suspicious (-1), neutral (0) and legitimate (1). ``IndicatorCountFeatures``
+wraps it as a scikit-learn transformer, so it sits inside the model's fitted ``Pipeline`` and
+inference applies exactly what training fitted.
+
+``feature_vector_groups`` gives every distinct feature vector one group id. The data set
+repeats many feature vectors; keeping each group on one side of a split (or of a CV fold) keeps
+copies of training rows out of the evaluation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator, TransformerMixin
+
+INDICATOR_COUNTS: dict[str, int] = {
+    "n_suspicious_indicators": -1,
+    "n_neutral_indicators": 0,
+    "n_legitimate_indicators": 1,
+}
+"""Engineered column name -> the indicator value it counts."""
+
+
+def engineer_features(frame: pd.DataFrame, feature_columns: Sequence[str]) -> pd.DataFrame:
+    """Return the feature columns followed by the engineered indicator counts.
+
+    Args:
+        frame: Records with at least ``feature_columns`` (extra columns are dropped).
+        feature_columns: The schema's feature columns, in schema order.
+
+    Returns:
+        A new frame: ``feature_columns`` then one int64 count column per entry of
+        ``INDICATOR_COUNTS``, with the index of ``frame``.
+
+    Raises:
+        KeyError: If a feature column is missing from ``frame``.
+    """
+    columns = list(feature_columns)
+    missing = [name for name in columns if name not in frame.columns]
+    if missing:
+        raise KeyError(
+            f"Cannot engineer features: {len(missing)} feature column(s) missing from the input "
+            f"frame: {missing}. Pass records with every schema feature column."
+        )
+    features = frame[columns]
+    counts = {
+        name: features.eq(value).sum(axis=1).astype("int64")
+        for name, value in INDICATOR_COUNTS.items()
+    }
+    return pd.concat([features, pd.DataFrame(counts, index=frame.index)], axis=1)
+
+
+class IndicatorCountFeatures(TransformerMixin, BaseEstimator):
+    """scikit-learn transformer: the feature columns plus the engineered indicator counts.
+
+    Stateless apart from the column list it records at ``fit``; accepts a DataFrame (columns
+    selected by name, extras ignored) and returns a DataFrame, so it composes with any
+    estimator in a ``Pipeline``.
+
+    Args:
+        feature_columns: The schema's feature columns. When ``None``, every column of the frame
+            passed to ``fit`` is used.
+    """
+
+    def __init__(self, feature_columns: Sequence[str] | None = None) -> None:
+        self.feature_columns = feature_columns
+
+    def fit(self, X: pd.DataFrame, y: object = None) -> IndicatorCountFeatures:
+        """Record the input columns; nothing is learnt from the data."""
+        frame = _as_frame(X, self.feature_columns)
+        self.feature_names_in_ = np.asarray(
+            list(self.feature_columns) if self.feature_columns is not None else frame.columns,
+            dtype=object,
+        )
+        self.n_features_in_ = len(self.feature_names_in_)
+        return self
+
+    def transform(self, X: pd.DataFrame) -> pd.DataFrame:
+        """Return the feature columns followed by the indicator counts."""
+        if not hasattr(self, "feature_names_in_"):
+            raise RuntimeError("IndicatorCountFeatures is not fitted yet: call fit() first.")
+        frame = _as_frame(X, list(self.feature_names_in_))
+        return engineer_features(frame, list(self.feature_names_in_))
+
+    def get_feature_names_out(self, input_features: object = None) -> np.ndarray:
+        """Names of the output columns: the feature columns, then the count columns."""
+        return np.asarray([*self.feature_names_in_, *INDICATOR_COUNTS], dtype=object)
+
+
+def _as_frame(X: object, feature_columns: Sequence[str] | None) -> pd.DataFrame:
+    """Accept a DataFrame, or a 2-D array whose columns follow ``feature_columns``."""
+    if isinstance(X, pd.DataFrame):
+        return X
+    array = np.asarray(X)
+    if feature_columns is None or array.ndim != 2 or array.shape[1] != len(feature_columns):
+        raise ValueError(
+            "IndicatorCountFeatures needs a DataFrame with the feature columns, or a 2-D array "
+            f"with one column per feature column (got shape {array.shape})."
+        )
+    return pd.DataFrame(array, columns=list(feature_columns))
+
+
+def feature_vector_groups(frame: pd.DataFrame, feature_columns: Sequence[str]) -> np.ndarray:
+    """One group id per row; rows with identical feature vectors share an id.
+
+    Ids are 0..n_groups-1 in order of first appearance, so the result is deterministic for a
+    given row order. Use it as ``groups`` for ``StratifiedGroupKFold``/``GroupKFold``.
+
+    Raises:
+        KeyError: If a feature column is missing from ``frame``.
+    """
+    columns = list(feature_columns)
+    missing = [name for name in columns if name not in frame.columns]
+    if missing:
+        raise KeyError(
+            f"Cannot group feature vectors: feature column(s) {missing} missing from the frame."
+        )
+    if frame.empty:
+        return np.zeros(0, dtype=np.int64)
+    return frame.groupby(columns, sort=False, dropna=False).ngroup().to_numpy(dtype=np.int64)

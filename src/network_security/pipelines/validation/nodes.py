@@ -1,0 +1,653 @@
+"""Nodes of the validation pipeline: schema checks, quarantine, reports, drift and the gates.
+
+Every check comes from the one schema (``params:schema``) and runs as a pandera schema in lazy
+mode, so every failing row and column is reported, not just the first. Rows that fail any
+check are quarantined with a reason; the run stops only when a required column is missing or
+the rejected fraction exceeds ``max_invalid_fraction``.
+
+Drift compares the category frequencies of each feature with a reference saved by the last
+training run (chi-square test of homogeneity and the population stability index, both of which
+suit categorical data). With no reference yet, one is created from the current records.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pandera.pandas as pa
+import plotly.graph_objects as go
+from pandas.api.types import is_bool_dtype, is_float_dtype, is_integer_dtype
+from scipy.stats import chi2_contingency
+
+from network_security.schema import (
+    Schema,
+    allowed_values,
+    record_columns,
+    record_key_column,
+    target_column,
+    target_values,
+)
+
+logger = logging.getLogger(__name__)
+
+VIOLATION_COLUMNS = ["row", "record_key", "column", "check", "value"]
+"""Columns of the schema-violations frame: one row per failed check of one record."""
+
+_CHECK_ORDER = {
+    "column_in_dataframe": 0,
+    "not_nullable": 1,
+    "integer_type": 2,
+    "allowed_values": 3,
+    "duplicate_record_key": 4,
+}
+"""Order of the reasons given for one cell: the most basic failure first."""
+
+COLUMN_LEVEL_ROW = -1
+"""``row`` of a violation that concerns a whole column (e.g. the column is missing)."""
+
+
+class DataValidationError(ValueError):
+    """The records cannot be used: a required column is missing or too many rows failed."""
+
+
+class DataDriftError(ValueError):
+    """The feature distributions drifted from the reference and ``fail_on_drift`` is set."""
+
+
+# ---------------------------------------------------------------------------- schema checks
+def _is_integer_valued(series: pd.Series) -> pd.Series:
+    """True where a value is an integer (ints, or floats with no fractional part)."""
+    if is_bool_dtype(series.dtype):
+        return pd.Series(False, index=series.index)
+    if is_integer_dtype(series.dtype):
+        return pd.Series(True, index=series.index)
+    if is_float_dtype(series.dtype):
+        return series % 1 == 0
+
+    def _integral(value: Any) -> bool:
+        if isinstance(value, bool | np.bool_):
+            return False
+        if isinstance(value, int | np.integer):
+            return True
+        return isinstance(value, float | np.floating) and float(value).is_integer()
+
+    return series.map(_integral).astype(bool)
+
+
+def _value_column(allowed: list[int]) -> pa.Column:
+    """A required, non-null, integer-valued column restricted to ``allowed``."""
+    return pa.Column(
+        nullable=False,
+        required=True,
+        checks=[
+            pa.Check(_is_integer_valued, name="integer_type"),
+            pa.Check(lambda series: series.isin(allowed), name="allowed_values"),
+        ],
+    )
+
+
+def build_record_schema(
+    schema: Schema, duplicate_keys: str = "exclude_first"
+) -> pa.DataFrameSchema:
+    """The pandera schema of a labelled record, built from ``params:schema``.
+
+    Args:
+        schema: The project schema.
+        duplicate_keys: Which rows with a repeated record key fail (pandera's
+            ``report_duplicates``): ``exclude_first`` keeps the first, ``all`` rejects all.
+    """
+    columns: dict[str, pa.Column] = {
+        record_key_column(schema): pa.Column(
+            nullable=False, required=True, unique=True, report_duplicates=duplicate_keys
+        )
+    }
+    for name, values in allowed_values(schema).items():
+        columns[name] = _value_column(values)
+    columns[target_column(schema)] = _value_column(target_values(schema))
+    return pa.DataFrameSchema(columns, strict=False, name="phishing_records")
+
+
+def find_schema_violations(
+    phishing_records: pd.DataFrame, schema: Schema, validation_params: dict[str, Any]
+) -> pd.DataFrame:
+    """Run every schema check (lazily) and return one row per failed check.
+
+    Returns:
+        A frame with ``VIOLATION_COLUMNS``: ``row`` (position in the loaded records, or -1 for
+        a whole-column failure such as a missing column), ``record_key``, ``column``, ``check``
+        (``not_nullable``, ``integer_type``, ``allowed_values``, ``duplicate_record_key``,
+        ``column_in_dataframe``) and the failing ``value`` as text.
+
+    Raises:
+        DataValidationError: If there are no records at all (ingestion has not run).
+    """
+    if phishing_records.empty:
+        raise DataValidationError(
+            "No records to validate: the MongoDB collection behind `phishing_records` is empty "
+            "(or holds no fields). Run `kedro run --pipeline ingestion` first to load the raw "
+            "CSV into MongoDB, then run validation again."
+        )
+    records = phishing_records.reset_index(drop=True)
+    pandera_schema = build_record_schema(
+        schema, validation_params.get("duplicate_keys", "exclude_first")
+    )
+    try:
+        pandera_schema.validate(records, lazy=True)
+    except pa.errors.SchemaErrors as exc:
+        violations = _to_violations(exc.failure_cases, records, schema)
+    else:
+        violations = pd.DataFrame({name: pd.Series(dtype=object) for name in VIOLATION_COLUMNS})
+    logger.info(
+        "Checked %d records against the schema: %d failed checks in %d rows",
+        len(records),
+        len(violations),
+        violations.loc[violations["row"] >= 0, "row"].nunique(),
+    )
+    return violations
+
+
+def _to_violations(
+    failure_cases: pd.DataFrame, records: pd.DataFrame, schema: Schema
+) -> pd.DataFrame:
+    """Normalise pandera's failure cases into ``VIOLATION_COLUMNS``."""
+    key = record_key_column(schema)
+    cases = failure_cases.copy()
+    is_row = cases["index"].notna()
+    rows = pd.to_numeric(cases["index"].where(is_row, COLUMN_LEVEL_ROW)).astype("int64")
+    checks = cases["check"].astype(str)
+    checks = checks.mask(checks == "field_uniqueness", "duplicate_record_key")
+    column = cases["column"].astype(object)
+    # A missing column is reported by the DataFrameSchema with the column name as the value.
+    missing = checks == "column_in_dataframe"
+    column = column.mask(missing, cases["failure_case"])
+    if key in records.columns:
+        keys = records[key].astype(object)
+        record_keys = [
+            str(keys.iloc[row]) if row >= 0 and pd.notna(keys.iloc[row]) else None for row in rows
+        ]
+    else:
+        record_keys = [None] * len(rows)
+    violations = pd.DataFrame(
+        {
+            "row": rows.to_numpy(),
+            "record_key": record_keys,
+            "column": column.astype(str).to_numpy(),
+            "check": checks.to_numpy(),
+            "value": [None if pd.isna(v) else str(v) for v in cases["failure_case"]],
+        }
+    )
+    rank = violations["check"].map(_CHECK_ORDER).fillna(len(_CHECK_ORDER))
+    return (
+        violations.assign(_rank=rank)
+        .sort_values(["row", "column", "_rank"], kind="stable")
+        .drop(columns="_rank")
+        .reset_index(drop=True)
+    )
+
+
+def _describe_violation(
+    column: str, check: str, value: str | None, domains: dict[str, list[int]]
+) -> str:
+    """One human-readable reason for one failed check."""
+    if check == "not_nullable":
+        return f"{column} is missing"
+    if check == "integer_type":
+        return f"{column}={value!r} is not an integer"
+    if check == "allowed_values":
+        return f"{column}={value} is not in {domains.get(column, 'the allowed values')}"
+    if check == "duplicate_record_key":
+        return f"{column} {value} repeats an earlier record"
+    return f"{column} failed {check} (value {value})"
+
+
+def _row_violations(violations: pd.DataFrame) -> pd.DataFrame:
+    """Violations that concern a single row."""
+    return violations[violations["row"] >= 0]
+
+
+def quarantine_rejected_records(
+    phishing_records: pd.DataFrame, schema_violations: pd.DataFrame, schema: Schema
+) -> pd.DataFrame:
+    """The records that failed at least one check, each with the reason(s) it was rejected.
+
+    Returns:
+        The failing rows as loaded (object columns as text so mixed values fit in Parquet),
+        plus ``row`` (position in the loaded records), ``failed_columns`` and
+        ``rejection_reason`` (``; ``-separated, one entry per failed check).
+    """
+    records = phishing_records.reset_index(drop=True)
+    row_violations = _row_violations(schema_violations)
+    domains = {**allowed_values(schema), target_column(schema): target_values(schema)}
+    reasons = (
+        row_violations.assign(
+            reason=[
+                _describe_violation(c, k, v, domains)
+                for c, k, v in zip(
+                    row_violations["column"],
+                    row_violations["check"],
+                    row_violations["value"],
+                    strict=True,
+                )
+            ]
+        )
+        .groupby("row", sort=True)
+        .agg(
+            failed_columns=("column", lambda s: ", ".join(dict.fromkeys(s))),
+            rejection_reason=("reason", "; ".join),
+        )
+    )
+    expected = [record_key_column(schema), *record_columns(schema)]
+    ordered = [c for c in expected if c in records.columns] + [
+        c for c in records.columns if c not in expected
+    ]
+    rejected = records.loc[reasons.index, ordered].copy()
+    for name in rejected.columns:
+        if rejected[name].dtype == object:
+            rejected[name] = rejected[name].map(lambda v: None if pd.isna(v) else str(v))
+    rejected.insert(0, "row", reasons.index.to_numpy(dtype="int64"))
+    rejected["failed_columns"] = reasons["failed_columns"].to_numpy()
+    rejected["rejection_reason"] = reasons["rejection_reason"].to_numpy()
+    rejected = rejected.reset_index(drop=True)
+    if len(rejected):
+        logger.warning(
+            "Quarantined %d of %d records (see rejected_records); first reason: %s",
+            len(rejected),
+            len(records),
+            rejected["rejection_reason"].iloc[0],
+        )
+    return rejected
+
+
+def select_valid_records(
+    phishing_records: pd.DataFrame, schema_violations: pd.DataFrame, schema: Schema
+) -> pd.DataFrame:
+    """The records that passed every check: record key, features and target, typed.
+
+    Columns missing from the input are left out here; the validation gate stops the run.
+    """
+    records = phishing_records.reset_index(drop=True)
+    failed_rows = set(_row_violations(schema_violations)["row"].tolist())
+    keep = ~records.index.isin(sorted(failed_rows))
+    key = record_key_column(schema)
+    present = [c for c in [key, *record_columns(schema)] if c in records.columns]
+    valid = records.loc[keep, present].reset_index(drop=True)
+    return valid.astype(
+        {c: "int64" for c in present if c != key} | ({key: str} if key in present else {})
+    )
+
+
+def build_validation_report(
+    phishing_records: pd.DataFrame,
+    schema_violations: pd.DataFrame,
+    rejected_records: pd.DataFrame,
+    schema: Schema,
+    validation_params: dict[str, Any],
+) -> dict[str, Any]:
+    """Totals, per-column failure counts, example rows and the pass/fail verdict.
+
+    The report is saved before the gate runs, so it is there to read when the run stops.
+    """
+    n_examples = int(validation_params.get("report_examples", 5))
+    max_fraction = float(validation_params.get("max_invalid_fraction", 0.05))
+    expected = [record_key_column(schema), *record_columns(schema)]
+    column_level = schema_violations[schema_violations["row"] < 0]
+    missing_columns = sorted(
+        column_level.loc[column_level["check"] == "column_in_dataframe", "column"].unique()
+    )
+    other_column_failures = [
+        {"column": c, "check": k, "value": v}
+        for c, k, v in column_level.loc[
+            column_level["check"] != "column_in_dataframe", ["column", "check", "value"]
+        ].itertuples(index=False)
+    ]
+    row_violations = _row_violations(schema_violations)
+    by_column: dict[str, Any] = {}
+    for column, group in row_violations.groupby("column", sort=False):
+        examples = group.drop_duplicates("row").head(n_examples)
+        by_column[str(column)] = {
+            "rows_failed": int(group["row"].nunique()),
+            "by_check": {str(k): int(v) for k, v in group["check"].value_counts().items()},
+            "failing_values": {
+                str(k): int(v) for k, v in group["value"].value_counts(dropna=False).items()
+            },
+            "example_rows": [
+                {"row": int(r), "record_key": k, "value": v}
+                for r, k, v in examples[["row", "record_key", "value"]].itertuples(index=False)
+            ],
+        }
+    by_column = dict(sorted(by_column.items(), key=lambda item: -item[1]["rows_failed"]))
+    n_records = len(phishing_records)
+    n_rejected = len(rejected_records)
+    fraction = n_rejected / n_records if n_records else 0.0
+    example_cols = [c for c in ("row", "record_key", "rejection_reason") if c in rejected_records]
+    report = {
+        "dataset": "phishing_records",
+        "passed": not missing_columns and fraction <= max_fraction,
+        "totals": {
+            "records": n_records,
+            "valid": n_records - n_rejected,
+            "rejected": n_rejected,
+            "rejected_fraction": round(fraction, 6),
+            "max_invalid_fraction": max_fraction,
+            "failed_checks": len(row_violations),
+        },
+        "missing_columns": missing_columns,
+        "unexpected_columns": sorted(c for c in phishing_records.columns if c not in expected),
+        "column_failures": other_column_failures,
+        "failures_by_column": by_column,
+        "failures_by_check": {
+            str(k): int(v) for k, v in row_violations["check"].value_counts().items()
+        },
+        "example_rejected_rows": _jsonable_records(rejected_records[example_cols].head(n_examples)),
+    }
+    logger.info(
+        "Validation: %d records, %d rejected (%.2f%%, limit %.2f%%), columns failing: %s",
+        n_records,
+        n_rejected,
+        100 * fraction,
+        100 * max_fraction,
+        ", ".join(f"{c} ({d['rows_failed']})" for c, d in by_column.items()) or "none",
+    )
+    return report
+
+
+def _jsonable_records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """Rows as JSON-safe dicts (numpy scalars become Python values)."""
+    return [
+        {k: (v.item() if isinstance(v, np.generic) else v) for k, v in row.items()}
+        for row in frame.astype(object).where(frame.notna(), None).to_dict(orient="records")
+    ]
+
+
+def enforce_validation_gate(
+    valid_records: pd.DataFrame, validation_report: dict[str, Any]
+) -> pd.DataFrame:
+    """Pass the valid records on, or stop the run naming the columns and counts at fault.
+
+    Raises:
+        DataValidationError: If a required column is missing, or the rejected fraction is
+            above ``max_invalid_fraction``.
+    """
+    totals = validation_report["totals"]
+    problems: list[str] = []
+    if validation_report["missing_columns"]:
+        problems.append(
+            f"required column(s) missing from phishing_records: "
+            f"{', '.join(validation_report['missing_columns'])}"
+        )
+    if totals["rejected_fraction"] > totals["max_invalid_fraction"]:
+        per_column = ", ".join(
+            f"{column}: {details['rows_failed']} rows ("
+            + ", ".join(f"{k} {v}" for k, v in details["by_check"].items())
+            + ")"
+            for column, details in validation_report["failures_by_column"].items()
+        )
+        problems.append(
+            f"{totals['rejected']} of {totals['records']} records rejected "
+            f"({100 * totals['rejected_fraction']:.2f}%), above max_invalid_fraction "
+            f"{100 * totals['max_invalid_fraction']:.2f}%. Failing columns: {per_column}"
+        )
+    if problems:
+        raise DataValidationError(
+            "Validation failed: "
+            + "; ".join(problems)
+            + ". The failing rows, their record_key and the reasons are in "
+            "data/02_intermediate/rejected_records.parquet and "
+            "data/08_reporting/validation_report.json. Fix the source file (or the schema in "
+            "conf/base/parameters.yml), then remove those records from the MongoDB collection "
+            "(or use a fresh database, --params mongo_database=<name>) and ingest again; or, to "
+            "accept more invalid rows, raise validation.max_invalid_fraction in "
+            "conf/base/parameters_validation.yml."
+        )
+    if totals["rejected"]:
+        logger.warning(
+            "%d records quarantined (%.2f%%, within the %.2f%% limit); continuing with %d.",
+            totals["rejected"],
+            100 * totals["rejected_fraction"],
+            100 * totals["max_invalid_fraction"],
+            len(valid_records),
+        )
+    return valid_records
+
+
+# ---------------------------------------------------------------------------- drift
+def _category_counts(values: pd.Series, categories: list[int]) -> dict[str, int]:
+    """Count of each category (JSON keys are the category values as text)."""
+    counts = values.value_counts()
+    return {str(c): int(counts.get(c, 0)) for c in categories}
+
+
+def build_drift_reference(
+    train_frame: pd.DataFrame, schema: Schema, source: str = "training"
+) -> dict[str, Any]:
+    """The reference distribution: category counts and frequencies of every feature.
+
+    The training pipeline calls this on its training split and saves the result as
+    ``drift_reference_from_training``; validation compares later records against it.
+
+    Args:
+        train_frame: Records with every feature column (in-domain integer values).
+        schema: The project schema.
+        source: Where the reference comes from (``training``, or ``validation`` when the first
+            validation run creates it from its own records).
+    """
+    if train_frame.empty:
+        raise ValueError("Cannot build a drift reference from an empty frame.")
+    features: dict[str, Any] = {}
+    for name, categories in allowed_values(schema).items():
+        if name not in train_frame.columns:
+            raise KeyError(f"Cannot build a drift reference: feature column '{name}' is missing.")
+        counts = _category_counts(train_frame[name], categories)
+        total = sum(counts.values())
+        features[name] = {
+            "counts": counts,
+            "frequencies": {k: round(v / total, 8) for k, v in counts.items()},
+        }
+    return {"source": source, "n_records": len(train_frame), "features": features}
+
+
+def resolve_drift_reference(
+    validated_records: pd.DataFrame, drift_reference: dict[str, Any] | None, schema: Schema
+) -> dict[str, Any]:
+    """The reference to compare against: the saved one, or (first run) one from these records.
+
+    Its output is saved to the reference file, so the first run leaves a reference behind;
+    a saved reference is passed through unchanged.
+    """
+    if drift_reference is not None:
+        logger.info(
+            "Drift reference: %s (%d records)",
+            drift_reference.get("source", "unknown"),
+            drift_reference.get("n_records", 0),
+        )
+        return drift_reference
+    logger.warning(
+        "No drift reference yet (no training run has saved one): creating it from the %d "
+        "current validated records.",
+        len(validated_records),
+    )
+    return build_drift_reference(validated_records, schema, source="validation")
+
+
+def _psi(current: np.ndarray, reference: np.ndarray, epsilon: float) -> float:
+    """Population stability index between two frequency vectors (floored at ``epsilon``)."""
+    p = np.clip(current, epsilon, None)
+    q = np.clip(reference, epsilon, None)
+    return float(np.sum((p - q) * np.log(p / q)))
+
+
+def _chi_square(current: np.ndarray, reference: np.ndarray) -> tuple[float, float]:
+    """Chi-square test of homogeneity of two count vectors: (statistic, p-value)."""
+    table = np.vstack([current, reference])
+    table = table[:, table.sum(axis=0) > 0]
+    if table.shape[1] < 2 or (table.sum(axis=1) == 0).any():
+        return 0.0, 1.0
+    statistic, p_value, _, _ = chi2_contingency(table, correction=False)
+    return float(statistic), float(p_value)
+
+
+def compute_drift_report(
+    validated_records: pd.DataFrame,
+    drift_reference: dict[str, Any],
+    schema: Schema,
+    drift_params: dict[str, Any],
+) -> dict[str, Any]:
+    """Per feature: frequencies now vs the reference, chi-square, PSI and a verdict.
+
+    A feature ``drift``s when its PSI reaches ``psi_threshold`` and the chi-square p-value is
+    below ``chi2_alpha`` (a shift both material and statistically significant); it is a
+    ``warning`` when PSI reaches ``psi_warning_threshold`` otherwise; else ``stable``. The
+    chi-square test alone is not used as a verdict: with thousands of records it flags shifts
+    too small to matter. Overall drift: at least ``min_drifted_features`` features drift.
+    """
+    psi_threshold = float(drift_params.get("psi_threshold", 0.2))
+    psi_warning = float(drift_params.get("psi_warning_threshold", 0.1))
+    alpha = float(drift_params.get("chi2_alpha", 0.01))
+    epsilon = float(drift_params.get("epsilon", 1e-4))
+    min_drifted = int(drift_params.get("min_drifted_features", 1))
+    n_current = len(validated_records)
+    features: dict[str, Any] = {}
+    for name, categories in allowed_values(schema).items():
+        reference = drift_reference["features"].get(name)
+        current_counts = _category_counts(validated_records[name], categories)
+        if reference is None:
+            features[name] = {"verdict": "no_reference", "current_counts": current_counts}
+            continue
+        keys = sorted(set(current_counts) | set(reference["counts"]), key=int)
+        cur = np.array([current_counts.get(k, 0) for k in keys], dtype=float)
+        ref = np.array([reference["counts"].get(k, 0) for k in keys], dtype=float)
+        cur_freq = cur / cur.sum() if cur.sum() else cur
+        ref_freq = ref / ref.sum() if ref.sum() else ref
+        psi = _psi(cur_freq, ref_freq, epsilon)
+        statistic, p_value = _chi_square(cur, ref)
+        if psi >= psi_threshold and p_value < alpha:
+            verdict = "drift"
+        elif psi >= psi_warning:
+            verdict = "warning"
+        else:
+            verdict = "stable"
+        features[name] = {
+            "verdict": verdict,
+            "psi": round(psi, 6),
+            "chi2": round(statistic, 6),
+            "chi2_p_value": p_value if math.isfinite(p_value) else 1.0,
+            "current_frequencies": {
+                k: round(float(f), 6) for k, f in zip(keys, cur_freq, strict=True)
+            },
+            "reference_frequencies": {
+                k: round(float(f), 6) for k, f in zip(keys, ref_freq, strict=True)
+            },
+        }
+    drifted = [n for n, f in features.items() if f["verdict"] == "drift"]
+    warnings = [n for n, f in features.items() if f["verdict"] == "warning"]
+    source = drift_reference.get("source", "unknown")
+    if source == "validation":
+        note = (
+            "No training run has saved a reference yet: the reference was created from the "
+            "validated records of the first validation run. Train a model to replace it."
+        )
+    else:
+        note = f"Reference saved by the last {source} run."
+    report = {
+        "drift_detected": len(drifted) >= min_drifted,
+        "drifted_features": drifted,
+        "warning_features": warnings,
+        "reference": {
+            "source": source,
+            "n_records": drift_reference.get("n_records"),
+            "note": note,
+        },
+        "current_records": n_current,
+        "thresholds": {
+            "psi_threshold": psi_threshold,
+            "psi_warning_threshold": psi_warning,
+            "chi2_alpha": alpha,
+            "min_drifted_features": min_drifted,
+        },
+        "features": features,
+    }
+    if drifted or warnings:
+        logger.warning(
+            "Drift vs the %s reference: drifted %s; warnings %s",
+            source,
+            drifted or "none",
+            warnings or "none",
+        )
+    else:
+        logger.info("No drift vs the %s reference (%d features stable).", source, len(features))
+    return report
+
+
+_VERDICT_COLOURS = {"stable": "#2ca02c", "warning": "#ff7f0e", "drift": "#d62728"}
+
+
+def plot_drift(drift_report: dict[str, Any]) -> go.Figure:
+    """Bar chart of PSI per feature coloured by verdict, with the two PSI thresholds."""
+    scored = {n: f for n, f in drift_report["features"].items() if "psi" in f}
+    names = sorted(scored, key=lambda n: scored[n]["psi"], reverse=True)
+    figure = go.Figure(
+        go.Bar(
+            x=names,
+            y=[scored[n]["psi"] for n in names],
+            marker_color=[_VERDICT_COLOURS[scored[n]["verdict"]] for n in names],
+            customdata=[[scored[n]["verdict"], scored[n]["chi2_p_value"]] for n in names],
+            hovertemplate=(
+                "%{x}<br>PSI %{y:.4f}<br>%{customdata[0]}<br>chi2 p=%{customdata[1]:.3g}"
+                "<extra></extra>"
+            ),
+        )
+    )
+    thresholds = drift_report["thresholds"]
+    figure.add_hline(
+        y=thresholds["psi_threshold"],
+        line_dash="dash",
+        line_color="#d62728",
+        annotation_text="drift",
+    )
+    figure.add_hline(
+        y=thresholds["psi_warning_threshold"],
+        line_dash="dot",
+        line_color="#ff7f0e",
+        annotation_text="warning",
+    )
+    reference = drift_report["reference"]
+    figure.update_layout(
+        title=(
+            f"Feature drift (PSI) of {drift_report['current_records']} records vs the "
+            f"{reference['source']} reference ({reference['n_records']} records)"
+        ),
+        xaxis_title="feature",
+        yaxis_title="population stability index",
+        xaxis_tickangle=-45,
+        template="plotly_white",
+    )
+    return figure
+
+
+def enforce_drift_gate(
+    validated_records: pd.DataFrame, drift_report: dict[str, Any], drift_params: dict[str, Any]
+) -> pd.DataFrame:
+    """Pass the records on; stop the run on drift only when ``fail_on_drift`` is true.
+
+    Raises:
+        DataDriftError: If drift was detected and ``fail_on_drift`` is set.
+    """
+    if drift_report["drift_detected"]:
+        details = ", ".join(
+            f"{n} (PSI {drift_report['features'][n]['psi']:.3f})"
+            for n in drift_report["drifted_features"]
+        )
+        if drift_params.get("fail_on_drift", False):
+            raise DataDriftError(
+                f"Feature drift against the {drift_report['reference']['source']} reference in "
+                f"{len(drift_report['drifted_features'])} feature(s): {details}. See "
+                "data/08_reporting/drift_report.json. Retrain on the new data, or set "
+                "validation.drift.fail_on_drift: false in conf/base/parameters_validation.yml "
+                "to record drift without stopping."
+            )
+        logger.warning("Feature drift recorded (not blocking): %s", details)
+    return validated_records
