@@ -119,8 +119,9 @@ def test_unreachable_server_fails_fast_naming_host_and_port(mongo_database):
 
 
 def test_missing_uri_says_what_to_set():
+    dataset = MongoDataset(collection="records", database="db", credentials={"uri": ""})
     with pytest.raises(DatasetError, match="MONGODB_URI"):
-        MongoDataset(collection="records", database="db", credentials={"uri": ""})
+        dataset.load()
 
 
 def test_auth_server_rejects_wrong_password_without_leaking_it(tmp_path):

@@ -81,13 +81,7 @@ class MongoDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
             client_args: Extra ``MongoClient`` keyword arguments.
             metadata: Free-form metadata (kedro-viz layer, preview args).
         """
-        uri = (credentials or {}).get("uri")
-        if not uri:
-            raise DatasetError(
-                f"MongoDataset '{database}.{collection}' has no URI: set MONGODB_URI, or put "
-                "'uri' under the dataset's credentials in conf/local/credentials.yml."
-            )
-        self._uri = uri
+        self._uri = (credentials or {}).get("uri") or ""
         self._database = database
         self._collection = collection
         self._key = key
@@ -108,6 +102,13 @@ class MongoDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
         )
 
     def _get_collection(self):
+        if not self._uri:
+            raise DatasetError(
+                f"MongoDataset '{self._database}.{self._collection}' has no URI: set MONGODB_URI, "
+                "or put 'uri' under the dataset's credentials in conf/local/credentials.yml. "
+                "(`kedro run` starts an embedded server when it is unset; for `kedro viz`, "
+                "add --include-hooks to get one.)"
+            )
         if self._client is None:
             self._client = MongoClient(
                 self._uri,
