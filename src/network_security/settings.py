@@ -1,6 +1,7 @@
 """Project settings: https://docs.kedro.org/en/stable/kedro_project_setup/settings.html"""
 
 from kedro.config import OmegaConfigLoader
+from omegaconf.resolvers import oc
 
 from network_security.hooks import EmbeddedMongoHook
 
@@ -13,4 +14,6 @@ CONFIG_LOADER_ARGS = {
     "config_patterns": {
         "mlflow": ["mlflow*", "mlflow*/**"],
     },
+    # conf/base/mlflow.yml reads MLFLOW_TRACKING_URI (with a local default) through oc.env
+    "custom_resolvers": {"oc.env": oc.env},
 }
