@@ -161,7 +161,9 @@ class MongoDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
             raise self._error("read from", exc) from exc
         frame = pd.DataFrame.from_records(documents)
         if "_id" in frame.columns:
-            frame.insert(0, self._key, frame.pop("_id"))
+            ids = frame.pop("_id")
+            if self._key not in frame.columns:  # documents not written by this dataset keep theirs
+                frame.insert(0, self._key, ids)
         return _restore_integers(frame)
 
     def load(self) -> pd.DataFrame:
