@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 
 import pandas as pd
 from kedro.io import AbstractDataset, DatasetError
+from kedro_datasets._typing import TablePreview
 from pymongo import MongoClient
 from pymongo.errors import BulkWriteError, OperationFailure, PyMongoError
 
@@ -247,9 +248,9 @@ class MongoDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
         except PyMongoError as exc:
             raise self._error("check", exc) from exc
 
-    def preview(self, nrows: int = 5) -> dict[str, Any]:
+    def preview(self, nrows: int = 5) -> TablePreview:
         """A few records as a kedro-viz table preview (``{"index", "columns", "data"}``)."""
-        return self._find(limit=nrows).to_dict(orient="split")
+        return TablePreview(self._find(limit=nrows).to_dict(orient="split"))
 
 
 def _to_documents(data: pd.DataFrame) -> list[dict[str, Any]]:
