@@ -5,13 +5,38 @@ from __future__ import annotations
 from kedro.framework.project import find_pipelines
 from kedro.pipeline import Pipeline
 
+from network_security.pipelines import (
+    feature_engineering,
+    inference,
+    ingestion,
+    training,
+    validation,
+)
+
 
 def register_pipelines() -> dict[str, Pipeline]:
     """Register the project's pipelines.
 
     Each package under ``pipelines/`` is one pipeline: ingestion, validation,
-    feature_engineering, training, inference. ``__default__`` runs them in order.
+    feature_engineering, training, inference.
+
+    - ``training`` is validation + feature_engineering + model training: from the records in
+      MongoDB to a registered, evaluated model (and a new champion when it earns it).
+    - ``__default__`` is ingestion, then training, then inference on the demo batch.
+
+    Both are kedro-mlflow ``PipelineML`` objects, so each run also logs the inference pipeline
+    as one MLflow model. They are composed with ``+`` first and wrapped once: adding to a
+    ``PipelineML`` (or ``sum()`` over pipelines that include one) returns a plain ``Pipeline``
+    without that behaviour. Their parts come from each package's ``create_pipeline()`` rather
+    than from ``find_pipelines``, which (Kedro 1.7) only discovers the pipelines named on the
+    command line.
     """
     pipelines = find_pipelines(raise_errors=True)
-    pipelines["__default__"] = sum(pipelines.values(), Pipeline([]))
+    data_preparation = validation.create_pipeline() + feature_engineering.create_pipeline()
+    model_training = training.create_pipeline()
+    scoring = inference.create_pipeline()
+    pipelines["training"] = training.log_inference_model(data_preparation + model_training, scoring)
+    pipelines["__default__"] = training.log_inference_model(
+        ingestion.create_pipeline() + data_preparation + model_training + scoring, scoring
+    )
     return pipelines

@@ -1,0 +1,206 @@
+"""Benchmark: latency of ``POST /predict`` over loopback HTTP, 1 row and 1,000 rows.
+
+Starts ``network-security serve`` (uvicorn) on a free loopback port as a child process, sends
+``--requests`` sequential requests per case over one keep-alive connection after a warm-up, and
+prints p50 / p99 / mean latency per case; stops the server by its handle at the end.
+
+Cases: JSON records (``{"records": [...]}``), and a CSV upload answered as JSON
+(``Accept: application/json``) and as the HTML table, each with 1 row and with 1,000 rows of
+the real data set (read from its path, never copied).
+
+Usage::
+
+    python benchmarks/bench_service.py                    # 200 requests per case
+    python benchmarks/bench_service.py --requests 500 --model data/06_models/champion.pkl
+
+The model: ``--model`` if given, else the project's ``data/06_models/champion.pkl`` if it exists,
+else a random forest (100 trees) fitted on the real data set at ``../shared/data``, saved in a
+temporary directory.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pandas as pd
+import yaml
+
+PROJECT = Path(__file__).resolve().parents[1]
+REAL_DATA = PROJECT.parent / "shared" / "data" / "phishing_websites.csv"
+
+logger = logging.getLogger("bench_service")
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def fit_model(data: pd.DataFrame, schema: dict, path: Path) -> None:
+    """A random forest champion on the real data set, pickled like the training pipeline does."""
+    from kedro_datasets.pickle import PickleDataset
+    from sklearn.ensemble import RandomForestClassifier
+
+    from network_security.model import PhishingModel
+
+    features = list(schema["features"])
+    target = schema["target"]["name"]
+    estimator = RandomForestClassifier(n_estimators=100, random_state=0, n_jobs=1)
+    estimator.fit(data[features], data[target])
+    model = PhishingModel(
+        estimator=estimator,
+        feature_columns=features,
+        version="bench-random-forest",
+        trained_at=datetime.now(UTC).isoformat(timespec="seconds"),
+    )
+    PickleDataset(filepath=str(path)).save(model)
+
+
+def start_server(model_path: Path, log_path: Path) -> tuple[subprocess.Popen, str]:
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NETWORK_SECURITY_")}
+    env.update(
+        {
+            "NETWORK_SECURITY_PROJECT_PATH": str(PROJECT),
+            "NETWORK_SECURITY_MODEL_PATH": str(model_path),
+            "PYTHONPATH": os.pathsep.join(
+                p for p in (str(PROJECT / "src"), env.get("PYTHONPATH")) if p
+            ),
+            "OMP_NUM_THREADS": env.get("OMP_NUM_THREADS", "1"),
+        }
+    )
+    command = [
+        sys.executable, "-m", "network_security", "serve",
+        "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning",
+    ]  # fmt: skip
+    log = log_path.open("wb")
+    process = subprocess.Popen(  # noqa: S603 - fixed command
+        command, env=env, cwd=PROJECT, stdout=log, stderr=subprocess.STDOUT
+    )
+    log.close()
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"the service exited on start; see {log_path}")
+        try:
+            if httpx.get(f"{url}/health", timeout=2).json().get("model_loaded"):
+                return process, url
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    process.terminate()
+    raise RuntimeError(f"the service did not start within 60 s; see {log_path}")
+
+
+def stop_server(process: subprocess.Popen) -> None:
+    process.terminate()
+    try:
+        process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=10)
+
+
+def measure(client: httpx.Client, send, expected_rows: int, requests: int, warmup: int) -> list:
+    """Latencies in milliseconds of ``requests`` calls of ``send`` (after ``warmup`` calls)."""
+    latencies = []
+    for i in range(warmup + requests):
+        started = time.perf_counter()
+        response = send(client)
+        elapsed = (time.perf_counter() - started) * 1000
+        if response.status_code != 200:
+            raise RuntimeError(f"HTTP {response.status_code}: {response.text[:300]}")
+        if i == 0 and response.headers["content-type"].startswith("application/json"):
+            assert len(response.json()["predictions"]) == expected_rows
+        if i >= warmup:
+            latencies.append(elapsed)
+    return latencies
+
+
+def percentile(values: list[float], q: float) -> float:
+    return float(np.percentile(np.asarray(values), q))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--requests", type=int, default=200, help="requests per case")
+    parser.add_argument("--warmup", type=int, default=10, help="unmeasured requests per case")
+    parser.add_argument("--model", type=Path, help="a pickled PhishingModel (default: see doc)")
+    parser.add_argument("--data", type=Path, default=REAL_DATA, help="the real data set")
+    options = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+
+    sys.path.insert(0, str(PROJECT / "src"))
+    schema = yaml.safe_load((PROJECT / "conf/base/parameters.yml").read_text())["schema"]
+    features = list(schema["features"])
+    data = pd.read_csv(options.data)
+    with tempfile.TemporaryDirectory(prefix="bench-service-") as tmp:
+        tmp_path = Path(tmp)
+        model_path = options.model or PROJECT / "data/06_models/champion.pkl"
+        if not model_path.is_file():
+            model_path = tmp_path / "champion.pkl"
+            logger.info(
+                "No champion found: fitting a random forest (100 trees) on %s", options.data
+            )
+            fit_model(data, schema, model_path)
+        process, url = start_server(model_path, tmp_path / "service.log")
+        try:
+            with httpx.Client(base_url=url, timeout=60) as client:
+                info = client.get("/model").json()
+                logger.info("Server %s, model %s (%s)", url, info["version"], info["estimator"])
+                results = []
+                for rows in (1, 1000):
+                    sample = data.sample(rows, random_state=rows)[features]
+                    records = json.loads(sample.to_json(orient="records"))
+                    body = json.dumps({"records": records}).encode()
+                    csv = sample.to_csv(index=False).encode()
+                    cases = {
+                        "JSON records -> JSON": lambda c, b=body: c.post(
+                            "/predict", content=b, headers={"Content-Type": "application/json"}
+                        ),
+                        "CSV upload -> JSON": lambda c, f=csv: c.post(
+                            "/predict",
+                            files={"file": ("batch.csv", f, "text/csv")},
+                            headers={"Accept": "application/json"},
+                        ),
+                        "CSV upload -> HTML": lambda c, f=csv: c.post(
+                            "/predict", files={"file": ("batch.csv", f, "text/csv")}
+                        ),
+                    }
+                    for name, send in cases.items():
+                        logger.info("%s, %d row(s): %d requests", name, rows, options.requests)
+                        latencies = measure(client, send, rows, options.requests, options.warmup)
+                        results.append((name, rows, latencies))
+        finally:
+            stop_server(process)
+
+    print(f"\nPOST /predict latency over loopback, {options.requests} sequential requests per "
+          f"case after {options.warmup} warm-up; model {info['version']} ({info['estimator']}); "
+          f"{os.cpu_count()} CPU(s)")  # fmt: skip
+    print(f"{'case':<22} {'rows':>5} {'p50 ms':>8} {'p99 ms':>8} {'mean ms':>8} {'rows/s':>9}")
+    for name, rows, latencies in results:
+        mean = statistics.fmean(latencies)
+        print(
+            f"{name:<22} {rows:>5} {percentile(latencies, 50):>8.1f} "
+            f"{percentile(latencies, 99):>8.1f} {mean:>8.1f} {rows / mean * 1000:>9.0f}"
+        )
+
+
+if __name__ == "__main__":
+    main()

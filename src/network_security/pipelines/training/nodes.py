@@ -1,0 +1,602 @@
+"""Nodes of the training pipeline: pure functions from the model inputs to a registered champion.
+
+model selection   search_candidates -> select_best_candidate -> choose_threshold
+                  -> fit_phishing_model
+evaluation        evaluate_model, plot_confusion_matrix, plot_roc_curve,
+                  compute_feature_importances -> plot_feature_importances,
+                  build_model_selection_report, collect_mlflow_metrics
+registry          apply_quality_gate, build_input_example, package_model_for_registry,
+                  decide_promotion -> select_champion, select_drift_reference
+
+All I/O (parquet, pickles, MLflow runs and registry, charts) goes through the catalog; see the
+``# ---- training`` section of conf/base/catalog.yml.
+"""
+
+from __future__ import annotations
+
+import logging
+from copy import copy
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+from sklearn.inspection import permutation_importance
+from threadpoolctl import threadpool_limits
+
+from network_security.model import PhishingModel
+from network_security.pipelines.training.evaluation import (
+    METRIC_NAMES,
+    classification_metrics,
+    confusion_matrix_figure,
+    feature_importance_figure,
+    importance_frame,
+    roc_curve_figure,
+    threshold_objective,
+)
+from network_security.pipelines.training.search import (
+    CLASSIFIER_STEP,
+    build_ensemble,
+    build_model_pipeline,
+    configure_models,
+    cross_validate_configurations,
+    expand_search_space,
+    grouped_folds,
+    score_ensembles,
+)
+from network_security.schema import (
+    Schema,
+    allowed_values,
+    feature_columns,
+    target_column,
+)
+
+logger = logging.getLogger(__name__)
+
+Params = dict[str, Any]
+
+
+def _labels(schema: Schema) -> tuple[int, int]:
+    """(phishing, legitimate) label values from the schema."""
+    return int(schema["target"]["phishing"]), int(schema["target"]["legitimate"])
+
+
+def _check_frame(frame: pd.DataFrame, schema: Schema, name: str) -> None:
+    """Raise if ``frame`` lacks a schema column or is empty, naming the dataset and column."""
+    missing = [c for c in [*feature_columns(schema), target_column(schema)] if c not in frame]
+    if missing:
+        raise KeyError(
+            f"'{name}' lacks column(s) {missing}; it must hold the schema's features and "
+            f"'{target_column(schema)}'. Run the feature_engineering pipeline first."
+        )
+    if frame.empty:
+        raise ValueError(
+            f"'{name}' is empty: nothing to train or evaluate on. Ingest records and run the "
+            "feature_engineering pipeline first."
+        )
+
+
+def search_candidates(
+    model_input_train: pd.DataFrame, schema: Schema, training: Params
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Grouped cross-validation of every candidate configuration on the training split.
+
+    Folds come from ``StratifiedGroupKFold`` with one group per distinct feature vector, so no
+    vector is in both the training and the validation rows of a fold.
+
+    Returns:
+        ``(cv_results, oof_probabilities)``: one row per configuration with the mean and
+        standard deviation of its fold accuracies and ROC-AUCs; and the out-of-fold
+        P(phishing) of every configuration (one column per ``config_id``).
+    """
+    _check_frame(model_input_train, schema, "model_input_train")
+    features = feature_columns(schema)
+    phishing, _ = _labels(schema)
+    labels = model_input_train[target_column(schema)].to_numpy()
+    cv = training.get("cv", {})
+    seed = int(training.get("random_state", 42))
+    threads = int(training.get("threads_per_fit", 1))
+    configurations = expand_search_space(training["candidates"])
+    models = configure_models(
+        configurations,
+        training["candidates"],
+        features,
+        seed,
+        bool(training.get("engineered_features", True)),
+    )
+    folds = grouped_folds(
+        model_input_train,
+        labels,
+        features,
+        int(cv.get("n_splits", 5)),
+        int(cv.get("random_state", seed)),
+    )
+    ensembles = dict(training.get("ensembles") or {})
+    clashes = sorted(set(ensembles) & set(training["candidates"]))
+    if clashes:
+        raise ValueError(
+            f"training.ensembles {clashes} reuse candidate names; give ensembles their own names."
+        )
+    started = datetime.now(UTC)
+    results, oof = cross_validate_configurations(
+        configurations,
+        models,
+        model_input_train[features],
+        labels,
+        folds,
+        phishing,
+        int(training.get("n_jobs", 2)),
+        threads,
+    )
+    results, oof = score_ensembles(
+        results,
+        oof,
+        ensembles,
+        model_input_train[features],
+        labels,
+        folds,
+        phishing,
+        _selection_metric(training),
+    )
+    logger.info(
+        "Cross-validated %d configuration(s) of %d candidate(s) on %d folds in %.1f s:\n%s",
+        len(configurations),
+        results["candidate"].nunique(),
+        len(folds),
+        (datetime.now(UTC) - started).total_seconds(),
+        results[["config_id", "cv_accuracy", "cv_roc_auc"]].to_string(index=False),
+    )
+    return results, oof
+
+
+def _selection_metric(training: Params) -> str:
+    metric = str(training.get("selection_metric", "roc_auc"))
+    if metric not in ("roc_auc", "accuracy"):
+        raise ValueError(
+            f"training.selection_metric must be 'roc_auc' or 'accuracy', got {metric!r}; fix "
+            "conf/base/parameters_training.yml."
+        )
+    return metric
+
+
+def select_best_candidate(cv_results: pd.DataFrame, training: Params) -> dict[str, Any]:
+    """The configuration with the best mean CV score (``selection_metric``; ties: the other).
+
+    Returns:
+        ``config_id``, ``candidate``, ``params`` and the CV scores of the winner.
+    """
+    metric = _selection_metric(training)
+    other = "accuracy" if metric == "roc_auc" else "roc_auc"
+    ranked = cv_results.sort_values(
+        [f"cv_{metric}", f"cv_{other}", "config_id"], ascending=[False, False, True]
+    )
+    best = ranked.iloc[0]
+    logger.info(
+        "Selected %s %s: grouped-CV accuracy %.4f, ROC-AUC %.4f.",
+        best["candidate"],
+        best["params"],
+        best["cv_accuracy"],
+        best["cv_roc_auc"],
+    )
+    return {
+        "config_id": str(best["config_id"]),
+        "candidate": str(best["candidate"]),
+        "params": dict(best["params"]),
+        "selection_metric": metric,
+        **{
+            key: float(best[key])
+            for key in (
+                "cv_accuracy",
+                "cv_accuracy_std",
+                "cv_roc_auc",
+                "cv_roc_auc_std",
+                "oof_accuracy",
+                "oof_roc_auc",
+                "oof_accuracy_distinct",
+                "oof_roc_auc_distinct",
+            )
+        },
+    }
+
+
+def choose_threshold(
+    oof_probabilities: pd.DataFrame,
+    model_input_train: pd.DataFrame,
+    best_candidate: dict[str, Any],
+    schema: Schema,
+    training: Params,
+) -> dict[str, Any]:
+    """The decision threshold on P(phishing), chosen on the winner's out-of-fold predictions.
+
+    Every threshold of the grid is scored by ``threshold.objective`` (F1 of the phishing class,
+    or accuracy). The best one replaces 0.5 only if it beats 0.5 by at least ``min_gain``;
+    among equally good thresholds the one closest to 0.5 is kept.
+    """
+    settings = training.get("threshold", {})
+    phishing, _ = _labels(schema)
+    labels = model_input_train[target_column(schema)].to_numpy()
+    probability = oof_probabilities[best_candidate["config_id"]].to_numpy()
+    objective = str(settings.get("objective", "f1"))
+    grid = np.round(
+        np.arange(
+            float(settings.get("min", 0.2)),
+            float(settings.get("max", 0.8)) + 1e-9,
+            float(settings.get("step", 0.01)),
+        ),
+        6,
+    )
+    at_default = threshold_objective(labels, probability, 0.5, phishing, objective)
+    values = np.array(
+        [threshold_objective(labels, probability, t, phishing, objective) for t in grid]
+    )
+    best_value = values.max() if len(values) else at_default
+    ties = grid[values >= best_value - 1e-12]
+    candidate = float(ties[np.argmin(np.abs(ties - 0.5))]) if len(ties) else 0.5
+    gain = float(best_value - at_default)
+    threshold = candidate if gain >= float(settings.get("min_gain", 0.001)) else 0.5
+    choice = {
+        "threshold": threshold,
+        "objective": objective,
+        "objective_at_0.5": float(at_default),
+        "objective_at_threshold": float(
+            threshold_objective(labels, probability, threshold, phishing, objective)
+        ),
+        "cv_metrics_at_0.5": classification_metrics(labels, probability, 0.5, phishing),
+        "cv_metrics_at_threshold": classification_metrics(labels, probability, threshold, phishing),
+    }
+    logger.info(
+        "Decision threshold %.2f on P(phishing) (out-of-fold %s %.4f; %.4f at 0.5).",
+        threshold,
+        objective,
+        choice["objective_at_threshold"],
+        at_default,
+    )
+    return choice
+
+
+def fit_phishing_model(
+    model_input_train: pd.DataFrame,
+    best_candidate: dict[str, Any],
+    threshold_choice: dict[str, Any],
+    schema: Schema,
+    training: Params,
+) -> PhishingModel:
+    """Refit the selected configuration on the whole training split, as a ``PhishingModel``."""
+    _check_frame(model_input_train, schema, "model_input_train")
+    features = feature_columns(schema)
+    phishing, legitimate = _labels(schema)
+    threads = int(training.get("threads_per_fit", 1))
+    seed = int(training.get("random_state", 42))
+    engineered = bool(training.get("engineered_features", True))
+    name = best_candidate["candidate"]
+    if name in (training.get("ensembles") or {}):
+        estimator = build_ensemble(
+            best_candidate["params"], training["candidates"], features, seed, engineered
+        )
+    else:
+        estimator = build_model_pipeline(
+            training["candidates"][name], features, seed, engineered
+        ).set_params(**{f"{CLASSIFIER_STEP}__{k}": v for k, v in best_candidate["params"].items()})
+    with threadpool_limits(limits=threads):
+        estimator.fit(model_input_train[features], model_input_train[target_column(schema)])
+    if sorted(estimator.classes_) != sorted([phishing, legitimate]):
+        raise ValueError(
+            f"The training split has labels {list(estimator.classes_)}, expected both "
+            f"{[phishing, legitimate]}; check '{target_column(schema)}' in model_input_train."
+        )
+    return PhishingModel(
+        estimator=estimator,
+        feature_columns=features,
+        phishing_label=phishing,
+        legitimate_label=legitimate,
+        threshold=float(threshold_choice["threshold"]),
+        trained_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        metrics={
+            "cv_accuracy": best_candidate["cv_accuracy"],
+            "cv_roc_auc": best_candidate["cv_roc_auc"],
+        },
+        params={
+            "candidate": best_candidate["candidate"],
+            "hyperparameters": dict(best_candidate["params"]),
+            "threshold_objective": threshold_choice["objective"],
+            "training_rows": len(model_input_train),
+        },
+    )
+
+
+def _test_probability(
+    model: PhishingModel, model_input_test: pd.DataFrame, schema: Schema
+) -> tuple[np.ndarray, np.ndarray]:
+    _check_frame(model_input_test, schema, "model_input_test")
+    labels = model_input_test[target_column(schema)].to_numpy()
+    return labels, model.phishing_probability(model_input_test)
+
+
+def evaluate_model(
+    fitted_model: PhishingModel, model_input_test: pd.DataFrame, schema: Schema
+) -> dict[str, float]:
+    """Accuracy, precision, recall, F1 and ROC-AUC on the test split (phishing positive)."""
+    labels, probability = _test_probability(fitted_model, model_input_test, schema)
+    metrics = classification_metrics(
+        labels, probability, fitted_model.threshold, fitted_model.phishing_label
+    )
+    logger.info(
+        "Test split (%d rows, no feature vector shared with training): %s",
+        len(labels),
+        ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()),
+    )
+    return metrics
+
+
+def plot_confusion_matrix(
+    fitted_model: PhishingModel, model_input_test: pd.DataFrame, schema: Schema
+) -> go.Figure:
+    """Confusion matrix of the test split at the model's threshold."""
+    labels, _ = _test_probability(fitted_model, model_input_test, schema)
+    return confusion_matrix_figure(
+        labels,
+        fitted_model.predict(model_input_test),
+        fitted_model.phishing_label,
+        fitted_model.legitimate_label,
+        f"Confusion matrix, test split (threshold {fitted_model.threshold:.2f})",
+    )
+
+
+def plot_roc_curve(
+    fitted_model: PhishingModel, model_input_test: pd.DataFrame, schema: Schema
+) -> go.Figure:
+    """ROC curve of P(phishing) on the test split, with the model's operating point."""
+    labels, probability = _test_probability(fitted_model, model_input_test, schema)
+    return roc_curve_figure(
+        labels,
+        probability,
+        fitted_model.threshold,
+        fitted_model.phishing_label,
+        "ROC curve, test split (phishing = positive class)",
+    )
+
+
+def compute_feature_importances(
+    fitted_model: PhishingModel, model_input_test: pd.DataFrame, schema: Schema, training: Params
+) -> pd.DataFrame:
+    """Permutation importance of each schema feature: the drop in test ROC-AUC when shuffled.
+
+    Model-agnostic (it also covers ensembles and the engineered counts, which move with the
+    features they count), and measured on rows the model never saw.
+    """
+    labels, _ = _test_probability(fitted_model, model_input_test, schema)
+    settings = training.get("feature_importance", {})
+    threads = int(training.get("threads_per_fit", 1))
+    with threadpool_limits(limits=threads):
+        result = permutation_importance(
+            fitted_model.estimator,
+            model_input_test[fitted_model.feature_columns],
+            labels,
+            scoring="roc_auc",
+            n_repeats=int(settings.get("n_repeats", 3)),
+            random_state=int(training.get("random_state", 42)),
+            n_jobs=1,
+        )
+    return importance_frame(
+        fitted_model.feature_columns, result.importances_mean, result.importances_std
+    )
+
+
+def plot_feature_importances(feature_importances: pd.DataFrame) -> go.Figure:
+    """Bar chart of the permutation importances."""
+    return feature_importance_figure(
+        feature_importances, "Feature importance (permutation, test split)"
+    )
+
+
+def build_model_selection_report(
+    cv_results: pd.DataFrame, best_candidate: dict[str, Any], threshold_choice: dict[str, Any]
+) -> dict[str, Any]:
+    """The selection as JSON: every configuration's CV scores, the winner and its threshold."""
+    table = cv_results.sort_values("cv_roc_auc", ascending=False)
+    return {
+        "cross_validation": "StratifiedGroupKFold, groups = distinct feature vectors",
+        "selected": best_candidate,
+        "threshold": threshold_choice,
+        "configurations": [
+            {k: (v if k == "params" else _jsonable(v)) for k, v in row.items()}
+            for row in table.to_dict(orient="records")
+        ],
+    }
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def collect_mlflow_metrics(
+    test_metrics: dict[str, float],
+    best_candidate: dict[str, Any],
+    threshold_choice: dict[str, Any],
+    cv_results: pd.DataFrame,
+    quality_gate: dict[str, Any],
+) -> dict[str, dict[str, float]]:
+    """Every metric of the run in kedro-mlflow's format (``{name: {"value": v, "step": 0}}``).
+
+    ``test_<metric>`` on the test split; ``cv_<metric>`` of the selected configuration;
+    ``cv_<metric>.<candidate>`` of each candidate's best configuration.
+    """
+    metrics: dict[str, float] = {f"test_{k}": v for k, v in test_metrics.items()}
+    for key in (
+        "cv_accuracy",
+        "cv_accuracy_std",
+        "cv_roc_auc",
+        "cv_roc_auc_std",
+        "oof_accuracy_distinct",
+        "oof_roc_auc_distinct",
+    ):
+        metrics[key if key.startswith("cv_") else f"cv_{key}"] = best_candidate[key]
+    metrics["decision_threshold"] = threshold_choice["threshold"]
+    for key, value in threshold_choice["cv_metrics_at_threshold"].items():
+        metrics[f"cv_oof_{key}_at_threshold"] = value
+    best_per_candidate = cv_results.sort_values("cv_roc_auc", ascending=False).drop_duplicates(
+        "candidate"
+    )
+    for row in best_per_candidate.itertuples():
+        metrics[f"cv_roc_auc.{row.candidate}"] = row.cv_roc_auc
+        metrics[f"cv_accuracy.{row.candidate}"] = row.cv_accuracy
+    metrics["quality_gate_passed"] = 1.0 if quality_gate["passed"] else 0.0
+    return {
+        name: {"value": float(value), "step": 0}
+        for name, value in metrics.items()
+        if value is not None and np.isfinite(value)
+    }
+
+
+def apply_quality_gate(test_metrics: dict[str, float], training: Params) -> dict[str, Any]:
+    """Check the test metrics against ``quality_gate.min_<metric>``; the verdict and checks."""
+    thresholds = dict(training.get("quality_gate", {}))
+    checks = []
+    for key, minimum in thresholds.items():
+        metric = key.removeprefix("min_")
+        if not key.startswith("min_") or metric not in METRIC_NAMES:
+            raise ValueError(
+                f"training.quality_gate.{key} is not a gate: use min_<metric> with a metric in "
+                f"{list(METRIC_NAMES)}."
+            )
+        value = float(test_metrics[metric])
+        checks.append(
+            {
+                "metric": f"test_{metric}",
+                "value": value,
+                "minimum": float(minimum),
+                "passed": bool(value >= float(minimum)),
+            }
+        )
+    passed = all(check["passed"] for check in checks)
+    failures = [
+        f"{c['metric']} {c['value']:.4f} < {c['minimum']:.4f}" for c in checks if not c["passed"]
+    ]
+    if passed:
+        logger.info("Quality gate passed: %s", ", ".join(c["metric"] for c in checks))
+    else:
+        logger.warning(
+            "Quality gate FAILED (%s): the model is logged and registered but not promoted.",
+            "; ".join(failures),
+        )
+    return {"passed": passed, "checks": checks, "failures": failures}
+
+
+def build_input_example(schema: Schema) -> pd.DataFrame:
+    """A small features frame built from the schema (no data rows): each feature's lowest,
+    middle and highest allowed value. It gives the MLflow models their signature and example.
+    """
+    values = allowed_values(schema)
+    rows = {
+        name: [min(allowed), sorted(allowed)[len(allowed) // 2], max(allowed)]
+        for name, allowed in values.items()
+    }
+    return pd.DataFrame(rows, columns=feature_columns(schema)).astype("int64")
+
+
+def package_model_for_registry(
+    fitted_model: PhishingModel,
+    test_metrics: dict[str, float],
+    quality_gate: dict[str, Any],
+    model_input_example: pd.DataFrame,
+) -> dict[str, Any]:
+    """The model with its test metrics, its input example and the registry version tags."""
+    model = copy(fitted_model)
+    model.metrics = {**fitted_model.metrics, **{f"test_{k}": v for k, v in test_metrics.items()}}
+    tags = {
+        "candidate": model.params.get("candidate", ""),
+        "decision_threshold": f"{model.threshold:.4f}",
+        "quality_gate": "passed" if quality_gate["passed"] else "failed",
+        "trained_at": model.trained_at,
+        **{name: f"{value:.6f}" for name, value in model.metrics.items()},
+    }
+    return {"model": model, "input_example": model_input_example, "tags": tags}
+
+
+def decide_promotion(
+    test_metrics: dict[str, float],
+    quality_gate: dict[str, Any],
+    current_champion: PhishingModel | None,
+    model_input_test: pd.DataFrame,
+    schema: Schema,
+    training: Params,
+) -> dict[str, Any]:
+    """Promote the new model only if it passed the gate and beats the champion on this test split.
+
+    The current champion is scored on the same test split; the new model must exceed its
+    ``promotion.metric`` by more than ``promotion.min_improvement``.
+    """
+    settings = training.get("promotion", {})
+    metric = str(settings.get("metric", "roc_auc"))
+    if metric not in METRIC_NAMES:
+        raise ValueError(f"training.promotion.metric must be one of {list(METRIC_NAMES)}.")
+    min_improvement = float(settings.get("min_improvement", 0.0))
+    decision: dict[str, Any] = {
+        "promote": False,
+        "metric": f"test_{metric}",
+        "candidate_value": float(test_metrics[metric]),
+        "champion_version": None,
+        "champion_value": None,
+        "quality_gate_passed": bool(quality_gate["passed"]),
+    }
+    if not quality_gate["passed"]:
+        decision["reason"] = "quality gate failed: " + "; ".join(quality_gate["failures"])
+    elif current_champion is None:
+        decision.update(promote=True, reason="no champion yet")
+    else:
+        decision["champion_version"] = str(current_champion.version)
+        missing = [c for c in current_champion.feature_columns if c not in model_input_test]
+        if missing:
+            decision.update(
+                promote=True,
+                reason=f"the champion needs column(s) {missing} absent from the test split",
+            )
+        else:
+            labels, probability = _test_probability(current_champion, model_input_test, schema)
+            champion_metrics = classification_metrics(
+                labels, probability, current_champion.threshold, current_champion.phishing_label
+            )
+            decision["champion_metrics"] = champion_metrics
+            decision["champion_value"] = champion_metrics[metric]
+            beats = decision["candidate_value"] > champion_metrics[metric] + min_improvement
+            comparison = (
+                f"test {metric} {decision['candidate_value']:.4f} vs champion version "
+                f"{current_champion.version} {champion_metrics[metric]:.4f} on the same test split"
+            )
+            decision.update(
+                promote=bool(beats),
+                reason=("beats the champion: " if beats else "does not beat the champion: ")
+                + comparison,
+            )
+    log = logger.info if decision["promote"] else logger.warning
+    log("Promotion: %s (%s).", "yes" if decision["promote"] else "no", decision["reason"])
+    return decision
+
+
+def select_champion(
+    candidate_model: PhishingModel, promotion_decision: dict[str, Any]
+) -> dict[str, Any]:
+    """The champion update: the registered model, and whether it becomes the champion."""
+    return {
+        "promote": bool(promotion_decision["promote"]),
+        "model": candidate_model,
+        "reason": promotion_decision["reason"],
+    }
+
+
+def select_drift_reference(
+    training_drift_reference: dict[str, Any],
+    drift_reference_in_use: dict[str, Any] | None,
+    promotion_decision: dict[str, Any],
+) -> dict[str, Any]:
+    """The reference validation compares later records against: that of the model in use.
+
+    A promoted model's training split becomes the reference; otherwise the current reference
+    is kept (the champion did not change).
+    """
+    if promotion_decision["promote"] or drift_reference_in_use is None:
+        return training_drift_reference
+    return drift_reference_in_use

@@ -1,0 +1,215 @@
+"""Training pipeline: model inputs -> selected, evaluated, registered model -> champion.
+
+``create_pipeline()`` holds the model-training nodes only (inputs ``model_input_train`` and
+``model_input_test``). The project's ``training`` and ``__default__`` pipelines wrap the full
+composition in ``log_inference_model(...)``, kedro-mlflow's ``pipeline_ml_factory``: after a
+successful run, the inference pipeline is logged into the run as one MLflow model
+(``runs:/<run id>/inference_pipeline``) that scores a features DataFrame with this run's model.
+Build such compositions with ``+`` first and wrap them once: adding to a ``PipelineML`` (or
+``sum()`` over pipelines that include one) silently turns it back into a plain ``Pipeline``.
+"""
+
+from __future__ import annotations
+
+from kedro.pipeline import Pipeline, node
+from kedro_mlflow.pipeline import pipeline_ml_factory
+from kedro_mlflow.pipeline.pipeline_ml import PipelineML
+
+from network_security.mlflow_models import pip_requirements
+from network_security.pipelines.training.nodes import (
+    apply_quality_gate,
+    build_input_example,
+    build_model_selection_report,
+    choose_threshold,
+    collect_mlflow_metrics,
+    compute_feature_importances,
+    decide_promotion,
+    evaluate_model,
+    fit_phishing_model,
+    package_model_for_registry,
+    plot_confusion_matrix,
+    plot_feature_importances,
+    plot_roc_curve,
+    search_candidates,
+    select_best_candidate,
+    select_champion,
+    select_drift_reference,
+)
+from network_security.pipelines.validation.nodes import build_drift_reference
+
+INFERENCE_MODEL_NAME = "inference_pipeline"
+"""Name of the logged inference pipeline model in each run: ``runs:/<run id>/<this>``."""
+
+INFERENCE_MODEL_INPUT = "model_input_example"
+"""The features DataFrame the logged inference pipeline scores (its example is persisted)."""
+
+
+def create_pipeline(**kwargs) -> Pipeline:
+    """The model-training nodes (inputs ``model_input_train``/``model_input_test``)."""
+    return Pipeline(
+        [
+            node(
+                search_candidates,
+                inputs=["model_input_train", "params:schema", "params:training"],
+                outputs=["cv_results", "oof_probabilities"],
+                name="search_candidates",
+            ),
+            node(
+                select_best_candidate,
+                inputs=["cv_results", "params:training"],
+                outputs="best_candidate",
+                name="select_best_candidate",
+            ),
+            node(
+                choose_threshold,
+                inputs=[
+                    "oof_probabilities",
+                    "model_input_train",
+                    "best_candidate",
+                    "params:schema",
+                    "params:training",
+                ],
+                outputs="threshold_choice",
+                name="choose_threshold",
+            ),
+            node(
+                fit_phishing_model,
+                inputs=[
+                    "model_input_train",
+                    "best_candidate",
+                    "threshold_choice",
+                    "params:schema",
+                    "params:training",
+                ],
+                outputs="fitted_model",
+                name="fit_phishing_model",
+            ),
+            node(
+                evaluate_model,
+                inputs=["fitted_model", "model_input_test", "params:schema"],
+                outputs="test_metrics",
+                name="evaluate_model",
+            ),
+            node(
+                plot_confusion_matrix,
+                inputs=["fitted_model", "model_input_test", "params:schema"],
+                outputs="confusion_matrix_chart",
+                name="plot_confusion_matrix",
+            ),
+            node(
+                plot_roc_curve,
+                inputs=["fitted_model", "model_input_test", "params:schema"],
+                outputs="roc_curve_chart",
+                name="plot_roc_curve",
+            ),
+            node(
+                compute_feature_importances,
+                inputs=["fitted_model", "model_input_test", "params:schema", "params:training"],
+                outputs="feature_importances",
+                name="compute_feature_importances",
+            ),
+            node(
+                plot_feature_importances,
+                inputs="feature_importances",
+                outputs="feature_importance_chart",
+                name="plot_feature_importances",
+            ),
+            node(
+                build_model_selection_report,
+                inputs=["cv_results", "best_candidate", "threshold_choice"],
+                outputs="model_selection_report",
+                name="build_model_selection_report",
+            ),
+            node(
+                apply_quality_gate,
+                inputs=["test_metrics", "params:training"],
+                outputs="quality_gate",
+                name="apply_quality_gate",
+            ),
+            node(
+                collect_mlflow_metrics,
+                inputs=[
+                    "test_metrics",
+                    "best_candidate",
+                    "threshold_choice",
+                    "cv_results",
+                    "quality_gate",
+                ],
+                outputs="training_metrics",
+                name="collect_mlflow_metrics",
+            ),
+            node(
+                build_input_example,
+                inputs="params:schema",
+                outputs=INFERENCE_MODEL_INPUT,
+                name="build_input_example",
+            ),
+            node(
+                package_model_for_registry,
+                inputs=["fitted_model", "test_metrics", "quality_gate", INFERENCE_MODEL_INPUT],
+                outputs="candidate_model",
+                name="register_model",
+            ),
+            node(
+                decide_promotion,
+                inputs=[
+                    "test_metrics",
+                    "quality_gate",
+                    "current_champion",
+                    "model_input_test",
+                    "params:schema",
+                    "params:training",
+                ],
+                outputs="promotion_decision",
+                name="decide_promotion",
+            ),
+            node(
+                select_champion,
+                inputs=["candidate_model", "promotion_decision"],
+                outputs="champion_model",
+                name="select_champion",
+            ),
+            node(
+                build_drift_reference,
+                inputs=["model_input_train", "params:schema"],
+                outputs="training_drift_reference",
+                name="build_training_drift_reference",
+            ),
+            node(
+                select_drift_reference,
+                inputs=[
+                    "training_drift_reference",
+                    "drift_reference_in_use",
+                    "promotion_decision",
+                ],
+                outputs="drift_reference_from_training",
+                name="select_drift_reference",
+            ),
+        ]
+    )
+
+
+def log_inference_model(training: Pipeline, inference: Pipeline) -> PipelineML:
+    """``training`` as a kedro-mlflow ``PipelineML`` that logs ``inference`` as an MLflow model.
+
+    ``inference`` is the project's inference pipeline (``inference_batch`` + ``champion_model``
+    -> ``inference_predictions``). The logged copy reads a features DataFrame instead of the CSV
+    (``model_input_example``, also its signature and example) and this run's registered
+    ``candidate_model`` instead of the champion, so each run's MLflow model is the model it
+    trained. Its single output is ``mlflow_predictions``.
+    """
+    logged_inference = Pipeline(
+        inference,
+        inputs={"inference_batch": INFERENCE_MODEL_INPUT, "champion_model": "candidate_model"},
+        outputs={"inference_predictions": "mlflow_predictions"},
+    )
+    return pipeline_ml_factory(
+        training=training,
+        inference=logged_inference,
+        input_name=INFERENCE_MODEL_INPUT,
+        log_model_kwargs={
+            "name": INFERENCE_MODEL_NAME,
+            "signature": "auto",
+            "pip_requirements": pip_requirements(),
+        },
+    )

@@ -1,0 +1,481 @@
+"""Scoring new sites: the input checks and the one scoring function.
+
+The inference pipeline and the HTTP service both call these functions, so a CSV scored with
+``kedro run --pipeline inference`` and the same rows posted to the service get the same verdicts.
+
+- ``check_inference_frame`` checks a frame of new sites against the schema (features only; the
+  target is not expected) and returns it with the feature columns as int64. Extra columns (a URL,
+  an id) are kept untouched. Problems raise ``InputValidationError`` naming the problem, the
+  column, the data row and the value, with how many rows are affected.
+- ``score_frame`` adds the verdict columns: ``prediction`` (coded like ``Result``), ``label``,
+  ``phishing_probability``, ``risk_level``, ``recommended_action`` and ``model_version``.
+- ``check_chunks`` and ``score_chunks`` apply the same two functions lazily to a stream of chunks
+  (``ChunkStream``), so a large file is scored with bounded memory and gives exactly what the
+  whole file scored at once gives.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Iterable, Iterator, Mapping
+from difflib import get_close_matches
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from kedro.io import DatasetError
+
+from network_security.model import PhishingModel
+from network_security.schema import Schema, allowed_values, feature_columns
+
+logger = logging.getLogger(__name__)
+
+OUTPUT_COLUMNS: tuple[str, ...] = (
+    "prediction",
+    "label",
+    "phishing_probability",
+    "risk_level",
+    "recommended_action",
+    "model_version",
+)
+"""The columns ``score_frame`` adds, in order."""
+
+MISSING_TEXT = frozenset({"", "na", "n/a", "nan", "null", "none", "<na>"})
+"""Cell texts read as a missing value (compared case-insensitively, after stripping)."""
+
+_SHOWN_ROWS = 5
+_INT64 = np.iinfo(np.int64)
+
+
+class InputValidationError(ValueError, DatasetError):
+    """New sites that cannot be scored: names the problem, the column, the row and the value.
+
+    It is a ``ValueError``. It is also a Kedro ``DatasetError``, so that when a lazily read chunk
+    fails while the predictions are written, Kedro's dataset wrapper passes it on without burying
+    the message under a dataset description; the catalog then re-raises it as a ``DatasetError``
+    prefixed with the dataset name, with this error as ``__cause__``.
+
+    Attributes:
+        column: The offending column, or ``None`` for a file-level problem.
+        row: The 1-based data row as in the file (header excluded), or ``None``.
+        value: The offending cell text, or ``None``.
+        problem: A short code: ``missing_column``, ``no_rows``, ``missing_value``,
+            ``not_integer``, ``not_allowed``, ``empty_file``, ``not_text``, ``malformed``,
+            ``reserved_column``.
+        rows_affected: How many rows of the checked frame have this problem (``None`` if n/a).
+        source: The file or request the rows came from.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        column: str | None = None,
+        row: int | None = None,
+        value: str | None = None,
+        problem: str = "invalid",
+        rows_affected: int | None = None,
+        source: str = "input",
+    ) -> None:
+        super().__init__(message)
+        self.column = column
+        self.row = row
+        self.value = value
+        self.problem = problem
+        self.rows_affected = rows_affected
+        self.source = source
+
+
+class ChunkStream:
+    """A lazy stream of DataFrame chunks (the rows of one file, in order).
+
+    Iterating yields the chunks. ``source`` names where the rows come from, for error messages.
+    A stream built from a re-iterable (such as a file reader) can be iterated again; one built
+    from a generator only once. Kedro's ``MemoryDataset`` passes it on without copying.
+    """
+
+    def __init__(self, chunks: Iterable[pd.DataFrame], source: str = "input") -> None:
+        self._chunks = chunks
+        self.source = source
+
+    def __iter__(self) -> Iterator[pd.DataFrame]:
+        return iter(self._chunks)
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> ChunkStream:
+        return self
+
+    def __copy__(self) -> ChunkStream:
+        return self
+
+    def __repr__(self) -> str:
+        return f"ChunkStream(source={self.source!r})"
+
+
+# ------------------------------------------------------------------------------ checks
+
+
+def _rows_text(rows: np.ndarray) -> str:
+    shown = ", ".join(str(int(r)) for r in rows[:_SHOWN_ROWS])
+    return shown + (", ..." if len(rows) > _SHOWN_ROWS else "")
+
+
+def _parse_integer_text(text: str) -> int | None:
+    """The integer a cell text spells (``"1"``, ``" -1 "``, ``"1.0"``), or ``None``."""
+    stripped = text.strip()
+    try:
+        return int(stripped)
+    except ValueError:
+        pass
+    try:
+        number = float(stripped)
+    except ValueError:
+        return None
+    return int(number) if math.isfinite(number) and number.is_integer() else None
+
+
+def _clamp(number: int) -> int:
+    """``number`` within int64 (a huge integer stays out of every domain)."""
+    return max(min(number, _INT64.max), _INT64.min)
+
+
+def _to_integers(values: pd.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Convert one column to int64, whatever its dtype.
+
+    Returns ``(integers, missing, not_integer)``: the converted values (0 where invalid) and
+    the boolean masks of missing cells and of cells that are not integers.
+    """
+    n = len(values)
+    if pd.api.types.is_bool_dtype(values.dtype):
+        return np.zeros(n, np.int64), np.zeros(n, bool), np.ones(n, bool)
+    if pd.api.types.is_integer_dtype(values.dtype):
+        missing = values.isna().to_numpy()
+        integers = values.to_numpy(dtype=np.int64, na_value=0)
+        return integers, missing, np.zeros(n, bool)
+    if pd.api.types.is_float_dtype(values.dtype):
+        numbers = values.to_numpy(dtype=np.float64, na_value=np.nan)
+        missing = np.isnan(numbers)
+        integral = np.isfinite(numbers) & (np.floor(numbers) == numbers)
+        not_integer = ~missing & ~integral
+        integers = np.where(integral, numbers, 0).astype(np.int64)
+        return integers, missing, not_integer
+    # Text or mixed objects: parse each distinct value once.
+    codes, uniques = pd.factorize(values.to_numpy(dtype=object), use_na_sentinel=True)
+    lookup = np.zeros(len(uniques) + 1, np.int64)  # last slot: the NA sentinel (-1)
+    unique_missing = np.zeros(len(uniques) + 1, bool)
+    unique_bad = np.zeros(len(uniques) + 1, bool)
+    unique_missing[-1] = True
+    for i, unique in enumerate(uniques):
+        if isinstance(unique, bool | np.bool_):
+            unique_bad[i] = True
+            continue
+        if isinstance(unique, int | np.integer):
+            lookup[i] = _clamp(int(unique))
+            continue
+        if isinstance(unique, float | np.floating):
+            if math.isnan(unique):
+                unique_missing[i] = True
+            elif math.isfinite(unique) and float(unique).is_integer():
+                lookup[i] = _clamp(int(unique))
+            else:
+                unique_bad[i] = True
+            continue
+        text = str(unique)
+        if text.strip().lower() in MISSING_TEXT:
+            unique_missing[i] = True
+            continue
+        parsed = _parse_integer_text(text)
+        if parsed is None:
+            unique_bad[i] = True
+        else:
+            lookup[i] = _clamp(parsed)
+    return lookup[codes], unique_missing[codes], unique_bad[codes]
+
+
+def _cell_text(frame: pd.DataFrame, column: str, position: int) -> str:
+    value = frame[column].iloc[position]
+    return "" if value is None or (isinstance(value, float) and math.isnan(value)) else str(value)
+
+
+def check_inference_frame(
+    frame: pd.DataFrame,
+    schema: Schema,
+    source: str = "input",
+    row_offset: int = 0,
+) -> pd.DataFrame:
+    """Check new sites against the schema's features and return them typed for scoring.
+
+    Args:
+        frame: The rows to score, one site per row, with the schema's feature columns (any
+            dtype: cells are parsed as integers). Extra columns are kept untouched; a target
+            column (``Result``), if present, is kept as an extra column and not checked.
+        schema: The ``schema`` parameters (conf/base/parameters.yml).
+        source: Where the rows come from (a file path, "request"), for messages.
+        row_offset: How many data rows of the same source precede ``frame`` (for chunks), so
+            reported rows are the 1-based data rows of the file.
+
+    Returns:
+        A new frame with the same columns and index, the feature columns as int64.
+
+    Raises:
+        InputValidationError: For the first problem found (missing feature column, no rows,
+            missing cell, non-integer cell, value outside the allowed set), naming the column,
+            row and value and how many rows have the same problem.
+    """
+    features = feature_columns(schema)
+    allowed = allowed_values(schema)
+    present = [str(c) for c in frame.columns]
+
+    missing_columns = [name for name in features if name not in present]
+    if missing_columns:
+        first = missing_columns[0]
+        lowered = {column.strip().lower(): column for column in present}
+        hints = []
+        for name in missing_columns[:_SHOWN_ROWS]:
+            close = get_close_matches(name.lower(), list(lowered), n=1, cutoff=0.8)
+            if close:
+                hints.append(f"{lowered[close[0]]!r} -> {name!r}")
+        hint = f" Did you mean to rename {', '.join(hints)}?" if hints else ""
+        raise InputValidationError(
+            f"{source}: missing column {first!r}: {len(missing_columns)} of the "
+            f"{len(features)} feature columns the model needs are absent "
+            f"({', '.join(missing_columns[:10])}{', ...' if len(missing_columns) > 10 else ''})."
+            f"{hint} The header has {len(present)} column(s): "
+            f"{', '.join(present[:10])}{', ...' if len(present) > 10 else ''}. Add the missing "
+            "columns (names as in the schema in conf/base/parameters.yml) and run again.",
+            column=first,
+            problem="missing_column",
+            source=source,
+        )
+
+    if len(frame) == 0:
+        raise InputValidationError(
+            f"{source}: no data rows to score (the header has {len(present)} column(s) but no "
+            "row follows it). Add one row per site below the header and run again.",
+            problem="no_rows",
+            rows_affected=0,
+            source=source,
+        )
+
+    converted: dict[str, np.ndarray] = {}
+    problems: list[tuple[str, str, np.ndarray]] = []  # (column, problem, mask)
+    for name in features:
+        integers, missing, not_integer = _to_integers(frame[name])
+        not_allowed = ~missing & ~not_integer & ~np.isin(integers, allowed[name])
+        for problem, mask in (
+            ("missing_value", missing),
+            ("not_integer", not_integer),
+            ("not_allowed", not_allowed),
+        ):
+            if mask.any():
+                problems.append((name, problem, mask))
+        converted[name] = integers
+
+    if problems:
+        _raise_first_problem(frame, problems, allowed, source, row_offset)
+
+    result = frame.copy(deep=False)
+    for name, integers in converted.items():
+        result[name] = pd.Series(integers, index=frame.index, dtype="int64")
+    return result
+
+
+def _raise_first_problem(
+    frame: pd.DataFrame,
+    problems: list[tuple[str, str, np.ndarray]],
+    allowed: dict[str, list[int]],
+    source: str,
+    row_offset: int,
+) -> None:
+    """Raise ``InputValidationError`` for the earliest bad row (ties: schema column order)."""
+    column, problem, mask = min(problems, key=lambda item: int(np.argmax(item[2])))
+    positions = np.flatnonzero(mask)
+    first = int(positions[0])
+    row = row_offset + first + 1
+    rows = positions + row_offset + 1
+    value = _cell_text(frame, column, first)
+    any_bad = np.zeros(len(frame), bool)
+    for _, _, other in problems:
+        any_bad |= other
+    columns_with_problems = sorted({name for name, _, _ in problems})
+    allowed_text = ", ".join(str(v) for v in allowed[column])
+    what = {
+        "missing_value": "is empty (missing value)",
+        "not_integer": f"value {value!r} is not an integer",
+        "not_allowed": f"value {value!r} is not an allowed value",
+    }[problem]
+    scope = f"rows {row_offset + 1}-{row_offset + len(frame)}"
+    raise InputValidationError(
+        f"{source}: column {column!r}, row {row}: {what}; allowed values are {allowed_text}. "
+        f"{len(positions)} row(s) of {scope} have this problem in {column!r} "
+        f"(rows {_rows_text(rows)}); {int(any_bad.sum())} row(s) of {scope} have at least one "
+        f"invalid cell, in {len(columns_with_problems)} column(s) "
+        f"({', '.join(columns_with_problems[:10])}"
+        f"{', ...' if len(columns_with_problems) > 10 else ''}). "
+        "Correct or remove these rows and run again.",
+        column=column,
+        row=row,
+        value=value,
+        problem=problem,
+        rows_affected=len(positions),
+        source=source,
+    )
+
+
+# ------------------------------------------------------------------------------ scoring
+
+
+def _risk_bands(scoring: Mapping[str, Any]) -> tuple[np.ndarray, list[str], list[str]]:
+    """Validate the ``risk_levels`` parameter; return band lower bounds, levels, actions."""
+    bands = scoring.get("risk_levels")
+    if not bands:
+        raise ValueError(
+            "Parameter scoring.risk_levels is empty: list the risk bands in "
+            "conf/base/parameters_inference.yml (level, min_probability, action)."
+        )
+    try:
+        bounds = np.array([float(b["min_probability"]) for b in bands])
+        levels = [str(b["level"]) for b in bands]
+        actions = [str(b["action"]) for b in bands]
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ValueError(
+            "Each entry of scoring.risk_levels in conf/base/parameters_inference.yml needs "
+            f"'level', 'min_probability' (a number) and 'action'; got {bands!r}."
+        ) from exc
+    if bounds[0] != 0.0 or np.any(np.diff(bounds) <= 0) or bounds[-1] > 1.0:
+        raise ValueError(
+            "scoring.risk_levels in conf/base/parameters_inference.yml: the first band must "
+            "start at min_probability 0 and the bounds must increase within [0, 1]; got "
+            f"{bounds.tolist()}."
+        )
+    if len(set(levels)) != len(levels):
+        raise ValueError(f"scoring.risk_levels repeats a level name: {levels}.")
+    return bounds, levels, actions
+
+
+def _level_index(scoring: Mapping[str, Any], key: str, levels: list[str], default: int) -> int:
+    name = scoring.get(key)
+    if name is None:
+        return default
+    if name not in levels:
+        raise ValueError(
+            f"Parameter scoring.{key} is {name!r}, which is not one of the risk levels {levels} "
+            "(conf/base/parameters_inference.yml)."
+        )
+    return levels.index(name)
+
+
+def score_frame(model: PhishingModel, frame: pd.DataFrame, scoring: dict) -> pd.DataFrame:
+    """Score checked sites: the input columns followed by the verdict columns.
+
+    Args:
+        model: The fitted ``PhishingModel`` (the champion).
+        frame: Rows checked by ``check_inference_frame`` (feature columns int64, extras kept).
+        scoring: The ``scoring`` parameters: ``labels`` (phishing/legitimate -> words),
+            ``risk_levels`` (bands of P(phishing) with a level and an action, ascending by
+            ``min_probability``), and optionally ``phishing_min_level`` /
+            ``legitimate_max_level``, which keep the risk level consistent with the prediction
+            when the model's threshold is not at a band boundary.
+
+    Returns:
+        A new frame: the columns of ``frame`` then ``prediction`` (1 legitimate, -1 phishing,
+        from the model's threshold), ``label``, ``phishing_probability`` in [0, 1],
+        ``risk_level``, ``recommended_action`` and ``model_version``; same index as ``frame``.
+
+    Raises:
+        InputValidationError: If ``frame`` already has one of the verdict columns or lacks a
+            feature column of the model.
+        ValueError: If the ``scoring`` parameters are inconsistent.
+    """
+    clashes = [name for name in OUTPUT_COLUMNS if name in frame.columns]
+    if clashes:
+        raise InputValidationError(
+            f"The input already has column(s) {clashes}, which scoring adds (is it a predictions "
+            "file?). Remove or rename them and run again.",
+            column=clashes[0],
+            problem="reserved_column",
+        )
+    missing = [name for name in model.feature_columns if name not in frame.columns]
+    if missing:
+        raise InputValidationError(
+            f"The model needs feature column(s) {missing}, absent from the input. Check the "
+            "rows with check_inference_frame first.",
+            column=missing[0],
+            problem="missing_column",
+        )
+    bounds, levels, actions = _risk_bands(scoring)
+    labels = scoring.get("labels", {})
+    phishing_word = str(labels.get("phishing", "phishing"))
+    legitimate_word = str(labels.get("legitimate", "legitimate"))
+    phishing_floor = _level_index(scoring, "phishing_min_level", levels, 0)
+    legitimate_ceiling = _level_index(scoring, "legitimate_max_level", levels, len(levels) - 1)
+
+    probability = np.clip(np.asarray(model.phishing_probability(frame), dtype=np.float64), 0, 1)
+    # The rule of PhishingModel.predict, applied to the probabilities computed once.
+    is_phishing = probability >= model.threshold
+    prediction = np.where(is_phishing, model.phishing_label, model.legitimate_label)
+    band = np.searchsorted(bounds, probability, side="right") - 1
+    band = np.where(
+        is_phishing, np.maximum(band, phishing_floor), np.minimum(band, legitimate_ceiling)
+    )
+    index = frame.index
+    return frame.assign(
+        prediction=pd.Series(prediction.astype(np.int64), index=index),
+        label=pd.Series(np.where(is_phishing, phishing_word, legitimate_word), index=index),
+        phishing_probability=pd.Series(probability, index=index),
+        risk_level=pd.Series(np.asarray(levels, dtype=object)[band], index=index, dtype=str),
+        recommended_action=pd.Series(
+            np.asarray(actions, dtype=object)[band], index=index, dtype=str
+        ),
+        model_version=pd.Series(str(model.version), index=index, dtype=str),
+    )
+
+
+# ------------------------------------------------------------------------------ streams
+
+
+def check_chunks(chunks: ChunkStream, schema: Schema) -> ChunkStream:
+    """Lazily ``check_inference_frame`` each chunk, with the file's row numbers in messages.
+
+    A stream without any data row fails like an empty frame does.
+    """
+
+    def checked() -> Iterator[pd.DataFrame]:
+        offset = 0
+        for chunk in chunks:
+            if offset and not len(chunk):
+                continue
+            yield check_inference_frame(chunk, schema, chunks.source, offset)
+            offset += len(chunk)
+        if offset == 0:  # no chunk at all: nothing to check the columns of either
+            raise InputValidationError(
+                f"{chunks.source}: no data rows to score. Add a header line with the feature "
+                "columns and one row per site, and run again.",
+                problem="no_rows",
+                rows_affected=0,
+                source=chunks.source,
+            )
+        logger.info("Checked %d row(s) of %s", offset, chunks.source)
+
+    return ChunkStream(checked(), chunks.source)
+
+
+def score_chunks(model: PhishingModel, chunks: ChunkStream, scoring: dict) -> ChunkStream:
+    """Lazily ``score_frame`` each chunk; logs the verdict counts when the stream ends."""
+
+    def scored() -> Iterator[pd.DataFrame]:
+        counts: dict[str, int] = {}
+        for chunk in chunks:
+            result = score_frame(model, chunk, scoring)
+            for level, count in result["risk_level"].value_counts(sort=False).items():
+                counts[str(level)] = counts.get(str(level), 0) + int(count)
+            yield result
+        logger.info(
+            "Scored %d row(s) of %s with model %s; risk levels: %s",
+            sum(counts.values()),
+            chunks.source,
+            model.version,
+            counts,
+        )
+
+    return ChunkStream(scored(), chunks.source)

@@ -1,0 +1,92 @@
+"""Fixtures for the inference tests: the real schema and scoring parameters, a small fitted
+``PhishingModel`` and batches of new sites written as CSV files."""
+
+from __future__ import annotations
+
+import pickle
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+from sklearn.ensemble import RandomForestClassifier
+from sklearn.pipeline import Pipeline
+
+from network_security.model import PhishingModel
+from network_security.schema import allowed_values, feature_columns, target_column
+
+CONF = Path(__file__).resolve().parents[3] / "conf" / "base"
+
+
+@pytest.fixture(scope="session")
+def schema() -> dict[str, Any]:
+    """The schema from conf/base/parameters.yml (the one the pipelines use)."""
+    return yaml.safe_load((CONF / "parameters.yml").read_text())["schema"]
+
+
+@pytest.fixture
+def scoring() -> dict[str, Any]:
+    """The ``scoring`` parameters of conf/base/parameters_inference.yml, freshly loaded."""
+    return yaml.safe_load((CONF / "parameters_inference.yml").read_text())["scoring"]
+
+
+@pytest.fixture(scope="session")
+def real_records(real_data_path: Path) -> pd.DataFrame:
+    """The real data set (read from beside the checkout, never copied)."""
+    return pd.read_csv(real_data_path)
+
+
+@pytest.fixture(scope="session")
+def phishing_model(real_records: pd.DataFrame, schema: dict[str, Any]) -> PhishingModel:
+    """A small random forest fitted on the real data set, wrapped as the champion would be."""
+    features = feature_columns(schema)
+    estimator = Pipeline(
+        [("classifier", RandomForestClassifier(n_estimators=25, max_depth=8, random_state=0))]
+    ).fit(real_records[features], real_records[target_column(schema)])
+    return PhishingModel(
+        estimator=estimator, feature_columns=features, threshold=0.5, version="test-rf-1"
+    )
+
+
+@pytest.fixture
+def new_sites(real_records: pd.DataFrame, schema: dict[str, Any]) -> Callable[..., pd.DataFrame]:
+    """``new_sites(n, seed=0)``: n rows of real feature vectors without ``Result``, with a
+    leading ``url`` column, as a new batch to score would be."""
+
+    def make(n: int, seed: int = 0) -> pd.DataFrame:
+        rows = real_records.sample(n, random_state=seed, replace=n > len(real_records))
+        frame = rows[feature_columns(schema)].reset_index(drop=True)
+        urls = [f"https://site-{seed}-{i}.example.org/login?id={i}" for i in range(n)]
+        frame.insert(0, "url", urls)
+        return frame
+
+    return make
+
+
+@pytest.fixture
+def random_sites(schema: dict[str, Any]) -> Callable[..., pd.DataFrame]:
+    """``random_sites(n, seed=0)``: n feature vectors drawn uniformly within the schema domains."""
+
+    def make(n: int, seed: int = 0) -> pd.DataFrame:
+        rng = np.random.default_rng(seed)
+        return pd.DataFrame(
+            {name: rng.choice(values, size=n) for name, values in allowed_values(schema).items()}
+        )
+
+    return make
+
+
+@pytest.fixture
+def write_champion(phishing_model: PhishingModel) -> Callable[[Path], Path]:
+    """``write_champion(project)``: pickle the test model to the project's champion path."""
+
+    def write(project: Path) -> Path:
+        path = project / "data" / "06_models" / "champion.pkl"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(pickle.dumps(phishing_model))
+        return path
+
+    return write

@@ -1,0 +1,88 @@
+"""The champion holder (load, reload, bad files) and the training runner's bookkeeping."""
+
+from __future__ import annotations
+
+import os
+import pickle
+import sys
+import time
+
+from network_security.service.champion import ChampionStore
+from network_security.service.training import TrainingRunner, _failure_reason, redact
+
+
+def test_champion_is_loaded_once_and_reloaded_when_the_file_changes(
+    tmp_path, champion, make_champion, write_champion
+):
+    path = tmp_path / "champion.pkl"
+    store = ChampionStore(path)
+    assert store.current() is None
+    write_champion(champion, path)
+    first = store.current()
+    assert first.model.version == champion.version
+    assert store.current() is first  # not loaded again while the file is unchanged
+    write_champion(make_champion("test-champion-2", seed=1), path)
+    os.utime(path, ns=(time.time_ns(), time.time_ns() + 1_000_000))
+    assert store.current().model.version == "test-champion-2"
+
+
+def test_an_unreadable_champion_keeps_the_model_in_memory(tmp_path, champion, write_champion):
+    path = tmp_path / "champion.pkl"
+    write_champion(champion, path)
+    store = ChampionStore(path)
+    loaded = store.current()
+    path.write_bytes(b"\x80\x04half a pickle")  # e.g. caught while being written
+    assert store.current() is loaded
+    assert "champion.pkl" in store.last_error
+    path.write_bytes(pickle.dumps({"not": "a model"}))
+    assert store.current() is loaded
+    assert "not a network_security.model.PhishingModel" in store.last_error
+    write_champion(champion, path)
+    os.utime(path, ns=(time.time_ns(), time.time_ns() + 2_000_000))
+    assert store.current() is not loaded
+    assert store.last_error is None
+
+
+def test_redact_hides_credentials_in_uris():
+    line = "connecting to mongodb://admin:pa55@db.example:27017/x and https://u:p@h/ fine"
+    assert redact(line) == "connecting to mongodb://***@db.example:27017/x and https://***@h/ fine"
+
+
+def test_failure_reason_is_the_exception_at_the_end_of_the_output():
+    lines = [
+        "INFO starting",
+        "Traceback ...",
+        "  File x",
+        "ValueError: Failed to find the",
+        "pipeline named 'x'",
+    ]
+    assert _failure_reason(lines) == ": ValueError: Failed to find the pipeline named 'x'"
+    assert _failure_reason(["just output"]) == ""
+
+
+def test_runner_command_and_environment(tmp_path, monkeypatch):
+    monkeypatch.setenv("PYTHONPATH", "/elsewhere")
+    runner = TrainingRunner(
+        project_path=tmp_path,
+        champion=ChampionStore(tmp_path / "champion.pkl"),
+        runtime_params={"mongo_database": "db1", "x": "2"},
+        kedro_env="prod",
+    )
+    assert runner.command() == [
+        sys.executable, "-m", "kedro", "run", "--pipeline", "training",
+        "--env", "prod", "--params", "mongo_database=db1,x=2",
+    ]  # fmt: skip
+    env = runner._environment()
+    assert env["PYTHONPATH"].endswith(os.pathsep + "/elsewhere")
+    import network_security
+
+    assert os.path.dirname(os.path.dirname(network_security.__file__)) in env["PYTHONPATH"]
+
+
+def test_training_reports_are_found_through_the_project_catalog(make_settings, service_project):
+    from network_security.service.app import project_config_loader, training_report_paths
+
+    settings = make_settings()
+    paths = training_report_paths(project_config_loader(settings), settings)
+    assert paths["candidate_path"] == service_project / "data/06_models/candidate_model.pkl"
+    assert paths["decision_path"] == service_project / "data/08_reporting/promotion_decision.json"
