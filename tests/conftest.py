@@ -13,16 +13,43 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import pandas as pd
 import pytest
+import yaml
 from pymongo import MongoClient
 
 from network_security.embedded_mongo import EmbeddedMongo
+from network_security.schema import allowed_values, record_key_column, target_column, target_values
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 REAL_DATA = PROJECT_ROOT.parent / "shared" / "data" / "phishing_websites.csv"
 
 os.environ.setdefault("KEDRO_DISABLE_TELEMETRY", "1")
 os.environ.setdefault("OMP_NUM_THREADS", "2")
+
+
+@pytest.fixture(scope="session")
+def schema() -> dict[str, Any]:
+    """The schema from conf/base/parameters.yml (the one the pipelines use)."""
+    return yaml.safe_load((PROJECT_ROOT / "conf/base/parameters.yml").read_text())["schema"]
+
+
+@pytest.fixture
+def make_records(schema: dict[str, Any]) -> Callable[..., pd.DataFrame]:
+    """``make_records(n, seed=0)``: n valid records (int64) with unique keys, random values."""
+
+    def make(n: int, seed: int = 0) -> pd.DataFrame:
+        rng = np.random.default_rng(seed)
+        data: dict[str, Any] = {
+            record_key_column(schema): [f"key-{seed}-{i:06d}" for i in range(n)]
+        }
+        for name, values in allowed_values(schema).items():
+            data[name] = rng.choice(values, size=n).astype("int64")
+        data[target_column(schema)] = rng.choice(target_values(schema), size=n).astype("int64")
+        return pd.DataFrame(data)
+
+    return make
 
 
 @pytest.fixture(scope="session")
