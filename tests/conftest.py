@@ -75,8 +75,19 @@ def mongo_uri(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def mlflow_tracking_uri(tmp_path_factory: pytest.TempPathFactory) -> str:
-    """One temporary MLflow store for the session (creating a sqlite store costs ~10 s)."""
-    return f"sqlite:///{tmp_path_factory.mktemp('mlflow') / 'mlflow.db'}"
+    """One temporary MLflow store for the session (creating a sqlite store costs ~10 s).
+
+    The experiment ``network_security`` is created up front with its artifacts in a temporary
+    folder; otherwise a sqlite store puts them in ./mlruns of the working directory.
+    """
+    import mlflow
+
+    folder = tmp_path_factory.mktemp("mlflow")
+    uri = f"sqlite:///{folder / 'mlflow.db'}"
+    mlflow.MlflowClient(uri).create_experiment(
+        "network_security", artifact_location=(folder / "artifacts").as_uri()
+    )
+    return uri
 
 
 @pytest.fixture

@@ -1,4 +1,6 @@
-"""Fixtures for the training tests: the project's schema and parameters, crafted data sets."""
+"""Fixtures for the training tests: the training parameters, crafted data sets, an MLflow store.
+
+``schema`` comes from the top-level conftest."""
 
 from __future__ import annotations
 
@@ -14,12 +16,6 @@ import yaml
 from network_security.schema import allowed_values, feature_columns, target_column
 
 CONF = Path(__file__).resolve().parents[3] / "conf" / "base"
-
-
-@pytest.fixture(scope="session")
-def schema() -> dict[str, Any]:
-    """The schema from conf/base/parameters.yml (the one the pipelines use)."""
-    return yaml.safe_load((CONF / "parameters.yml").read_text())["schema"]
 
 
 @pytest.fixture
@@ -83,19 +79,10 @@ def make_frame(schema: dict[str, Any]) -> Callable[..., pd.DataFrame]:
 
 
 @pytest.fixture
-def mlflow_store(
-    mlflow_tracking_uri: str,
-    tmp_path_factory: pytest.TempPathFactory,
-    monkeypatch: pytest.MonkeyPatch,
-) -> str:
-    """The session's temporary MLflow store, active for this test, with the experiment
-    ``network_security`` keeping its artifacts in a temporary folder (not ./mlruns)."""
+def mlflow_store(mlflow_tracking_uri: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The session's temporary MLflow store (see tests/conftest.py), active for this test."""
     import mlflow
 
     monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_tracking_uri)
     mlflow.set_tracking_uri(mlflow_tracking_uri)
-    client = mlflow.MlflowClient(mlflow_tracking_uri)
-    if client.get_experiment_by_name("network_security") is None:
-        artifacts = tmp_path_factory.mktemp("mlflow-artifacts")
-        client.create_experiment("network_security", artifact_location=artifacts.as_uri())
     return mlflow_tracking_uri
