@@ -29,6 +29,16 @@ os.environ.setdefault("KEDRO_DISABLE_TELEMETRY", "1")
 os.environ.setdefault("OMP_NUM_THREADS", "2")
 
 
+@pytest.fixture(autouse=True)
+def _no_mlflow_run_left_active() -> Iterator[None]:
+    """End any MLflow run a test leaves active, so the next test starts from a clean slate."""
+    yield
+    import mlflow
+
+    while mlflow.active_run():
+        mlflow.end_run()
+
+
 @pytest.fixture(scope="session")
 def schema() -> dict[str, Any]:
     """The schema from conf/base/parameters.yml (the one the pipelines use)."""
