@@ -126,6 +126,8 @@ def kedro_project(tmp_path: Path) -> Path:
     shutil.copy(PROJECT_ROOT / ".telemetry", project / ".telemetry")
     shutil.copytree(PROJECT_ROOT / "conf" / "base", project / "conf" / "base")
     (project / "conf" / "local").mkdir()
+    template = PROJECT_ROOT / "conf" / "local" / "credentials.yml.example"
+    shutil.copy(template, project / "conf" / "local" / template.name)
     (project / "src").mkdir()  # the package itself is installed (pip install -e .)
     for layer in (
         "01_raw", "02_intermediate", "05_model_input", "06_models",

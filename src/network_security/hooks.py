@@ -1,9 +1,11 @@
-"""Project hooks: the embedded database for runs without ``MONGODB_URI``."""
+"""Project hooks: local credentials from their template, and the embedded database for runs
+without ``MONGODB_URI``."""
 
 from __future__ import annotations
 
 import logging
 import os
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -14,10 +16,25 @@ from network_security.embedded_mongo import EmbeddedMongo
 logger = logging.getLogger(__name__)
 
 MONGODB_URI = "MONGODB_URI"
+CREDENTIALS = Path("conf/local/credentials.yml")
+CREDENTIALS_TEMPLATE = Path("conf/local/credentials.yml.example")
+
+
+def ensure_local_credentials(project_path: Path) -> None:
+    """Create conf/local/credentials.yml (ignored by git) from its committed template if missing.
+
+    The template holds no secret, only ``${oc.env:MONGODB_URI,''}``, so a fresh clone runs as is
+    and the file is there to edit for a literal URI.
+    """
+    target, template = project_path / CREDENTIALS, project_path / CREDENTIALS_TEMPLATE
+    if not target.exists() and template.exists():
+        shutil.copyfile(template, target)
+        logger.info("Created %s from %s", CREDENTIALS, CREDENTIALS_TEMPLATE)
 
 
 class EmbeddedMongoHook:
-    """Start SecantusDB for the run when ``MONGODB_URI`` is not set, and stop it afterwards.
+    """Make the database reachable for a session: local credentials from their template, and
+    SecantusDB started for the run when ``MONGODB_URI`` is not set (stopped afterwards).
 
     The server keeps its data in ``data/mongo`` of the project, so records persist between runs.
     It is stopped when the pipeline finishes or fails, and at interpreter exit for sessions that
@@ -29,6 +46,7 @@ class EmbeddedMongoHook:
 
     @hook_impl(tryfirst=True)  # before kedro-mlflow's hook, which resolves credentials
     def after_context_created(self, context: Any) -> None:
+        ensure_local_credentials(Path(context.project_path))
         if os.environ.get(MONGODB_URI) or self._server is not None:
             return
         storage = Path(context.project_path) / "data" / "mongo"

@@ -57,6 +57,11 @@ def test_without_mongodb_uri_the_run_uses_an_embedded_server_and_stops_it(
         session.run(pipeline_name="ingestion")
     storage = kedro_project / "data" / "mongo"
     assert storage.is_dir() and any(storage.iterdir())
+    # the git-ignored local credentials were created from their committed template
+    local = kedro_project / "conf" / "local"
+    assert (local / "credentials.yml").read_text() == (
+        local / "credentials.yml.example"
+    ).read_text()
     import os
 
     assert "MONGODB_URI" not in os.environ
