@@ -17,6 +17,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.model_selection import StratifiedGroupKFold
 
 INDICATOR_COUNTS: dict[str, int] = {
     "n_suspicious_indicators": -1,
@@ -40,13 +41,7 @@ def engineer_features(frame: pd.DataFrame, feature_columns: Sequence[str]) -> pd
     Raises:
         KeyError: If a feature column is missing from ``frame``.
     """
-    columns = list(feature_columns)
-    missing = [name for name in columns if name not in frame.columns]
-    if missing:
-        raise KeyError(
-            f"Cannot engineer features: {len(missing)} feature column(s) missing from the input "
-            f"frame: {missing}. Pass records with every schema feature column."
-        )
+    columns = _require_columns(frame, feature_columns, "engineer features")
     features = frame[columns]
     counts = {
         name: features.eq(value).sum(axis=1).astype("int64")
@@ -114,12 +109,50 @@ def feature_vector_groups(frame: pd.DataFrame, feature_columns: Sequence[str]) -
     Raises:
         KeyError: If a feature column is missing from ``frame``.
     """
-    columns = list(feature_columns)
-    missing = [name for name in columns if name not in frame.columns]
-    if missing:
-        raise KeyError(
-            f"Cannot group feature vectors: feature column(s) {missing} missing from the frame."
-        )
+    columns = _require_columns(frame, feature_columns, "group feature vectors")
     if frame.empty:
         return np.zeros(0, dtype=np.int64)
     return frame.groupby(columns, sort=False, dropna=False).ngroup().to_numpy(dtype=np.int64)
+
+
+def grouped_folds(
+    frame: pd.DataFrame,
+    labels: np.ndarray,
+    feature_columns: Sequence[str],
+    n_splits: int,
+    random_state: int,
+    remedy: str = "Ingest more records.",
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Stratified folds in which every distinct feature vector stays on one side.
+
+    The one place the project splits by feature vector: the train/test split takes the first
+    fold, model selection cross-validates over all of them.
+
+    Raises:
+        ValueError: If there are fewer distinct vectors (or rows of a label) than folds, or
+            only one label; the message ends with ``remedy``.
+    """
+    groups = feature_vector_groups(frame, feature_columns)
+    n_groups = len(np.unique(groups))
+    values, counts = np.unique(labels, return_counts=True)
+    if n_groups < n_splits or len(counts) < 2 or counts.min() < n_splits:
+        label_counts = dict(zip(values.tolist(), counts.tolist(), strict=True))
+        raise ValueError(
+            f"Cannot make {n_splits} stratified folds of {len(frame)} records with {n_groups} "
+            f"distinct feature vectors and label counts {label_counts}: both labels are needed, "
+            f"with at least {n_splits} distinct vectors and {n_splits} records of each. {remedy}"
+        )
+    splitter = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=random_state)
+    return list(splitter.split(frame, labels, groups))
+
+
+def _require_columns(frame: pd.DataFrame, columns: Sequence[str], action: str) -> list[str]:
+    """``columns`` as a list; KeyError naming the missing ones if ``frame`` lacks any."""
+    columns = list(columns)
+    missing = [name for name in columns if name not in frame.columns]
+    if missing:
+        raise KeyError(
+            f"Cannot {action}: {len(missing)} feature column(s) missing from the input frame: "
+            f"{missing}. Pass records with every schema feature column."
+        )
+    return columns

@@ -48,7 +48,36 @@ def _check_model(model: Any, dataset: str) -> PhishingModel:
     return model
 
 
-class MlflowRegisteredModelDataset(AbstractDataset[dict[str, Any], PhishingModel]):
+class _PickledModelDataset(AbstractDataset[dict[str, Any], Any]):
+    """What both datasets share: a pickled ``PhishingModel`` at ``filepath`` tied to a
+    registered MLflow model, with kedro-mlflow's ``_logging_activated`` switch."""
+
+    def __init__(
+        self,
+        filepath: str,
+        registered_model_name: str,
+        metadata: dict[str, Any] | None = None,
+    ) -> None:
+        self._filepath = PurePosixPath(filepath)
+        self._registered_model_name = registered_model_name
+        self._logging_activated = True
+        self.metadata = metadata
+
+    @property
+    def _pickle(self) -> PickleDataset:
+        return PickleDataset(filepath=str(self._filepath))
+
+    def _exists(self) -> bool:
+        return self._pickle.exists()
+
+    def _describe(self) -> dict[str, Any]:
+        return {
+            "filepath": str(self._filepath),
+            "registered_model_name": self._registered_model_name,
+        }
+
+
+class MlflowRegisteredModelDataset(_PickledModelDataset):
     """Log and register a ``PhishingModel`` in MLflow; keep the versioned model in a pickle.
 
     Args:
@@ -68,16 +97,9 @@ class MlflowRegisteredModelDataset(AbstractDataset[dict[str, Any], PhishingModel
         pip_requirements: list[str] | None = None,
         metadata: dict[str, Any] | None = None,
     ) -> None:
-        self._filepath = PurePosixPath(filepath)
-        self._registered_model_name = registered_model_name
+        super().__init__(filepath, registered_model_name, metadata)
         self._artifact_name = artifact_name
         self._pip_requirements = pip_requirements
-        self._logging_activated = True
-        self.metadata = metadata
-
-    @property
-    def _pickle(self) -> PickleDataset:
-        return PickleDataset(filepath=str(self._filepath))
 
     def load(self) -> PhishingModel:
         """The model the last training run registered (read from ``filepath``)."""
@@ -148,18 +170,11 @@ class MlflowRegisteredModelDataset(AbstractDataset[dict[str, Any], PhishingModel
         )
         return str(version), run.info.run_id
 
-    def _exists(self) -> bool:
-        return self._pickle.exists()
-
     def _describe(self) -> dict[str, Any]:
-        return {
-            "filepath": str(self._filepath),
-            "registered_model_name": self._registered_model_name,
-            "artifact_name": self._artifact_name,
-        }
+        return {**super()._describe(), "artifact_name": self._artifact_name}
 
 
-class MlflowChampionDataset(AbstractDataset[dict[str, Any], PhishingModel | None]):
+class MlflowChampionDataset(_PickledModelDataset):
     """The champion model: a pickle at ``filepath`` plus a registry alias on its version.
 
     Args:
@@ -176,15 +191,8 @@ class MlflowChampionDataset(AbstractDataset[dict[str, Any], PhishingModel | None
         alias: str = "champion",
         metadata: dict[str, Any] | None = None,
     ) -> None:
-        self._filepath = PurePosixPath(filepath)
-        self._registered_model_name = registered_model_name
+        super().__init__(filepath, registered_model_name, metadata)
         self._alias = alias
-        self._logging_activated = True
-        self.metadata = metadata
-
-    @property
-    def _pickle(self) -> PickleDataset:
-        return PickleDataset(filepath=str(self._filepath))
 
     def load(self) -> PhishingModel | None:
         """The champion, or ``None`` when no model has been promoted yet."""
@@ -214,12 +222,5 @@ class MlflowChampionDataset(AbstractDataset[dict[str, Any], PhishingModel | None
         else:
             logger.info("Promoted an unregistered model (MLflow tracking is disabled).")
 
-    def _exists(self) -> bool:
-        return self._pickle.exists()
-
     def _describe(self) -> dict[str, Any]:
-        return {
-            "filepath": str(self._filepath),
-            "registered_model_name": self._registered_model_name,
-            "alias": self._alias,
-        }
+        return {**super()._describe(), "alias": self._alias}

@@ -9,14 +9,13 @@ import pytest
 from sklearn.metrics import precision_score, recall_score
 from sklearn.model_selection import cross_val_predict
 
-from network_security.features import IndicatorCountFeatures
+from network_security.features import IndicatorCountFeatures, grouped_folds
 from network_security.model import PhishingModel
 from network_security.pipelines.training import nodes
 from network_security.pipelines.training.evaluation import classification_metrics
 from network_security.pipelines.training.search import (
     build_ensemble,
     build_estimator,
-    grouped_folds,
 )
 from network_security.schema import allowed_values, feature_columns, target_column
 

@@ -14,9 +14,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sklearn.model_selection import StratifiedGroupKFold
 
-from network_security.features import feature_vector_groups
+from network_security.features import feature_vector_groups, grouped_folds
 from network_security.schema import Schema, feature_columns, record_columns, target_column
 
 logger = logging.getLogger(__name__)
@@ -49,18 +48,12 @@ def split_train_test(
     features = feature_columns(schema)
     target = target_column(schema)
     records = validated_records[record_columns(schema)].reset_index(drop=True)
-    groups = feature_vector_groups(records, features)
     labels = records[target].to_numpy()
-    n_groups = len(np.unique(groups))
-    if n_groups < n_splits or min(np.unique(labels, return_counts=True)[1], default=0) < n_splits:
-        raise ValueError(
-            f"Cannot split {len(records)} records with {n_groups} distinct feature vectors and "
-            f"label counts {dict(zip(*np.unique(labels, return_counts=True), strict=True))} into "
-            f"{n_splits} groups: need at least {n_splits} distinct vectors and {n_splits} records "
-            "per label. Ingest more records or raise test_size."
-        )
-    splitter = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
-    train_index, test_index = next(splitter.split(records, labels, groups))
+    folds = grouped_folds(
+        records, labels, features, n_splits, seed, "Ingest more records or raise test_size."
+    )
+    train_index, test_index = folds[0]
+    n_groups = len(np.unique(feature_vector_groups(records, features)))
     train = records.iloc[train_index].reset_index(drop=True).astype("int64")
     test = records.iloc[test_index].reset_index(drop=True).astype("int64")
     logger.info(

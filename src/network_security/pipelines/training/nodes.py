@@ -25,6 +25,7 @@ import plotly.graph_objects as go
 from sklearn.inspection import permutation_importance
 from threadpoolctl import threadpool_limits
 
+from network_security.features import grouped_folds
 from network_security.model import PhishingModel
 from network_security.pipelines.training.evaluation import (
     METRIC_NAMES,
@@ -42,7 +43,6 @@ from network_security.pipelines.training.search import (
     configure_models,
     cross_validate_configurations,
     expand_search_space,
-    grouped_folds,
     score_ensembles,
 )
 from network_security.schema import (
@@ -111,6 +111,7 @@ def search_candidates(
         features,
         int(cv.get("n_splits", 5)),
         int(cv.get("random_state", seed)),
+        "Ingest more records or lower training.cv.n_splits.",
     )
     ensembles = dict(training.get("ensembles") or {})
     clashes = sorted(set(ensembles) & set(training["candidates"]))

@@ -32,17 +32,12 @@ from sklearn.base import BaseEstimator, clone
 from sklearn.compose import ColumnTransformer
 from sklearn.ensemble import VotingClassifier
 from sklearn.metrics import accuracy_score, roc_auc_score
-from sklearn.model_selection import StratifiedGroupKFold
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 from sklearn.utils.parallel import Parallel, delayed
 from threadpoolctl import threadpool_limits
 
-from network_security.features import (
-    INDICATOR_COUNTS,
-    IndicatorCountFeatures,
-    feature_vector_groups,
-)
+from network_security.features import INDICATOR_COUNTS, IndicatorCountFeatures
 
 logger = logging.getLogger(__name__)
 
@@ -203,32 +198,6 @@ def configure_models(
             **{f"{CLASSIFIER_STEP}__{k}": v for k, v in configuration.params.items()}
         )
     return models
-
-
-def grouped_folds(
-    frame: pd.DataFrame,
-    labels: np.ndarray,
-    feature_columns: Sequence[str],
-    n_splits: int,
-    random_state: int,
-) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Stratified folds in which every distinct feature vector stays on one side.
-
-    Raises:
-        ValueError: If there are fewer distinct vectors (or rows of a label) than folds.
-    """
-    groups = feature_vector_groups(frame, feature_columns)
-    n_groups = len(np.unique(groups))
-    _, label_counts = np.unique(labels, return_counts=True)
-    if n_groups < n_splits or len(label_counts) < 2 or label_counts.min() < n_splits:
-        raise ValueError(
-            f"Cannot cross-validate with {n_splits} folds: the training split has {n_groups} "
-            f"distinct feature vectors and label counts {label_counts.tolist()} (both labels "
-            f"needed, at least {n_splits} each). Ingest more records or lower "
-            "training.cv.n_splits."
-        )
-    splitter = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=random_state)
-    return list(splitter.split(frame, labels, groups))
 
 
 def phishing_probability(estimator: Any, frame: pd.DataFrame, phishing_label: int) -> np.ndarray:
