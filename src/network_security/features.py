@@ -5,6 +5,11 @@ many indicators say suspicious (-1), neutral (0) and legitimate (1). ``Indicator
 wraps it as a scikit-learn transformer, so it sits inside the model's fitted ``Pipeline`` and
 inference applies exactly what training fitted.
 
+``CategoryCodes`` turns the indicator values into non-negative category codes (value + 1, so
+-1/0/1 become 0/1/2) for estimators that split on categories (``HistGradientBoostingClassifier``
+with ``categorical_features``): the values name a category (phishing-like, suspicious,
+legitimate), they are not a scale, and such estimators read negative codes as missing.
+
 ``feature_vector_groups`` gives every distinct feature vector one group id. The data set
 repeats many feature vectors; keeping each group on one side of a split (or of a CV fold) keeps
 copies of training rows out of the evaluation.
@@ -87,6 +92,46 @@ class IndicatorCountFeatures(TransformerMixin, BaseEstimator):
         return np.asarray([*self.feature_names_in_, *INDICATOR_COUNTS], dtype=object)
 
 
+CATEGORY_OFFSET = 1
+"""Added to an indicator value to make its category code: -1/0/1 -> 0/1/2."""
+
+
+class CategoryCodes(TransformerMixin, BaseEstimator):
+    """scikit-learn transformer: ``columns`` + ``CATEGORY_OFFSET``, every other column unchanged.
+
+    Stateless (a constant shift, nothing learnt); returns a DataFrame with the input's columns
+    in the input's order, so a following estimator can name its categorical features.
+
+    Args:
+        columns: The indicator columns to code (the schema's feature columns).
+    """
+
+    def __init__(self, columns: Sequence[str] = ()) -> None:
+        self.columns = columns
+
+    def fit(self, X: pd.DataFrame, y: object = None) -> CategoryCodes:
+        """Check that the columns are there; nothing is learnt from the data."""
+        frame = _as_frame(X, None)
+        _require_columns(frame, self.columns, "make category codes")
+        self.feature_names_in_ = np.asarray(list(frame.columns), dtype=object)
+        self.n_features_in_ = len(self.feature_names_in_)
+        return self
+
+    def transform(self, X: pd.DataFrame) -> pd.DataFrame:
+        """Return ``X`` with ``CATEGORY_OFFSET`` added to ``columns``."""
+        if not hasattr(self, "feature_names_in_"):
+            raise RuntimeError("CategoryCodes is not fitted yet: call fit() first.")
+        frame = _as_frame(X, list(self.feature_names_in_))
+        columns = _require_columns(frame, self.columns, "make category codes")
+        coded = frame.copy()
+        coded[columns] = frame[columns] + CATEGORY_OFFSET
+        return coded
+
+    def get_feature_names_out(self, input_features: object = None) -> np.ndarray:
+        """The input's column names (codes keep their column's name)."""
+        return np.asarray(self.feature_names_in_, dtype=object)
+
+
 def _as_frame(X: object, feature_columns: Sequence[str] | None) -> pd.DataFrame:
     """Accept a DataFrame, or a 2-D array whose columns follow ``feature_columns``."""
     if isinstance(X, pd.DataFrame):
@@ -94,8 +139,9 @@ def _as_frame(X: object, feature_columns: Sequence[str] | None) -> pd.DataFrame:
     array = np.asarray(X)
     if feature_columns is None or array.ndim != 2 or array.shape[1] != len(feature_columns):
         raise ValueError(
-            "IndicatorCountFeatures needs a DataFrame with the feature columns, or a 2-D array "
-            f"with one column per feature column (got shape {array.shape})."
+            "The feature transformers need a DataFrame with the feature columns, or (once "
+            "fitted) a 2-D array with one column per fitted column (got shape "
+            f"{array.shape})."
         )
     return pd.DataFrame(array, columns=list(feature_columns))
 
