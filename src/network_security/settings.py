@@ -3,9 +3,9 @@
 from kedro.config import OmegaConfigLoader
 from omegaconf.resolvers import oc
 
-from network_security.hooks import EmbeddedMongoHook
+from network_security.hooks import EmbeddedMongoHook, PromotionHook
 
-HOOKS = (EmbeddedMongoHook(),)
+HOOKS = (EmbeddedMongoHook(), PromotionHook())
 
 CONFIG_LOADER_CLASS = OmegaConfigLoader
 CONFIG_LOADER_ARGS = {
