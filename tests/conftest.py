@@ -101,6 +101,16 @@ def mlflow_tracking_uri(tmp_path_factory: pytest.TempPathFactory) -> str:
 
 
 @pytest.fixture
+def mlflow_store(mlflow_tracking_uri: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The session's temporary MLflow store (see tests/conftest.py), active for this test."""
+    import mlflow
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_tracking_uri)
+    mlflow.set_tracking_uri(mlflow_tracking_uri)
+    return mlflow_tracking_uri
+
+
+@pytest.fixture
 def mongo_database() -> str:
     """A database name of its own for each test."""
     return f"test_{uuid.uuid4().hex[:12]}"
