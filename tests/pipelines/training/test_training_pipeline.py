@@ -73,6 +73,17 @@ def serve_invocations(tracking_uri: str, rows: pd.DataFrame) -> list[dict]:
         server.wait(timeout=30)
 
 
+@pytest.fixture(autouse=True)
+def _release_the_champion_alias(mlflow_tracking_uri: str):
+    """The session's MLflow store is shared: leave no `champion` alias for other tests' runs."""
+    yield
+    client = mlflow.MlflowClient(mlflow_tracking_uri)
+    try:
+        client.delete_registered_model_alias("network_security", "champion")
+    except mlflow.exceptions.MlflowException:
+        pass
+
+
 def test_training_and_default_keep_their_model_logging_through_the_session_composition():
     from network_security.pipeline_registry import register_pipelines
 
