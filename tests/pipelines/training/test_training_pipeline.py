@@ -167,8 +167,8 @@ def test_training_run_logs_registers_and_promotes_then_gates(
     assert champion.version == version
     decision = json.loads((reporting / "promotion_decision.json").read_text())
     assert decision["promote"] is True
-    drift_reference = json.loads((models / "drift_reference.json").read_text())
-    assert drift_reference["source"] == "training"
+    assert champion.drift_reference["source"] == "training"  # the reference travels inside
+    assert champion.drift_reference["n_records"] == champion.params["training_rows"]
 
     assert champion.params["fitted_on"] == "all validated records"
     assert (
@@ -214,7 +214,6 @@ def test_training_run_logs_registers_and_promotes_then_gates(
 
     # a second run under an unreachable gate: logged and registered, never promoted
     champion_bytes = (models / "champion.pkl").read_bytes()
-    reference_bytes = (models / "drift_reference.json").read_bytes()
     run_kedro(
         kedro_project,
         "training",
@@ -228,7 +227,6 @@ def test_training_run_logs_registers_and_promotes_then_gates(
     assert int(gated.version) > int(version)
     assert str(client.get_model_version_by_alias("network_security", "champion").version) == version
     assert (models / "champion.pkl").read_bytes() == champion_bytes
-    assert (models / "drift_reference.json").read_bytes() == reference_bytes
     decision = json.loads((reporting / "promotion_decision.json").read_text())
     assert decision["promote"] is False
     assert decision["reason"].startswith("quality gate failed: test_accuracy")

@@ -6,8 +6,7 @@ evaluation        evaluate_model, plot_confusion_matrix, plot_roc_curve,
                   compute_feature_importances -> plot_feature_importances,
                   build_model_selection_report, collect_mlflow_metrics
 registry          apply_quality_gate, build_input_example, package_model_for_registry,
-                  describe_model_fits, decide_promotion -> select_model_in_use,
-                  select_drift_reference
+                  describe_model_fits, decide_promotion -> select_model_in_use
 
 All I/O (parquet, pickles, MLflow runs and registry, charts) goes through the catalog; see the
 ``# ---- training`` section of conf/base/catalog.yml.
@@ -515,14 +514,18 @@ def package_model_for_registry(
     fitted_model: PhishingModel,
     test_metrics: dict[str, float],
     quality_gate: dict[str, Any],
+    training_drift_reference: dict[str, Any],
 ) -> PhishingModel:
-    """The production model with the evidence it is judged on: the evaluation model's metrics.
+    """The production model with the evidence it is judged on and its drift reference.
 
     ``production_model`` (fit on all validated records) is what gets registered. Its test
     metrics are those of ``fitted_model``, the same configuration fit on the training split
-    only and scored on the held-out split, which the production model has seen.
+    only and scored on the held-out split, which the production model has seen. The drift
+    reference (the feature distributions of the records it was fit on) travels inside it, so
+    validation compares new records with what the champion in use was trained on.
     """
     model = copy(production_model)
+    model.drift_reference = training_drift_reference
     model.metrics = {
         **production_model.metrics,
         **{f"test_{k}": v for k, v in test_metrics.items()},
@@ -675,18 +678,3 @@ def select_model_in_use(
     kedro-mlflow has registered the candidate.
     """
     return candidate_model if promotion_decision["promote"] else champion_model
-
-
-def select_drift_reference(
-    training_drift_reference: dict[str, Any],
-    drift_reference_in_use: dict[str, Any] | None,
-    promotion_decision: dict[str, Any],
-) -> dict[str, Any]:
-    """The reference validation compares later records against: that of the model in use.
-
-    A promoted model's training split becomes the reference; otherwise the current reference
-    is kept (the champion did not change).
-    """
-    if promotion_decision["promote"] or drift_reference_in_use is None:
-        return training_drift_reference
-    return drift_reference_in_use
