@@ -3,9 +3,13 @@
 from kedro.config import OmegaConfigLoader
 from omegaconf.resolvers import oc
 
+from network_security.context import ProjectContext
 from network_security.hooks import EmbeddedMongoHook, PromotionHook
 
 HOOKS = (EmbeddedMongoHook(), PromotionHook())
+
+# Kedro's context, creating conf/local/credentials.yml from its template when missing
+CONTEXT_CLASS = ProjectContext
 
 CONFIG_LOADER_CLASS = OmegaConfigLoader
 CONFIG_LOADER_ARGS = {
