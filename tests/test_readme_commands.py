@@ -9,6 +9,7 @@ on its first preview of the records.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import secrets
@@ -83,10 +84,8 @@ class Command:
     def command_lines(self) -> list[str]:
         lines = []
         for process in self.record_tree():
-            try:
+            with contextlib.suppress(psutil.Error):
                 lines.append(" ".join(process.cmdline()))
-            except psutil.Error:
-                pass
         return lines
 
     def wait_for_200(self, url: str, timeout: float = READY_TIMEOUT) -> httpx.Response:
@@ -129,10 +128,8 @@ class Command:
         """Last resort after a failure: kill whatever of the command is still running."""
         self.record_tree()
         for process in self.seen.values():
-            try:
+            with contextlib.suppress(psutil.Error):
                 process.kill()
-            except psutil.Error:
-                pass
         self.process.wait(timeout=30)
 
 
@@ -329,7 +326,8 @@ def test_kedro_viz_with_hooks_previews_records_and_stops_the_database_on_ctrl_c(
 def test_kedro_viz_without_hooks_starts_no_database(start, kedro_project):
     port = free_port()
     argv = [
-        executable("kedro"), "viz", "run", "--no-browser", "--host", "127.0.0.1", "--port", str(port),
+        executable("kedro"), "viz", "run", "--no-browser",
+        "--host", "127.0.0.1", "--port", str(port),
     ]  # fmt: skip
     command = start(argv)
     base = f"http://127.0.0.1:{port}"
@@ -368,3 +366,40 @@ def test_network_security_serve_answers_and_stops_on_ctrl_c(start, kedro_project
         raise
     leftovers = command.interrupt()
     assert leftovers == [], f"still running after Ctrl+C: {leftovers}\n{command.output()}"
+
+
+# ---------------------------------------------------------------- kedro run --pipeline inference
+
+
+def test_kedro_run_inference_starts_no_database(kedro_project, command_env, schema):
+    """Scoring reads a CSV and the champion: no MongoDB dataset, so no database."""
+    import pickle
+
+    import pandas as pd
+    from sklearn.ensemble import RandomForestClassifier
+    from sklearn.pipeline import Pipeline
+
+    from network_security.model import PhishingModel
+    from network_security.schema import feature_columns, target_column
+
+    sample = pd.read_csv(kedro_project / "data" / "01_raw" / "phishing_sample.csv")
+    features = feature_columns(schema)
+    estimator = Pipeline([("classifier", RandomForestClassifier(n_estimators=10, random_state=0))])
+    estimator.fit(sample[features], sample[target_column(schema)])
+    champion = PhishingModel(estimator=estimator, feature_columns=features, version="readme-1")
+    (kedro_project / "data" / "06_models" / "champion.pkl").write_bytes(pickle.dumps(champion))
+
+    result = subprocess.run(  # noqa: S603 - fixed command
+        [executable("kedro"), "run", "--pipeline", "inference"],
+        cwd=kedro_project,
+        env=command_env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    log = result.stdout + result.stderr
+    assert result.returncode == 0, log[-4000:]
+    predictions = pd.read_csv(kedro_project / "data" / "07_model_output" / "predictions.csv")
+    assert len(predictions) == len(pd.read_csv(kedro_project / "data" / "01_raw" / "new_batch.csv"))
+    assert not (kedro_project / "data" / "mongo").exists()  # the server creates it on start
+    assert "SecantusDB" not in log

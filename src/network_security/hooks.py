@@ -55,7 +55,7 @@ class EmbeddedMongoHook:
     def after_context_created(self, context: Any) -> None:
         storage = Path(context.project_path) / EMBEDDED_STORAGE
         if storage != self._storage:
-            self._stop()  # a session on another project in this process
+            self.stop()  # a session on another project in this process
             self._storage = storage
 
     @hook_impl
@@ -100,9 +100,10 @@ class EmbeddedMongoHook:
         for name in catalog.filter(by_type=MongoDataset):
             if name in used:
                 catalog.get(name).release()  # close its client: the server is about to stop
-        self._stop()
+        self.stop()
 
-    def _stop(self) -> None:
+    def stop(self) -> None:
+        """Stop the embedded server if it runs (it is also stopped at interpreter exit)."""
         with self._lock:
             server, self._server, self._started_by_run = self._server, None, False
         if server is not None:
