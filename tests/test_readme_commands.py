@@ -2,7 +2,7 @@
 project: it answers 200 on its main page, Jupyter kernels evaluate the catalog, and Ctrl+C
 (SIGINT to the process group) leaves no process of it behind (no database, no MLflow job
 runner, no kernel). Nothing but a pipeline run starts the embedded database: `kedro mlflow ui`
-starts none, a Jupyter kernel starts it on its first MongoDB load, `kedro viz --include-hooks`
+starts none, a Jupyter kernel starts it on its first MongoDB load, `kedro viz run --include-hooks`
 on its first preview of the records.
 """
 
@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import json
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -260,7 +261,7 @@ def test_kedro_jupyter_serves_a_kedro_kernel_and_stops_on_ctrl_c(start, kedro_pr
         kernel_id = kernel.json()["id"]
         output = _execute_in_kernel(base, token, kernel_id, KERNEL_CODE)
         assert "loaded: ['catalog', 'context', 'pipelines', 'session']" in output
-        assert int(output.split("datasets:")[1].split()[0]) > 20
+        assert int(re.search(r"datasets: (\d+)", output).group(1)) > 20
         assert _databases(command.command_lines()) == []  # a kernel starts no database...
         output = _execute_in_kernel(base, token, kernel_id, 'len(catalog.load("phishing_records"))')
         assert output == "0"  # ...until it reads MongoDB: the project's own (empty) database
@@ -271,6 +272,25 @@ def test_kedro_jupyter_serves_a_kedro_kernel_and_stops_on_ctrl_c(start, kedro_pr
         raise
     leftovers = command.interrupt()
     assert leftovers == [], f"still running after Ctrl+C: {leftovers}\n{command.output()}"
+
+
+def test_kedro_ipython_loads_the_project_and_starts_no_database(kedro_project, command_env):
+    code = f"{KERNEL_CODE}\nprint('pipelines:', sorted(pipelines))"
+    result = subprocess.run(  # noqa: S603 - fixed command
+        [executable("kedro"), "ipython", "--no-banner", "-c", code],
+        cwd=kedro_project,
+        env=command_env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        stdin=subprocess.DEVNULL,
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-4000:]
+    assert "loaded: ['catalog', 'context', 'pipelines', 'session']" in output, output[-4000:]
+    assert int(re.search(r"datasets: (\d+)", output).group(1)) > 20
+    assert "'inference'" in re.search(r"pipelines: (\[.*\])", output).group(1)
+    assert not (kedro_project / "data" / "mongo").exists()
 
 
 # ---------------------------------------------------------------- MLflow

@@ -40,7 +40,7 @@ class EmbeddedMongoHook:
 
     - ``kedro run``: started before the pipeline when one of its datasets is a MongoDataset
       without a URI; stopped when the pipeline finishes or fails.
-    - interactive sessions (``kedro ipython``, a Jupyter kernel, ``kedro viz --include-hooks``
+    - interactive sessions (``kedro ipython``, a Jupyter kernel, ``kedro viz run --include-hooks``
       previews): started on the first load or save of such a dataset, stopped at interpreter
       exit (or when the process that started it dies).
     """
