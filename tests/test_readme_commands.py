@@ -134,6 +134,21 @@ class Command:
         self.process.wait(timeout=30)
 
 
+def viz_port() -> int:
+    """A free loopback port kedro-viz accepts (it refuses ports above 49151)."""
+    import random
+    import socket
+
+    for port in random.sample(range(20_000, 49_000), 200):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free port between 20000 and 49000")
+
+
 def _databases(lines: list[str]) -> list[str]:
     return [line for line in lines if "secantus" in line]
 
@@ -201,8 +216,11 @@ def _execute_in_kernel(base: str, token: str, kernel_id: str, code: str) -> str:
         }  # fmt: skip
         await connection.write_message(json.dumps(request))
         output: list[str] = []
+        reply, idle = None, False
         try:
-            while True:
+            # the reply (shell) and the output (iopub) come in any order: wait for the reply
+            # and for the kernel's "idle" after this request, which follows all its output
+            while reply is None or not idle:
                 raw = await asyncio.wait_for(connection.read_message(), READY_TIMEOUT)
                 assert raw is not None, "the kernel's websocket closed"
                 message = json.loads(raw)
@@ -214,13 +232,14 @@ def _execute_in_kernel(base: str, token: str, kernel_id: str, code: str) -> str:
                 elif kind == "execute_result":
                     output.append(content["data"]["text/plain"])
                 elif kind == "error":
-                    raise AssertionError(
-                        f"{content['ename']}: {content['evalue']}\n"
-                        + "\n".join(content["traceback"])
-                    )
+                    trace = "\n".join(content["traceback"])
+                    raise AssertionError(f"{content['ename']}: {content['evalue']}\n{trace}")
                 elif kind == "execute_reply":
-                    assert content["status"] == "ok", content
-                    return "".join(output)
+                    reply = content
+                elif kind == "status":
+                    idle = content["execution_state"] == "idle"
+            assert reply["status"] == "ok", reply
+            return re.sub(r"\x1b\[[0-9;]*m", "", "".join(output))  # no terminal colours
         finally:
             connection.close()
 
@@ -320,7 +339,7 @@ def test_kedro_mlflow_ui_serves_without_a_database_and_stops_on_ctrl_c(start, ke
 def test_kedro_viz_with_hooks_previews_records_and_stops_the_database_on_ctrl_c(
     start, kedro_project
 ):
-    port = free_port()
+    port = viz_port()
     argv = [
         executable("kedro"), "viz", "run", "--include-hooks", "--no-browser",
         "--host", "127.0.0.1", "--port", str(port),
@@ -344,7 +363,7 @@ def test_kedro_viz_with_hooks_previews_records_and_stops_the_database_on_ctrl_c(
 
 
 def test_kedro_viz_without_hooks_starts_no_database(start, kedro_project):
-    port = free_port()
+    port = viz_port()
     argv = [
         executable("kedro"), "viz", "run", "--no-browser",
         "--host", "127.0.0.1", "--port", str(port),
