@@ -3,9 +3,14 @@
 from kedro.config import OmegaConfigLoader
 from omegaconf.resolvers import oc
 
-from network_security.hooks import EmbeddedMongoHook
+from network_security.context import ProjectContext
+from network_security.hooks import EmbeddedMongoHook, PromotionHook
+from network_security.quiet import silence_third_party_warnings
 
-HOOKS = (EmbeddedMongoHook(),)
+HOOKS = (EmbeddedMongoHook(), PromotionHook())
+
+# Kedro's context, creating conf/local/credentials.yml from its template when missing
+CONTEXT_CLASS = ProjectContext
 
 CONFIG_LOADER_CLASS = OmegaConfigLoader
 CONFIG_LOADER_ARGS = {
@@ -17,3 +22,5 @@ CONFIG_LOADER_ARGS = {
     # conf/base/mlflow.yml reads MLFLOW_TRACKING_URI (with a local default) through oc.env
     "custom_resolvers": {"oc.env": oc.env},
 }
+
+silence_third_party_warnings()
