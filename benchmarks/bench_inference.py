@@ -111,7 +111,10 @@ def make_project(root: Path) -> Path:
     if (PROJECT / ".telemetry").exists():
         shutil.copy(PROJECT / ".telemetry", project / ".telemetry")
     shutil.copytree(PROJECT / "conf" / "base", project / "conf" / "base")
-    (project / "conf" / "local").mkdir()
+    # conf/local as a fresh clone has it: the credentials template (the run creates
+    # credentials.yml from it, so the catalog resolves `mongo_credentials`)
+    shutil.copytree(PROJECT / "conf" / "local", project / "conf" / "local")
+    (project / "conf" / "local" / "credentials.yml").unlink(missing_ok=True)
     (project / "src").mkdir()  # kedro wants it; the package itself is installed (pip install -e .)
     return project
 
