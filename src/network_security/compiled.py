@@ -264,7 +264,7 @@ class _Trees:
         names = getattr(classifier, "feature_names_in_", None)
 
         def block(part: np.ndarray) -> np.ndarray:
-            data = pd.DataFrame(part, columns=list(names), copy=False) if names is not None else part
+            data = part if names is None else pd.DataFrame(part, columns=list(names), copy=False)
             # predict_proba without its OpenMP threads (we run row blocks in parallel instead)
             raw = classifier._raw_predict(data, n_threads=1)
             return classifier._loss.predict_proba(raw)[:, self.column]

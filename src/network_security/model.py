@@ -64,9 +64,7 @@ class PhishingModel:
 
     def _compile(self) -> CompiledPredictor | bool:
         try:
-            compiled = compile_estimator(
-                self.estimator, self.feature_columns, self.phishing_label
-            )
+            compiled = compile_estimator(self.estimator, self.feature_columns, self.phishing_label)
         except UnsupportedModel as reason:
             logger.info(
                 "Model %s: no compiled predictor (%s); scoring with %s.predict_proba.",

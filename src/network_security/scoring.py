@@ -549,14 +549,37 @@ def _text_column(words: Sequence[str], codes: np.ndarray, index: pd.Index) -> pd
     return pd.Series(pd.array(array, dtype="str"), index=index, copy=False)
 
 
-def score_features(model: PhishingModel, features: np.ndarray, scoring: Mapping) -> Verdicts:
-    """The verdicts for a checked integer matrix of the model's feature columns (in the order
-    of ``model.feature_columns``), scored by the model's compiled predictor.
+def score_features(
+    model: PhishingModel,
+    features: np.ndarray,
+    scoring: Mapping,
+    columns: Sequence[str] | None = None,
+) -> Verdicts:
+    """The verdicts for a checked integer matrix of feature columns, scored by the model's
+    compiled predictor.
+
+    Args:
+        model: The fitted ``PhishingModel``.
+        features: One row per site; its columns are ``columns`` (default: the model's
+            ``feature_columns``, in order).
+        scoring: The ``scoring`` parameters (see ``score_frame``).
+        columns: The names of the matrix's columns, when not the model's own order.
 
     Raises:
+        InputValidationError: If a feature column of the model is not among ``columns``.
         ValueError: If the ``scoring`` parameters are inconsistent.
     """
     _risk_bands(scoring)  # inconsistent bands fail before any model work
+    if columns is not None and list(columns) != list(model.feature_columns):
+        missing = [name for name in model.feature_columns if name not in columns]
+        if missing:
+            raise InputValidationError(
+                f"The model needs feature column(s) {missing}, absent from the input.",
+                column=missing[0],
+                problem="missing_column",
+            )
+        positions = [list(columns).index(name) for name in model.feature_columns]
+        features = features[:, positions]
     return verdicts_of(model, model.phishing_probability_of_matrix(features), scoring)
 
 
@@ -594,6 +617,19 @@ def verdicts_of(model: PhishingModel, probability: np.ndarray, scoring: Mapping)
     )
 
 
+def refuse_verdict_columns(columns: Iterable[Any]) -> None:
+    """Raise ``InputValidationError`` if the input has a column that scoring adds."""
+    present = {str(column) for column in columns}
+    clashes = [name for name in OUTPUT_COLUMNS if name in present]
+    if clashes:
+        raise InputValidationError(
+            f"The input already has column(s) {clashes}, which scoring adds (is it a predictions "
+            "file?). Remove or rename them and run again.",
+            column=clashes[0],
+            problem="reserved_column",
+        )
+
+
 def score_frame(model: PhishingModel, frame: pd.DataFrame, scoring: dict) -> pd.DataFrame:
     """Score checked sites: the input columns followed by the verdict columns.
 
@@ -616,14 +652,7 @@ def score_frame(model: PhishingModel, frame: pd.DataFrame, scoring: dict) -> pd.
             feature column of the model.
         ValueError: If the ``scoring`` parameters are inconsistent.
     """
-    clashes = [name for name in OUTPUT_COLUMNS if name in frame.columns]
-    if clashes:
-        raise InputValidationError(
-            f"The input already has column(s) {clashes}, which scoring adds (is it a predictions "
-            "file?). Remove or rename them and run again.",
-            column=clashes[0],
-            problem="reserved_column",
-        )
+    refuse_verdict_columns(frame.columns)
     missing = [name for name in model.feature_columns if name not in frame.columns]
     if missing:
         raise InputValidationError(

@@ -173,7 +173,6 @@ class _CSVChunks:
         return names
 
     def __iter__(self) -> Iterator[pd.DataFrame]:
-        source = str(self._path)
         rows = 0
         errors: list[Any] = []
         try:
