@@ -243,6 +243,11 @@ class _Domain:
 
     @classmethod
     def of(cls, schema: Schema) -> _Domain:
+        key = tuple((name, tuple(values)) for name, values in schema["features"].items())
+        return _domain_of(key, schema)
+
+    @classmethod
+    def build(cls, schema: Schema) -> _Domain:
         allowed = allowed_values(schema)
         names = feature_columns(schema)
         every = [v for name in names for v in allowed[name]] or [0]
@@ -259,6 +264,19 @@ class _Domain:
         inside = (offset >= 0) & (offset < width)
         columns = np.arange(self.table.shape[0])[None, :]
         return ~(inside & self.table[columns, np.clip(offset, 0, width - 1)])
+
+
+_DOMAINS: dict[tuple[Any, ...], _Domain] = {}
+
+
+def _domain_of(key: tuple[Any, ...], schema: Schema) -> _Domain:
+    """The ``_Domain`` of a schema, built once per distinct feature declaration."""
+    domain = _DOMAINS.get(key)
+    if domain is None:
+        domain = _Domain.build(schema)
+        if len(_DOMAINS) < 64:
+            _DOMAINS[key] = domain
+    return domain
 
 
 def _cell_text(frame: pd.DataFrame, column: str, position: int) -> str:
@@ -356,6 +374,34 @@ def _is_plain_integer(dtype: Any) -> bool:
     )
 
 
+def _columns_of(frame: pd.DataFrame) -> dict[Any, pd.Series]:
+    """The frame's columns by name, fetched once (label lookups cost in a wide frame)."""
+    return dict(frame.items())
+
+
+def _arrow_text_block(columns: Mapping[Any, pd.Series], features: list[str]) -> np.ndarray | None:
+    """The feature columns of Arrow-backed text (as the CSV readers give them) parsed as int64
+    in one Arrow cast, or ``None`` when a column is not such text or a cell is not a plain
+    integer (the column-by-column check then says which)."""
+    chunks: list[pa.Array] = []
+    for name in features:
+        dtype = columns[name].dtype
+        if not (isinstance(dtype, pd.StringDtype) and dtype.storage == "pyarrow"):
+            return None
+        arrow = pa.array(columns[name].array)
+        for chunk in arrow.chunks if isinstance(arrow, pa.ChunkedArray) else [arrow]:
+            chunks.append(
+                chunk.cast(pa.large_string()) if chunk.type != pa.large_string() else chunk
+            )
+    try:
+        parsed = pc.cast(pa.chunked_array(chunks, pa.large_string()), pa.int64())
+    except pa.ArrowInvalid:
+        return None
+    if parsed.null_count:
+        return None
+    return parsed.to_numpy().reshape(len(features), -1).T
+
+
 def check_inference_frame(
     frame: pd.DataFrame,
     schema: Schema,
@@ -415,22 +461,34 @@ def check_inference_frame(
             source=source,
         )
 
-    if all(_is_plain_integer(frame[name].dtype) for name in features):
-        block = frame[features].to_numpy(dtype=np.int64)  # one copy, no per-column parsing
+    if frame.columns.has_duplicates:  # rare: column by column, through label lookups
+        block = check_feature_columns(
+            {name: frame[name] for name in features}, schema, source, row_offset
+        )
+        result = frame.copy(deep=False)
+        for j, name in enumerate(features):
+            result[name] = pd.Series(block[:, j], index=frame.index, dtype="int64")
+        return result
+
+    columns = _columns_of(frame)
+    text_block = _arrow_text_block(columns, features)
+    if text_block is not None or all(_is_plain_integer(columns[n].dtype) for n in features):
+        # one block, no per-column parsing: integers as they are, or text parsed by Arrow
+        block = text_block
+        if block is None:
+            block = np.column_stack([columns[n].to_numpy(dtype=np.int64) for n in features])
 
         def value_of(column: str, position: int) -> str:
-            return _cell_text(frame, column, position)
+            return _value_text(columns[column].iloc[position])
 
         _check_block(block, _Domain.of(schema), [], value_of, source, row_offset)
     else:
         block = check_feature_columns(
-            {name: frame[name] for name in features}, schema, source, row_offset
+            {name: columns[name] for name in features}, schema, source, row_offset
         )
-
-    result = frame.copy(deep=False)
     for j, name in enumerate(features):
-        result[name] = pd.Series(block[:, j], index=frame.index, dtype="int64")
-    return result
+        columns[name] = pd.Series(block[:, j], index=frame.index, name=name, copy=False)
+    return pd.DataFrame(columns, index=frame.index, copy=False)
 
 
 def _raise_first_problem(
@@ -661,21 +719,30 @@ def score_frame(model: PhishingModel, frame: pd.DataFrame, scoring: dict) -> pd.
             column=missing[0],
             problem="missing_column",
         )
-    selected = frame[model.feature_columns]
-    if all(_is_plain_integer(dtype) for dtype in selected.dtypes):
-        verdicts = score_features(model, selected.to_numpy(dtype=np.int64), scoring)
+    columns = _columns_of(frame) if not frame.columns.has_duplicates else None
+    if columns is not None and all(
+        _is_plain_integer(columns[name].dtype) for name in model.feature_columns
+    ):
+        features = np.column_stack(
+            [columns[name].to_numpy(dtype=np.int64) for name in model.feature_columns]
+        )
+        verdicts = score_features(model, features, scoring)
     else:  # not an integer matrix: the model's own handling of the frame
         _risk_bands(scoring)
-        verdicts = verdicts_of(model, model.phishing_probability(selected), scoring)
+        probability = model.phishing_probability(frame[model.feature_columns])
+        verdicts = verdicts_of(model, probability, scoring)
     index = frame.index
-    return frame.assign(
-        prediction=pd.Series(verdicts.prediction, index=index, copy=False),
-        label=_text_column(verdicts.words, verdicts.label_codes(), index),
-        phishing_probability=pd.Series(verdicts.phishing_probability, index=index, copy=False),
-        risk_level=_text_column(verdicts.levels, verdicts.band, index),
-        recommended_action=_text_column(verdicts.actions, verdicts.band, index),
-        model_version=pd.Series(verdicts.model_version, index=index, dtype=str),
-    )
+    added = {
+        "prediction": pd.Series(verdicts.prediction, index=index, copy=False),
+        "label": _text_column(verdicts.words, verdicts.label_codes(), index),
+        "phishing_probability": pd.Series(verdicts.phishing_probability, index=index, copy=False),
+        "risk_level": _text_column(verdicts.levels, verdicts.band, index),
+        "recommended_action": _text_column(verdicts.actions, verdicts.band, index),
+        "model_version": pd.Series(verdicts.model_version, index=index, dtype=str),
+    }
+    if columns is None:
+        return frame.assign(**added)
+    return pd.DataFrame({**columns, **added}, index=index, copy=False)
 
 
 # ------------------------------------------------------------------------------ streams

@@ -8,7 +8,6 @@ import pytest
 from network_security.service.inputs import (
     RequestProblem,
     read_csv_upload,
-    read_records,
     records_table,
 )
 
@@ -16,7 +15,7 @@ from network_security.service.inputs import (
 def records_frame(records, **limits) -> pd.DataFrame:
     """The records' cells as a frame, columns in the table's order."""
     table = records_table(records, **limits)
-    return pd.DataFrame(table.cells, columns=table.columns)
+    return pd.DataFrame(table.cells(), columns=table.columns)
 
 
 def read(data: bytes, max_rows: int = 100, max_columns: int = 10):

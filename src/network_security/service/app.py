@@ -397,7 +397,8 @@ def _score_csv(state: ServiceState, loaded: LoadedModel, data: bytes, source: st
 
 def _score_records(state: ServiceState, loaded: LoadedModel, body: bytes | bytearray) -> bytes:
     """JSON records -> the JSON predictions body, without a DataFrame: the values go straight
-    into an integer matrix, checked and scored by the functions the inference pipeline uses."""
+    into an integer matrix, checked and scored by the functions the inference pipeline uses,
+    and the verdicts are added to the records as parsed."""
     settings = state.settings
     features = feature_columns(state.schema)
     table = records_table(
@@ -411,20 +412,37 @@ def _score_records(state: ServiceState, loaded: LoadedModel, body: bytes | bytea
         if table.features is not None:
             matrix = check_feature_matrix(table.features, state.schema, source="records")
         else:
-            cells = {name: table.cells[name] for name in features}
-            matrix = check_feature_columns(cells, state.schema, source="records")
+            matrix = check_feature_columns(table.feature_cells, state.schema, source="records")
         verdicts = score_features(loaded.model, matrix, state.scoring, columns=features)
     except InputValidationError as error:
         raise _checked_problem(error) from None
-    columns = dict(table.cells)
-    for j, name in enumerate(features):  # the checked integers (a "1" sent as text -> 1)
-        columns[name] = matrix[:, j].tolist()
-    columns.update(_verdict_columns(verdicts))
-    return _predictions_body(columns, loaded, "records")
+    records = table.records
+    if table.features is None:  # the checked integers (a "1" sent as text -> 1)
+        for j, name in enumerate(features):
+            for record, value in zip(records, matrix[:, j].tolist(), strict=True):
+                record[name] = value
+    width = len(table.columns)
+    for record in records:
+        if len(record) != width:  # a field another record has: null here
+            for column in table.columns:
+                record.setdefault(column, None)
+    verdict_columns = _verdict_columns(verdicts)
+    names = list(verdict_columns)
+    rows = zip(*verdict_columns.values(), strict=True)
+    for record, values in zip(records, rows, strict=True):
+        record.update(zip(names, values, strict=True))
+    return _dumps(
+        {
+            "model_version": loaded.model.version,
+            "rows": len(records),
+            "source": "records",
+            "predictions": records,
+        }
+    )
 
 
 def _verdict_columns(verdicts: Verdicts) -> dict[str, list[Any]]:
-    """The verdict columns, in the order the inference pipeline writes them."""
+    """The verdict columns as lists, in the order the inference pipeline writes them."""
     bands = verdicts.band.tolist()
     columns = {
         "prediction": verdicts.prediction.tolist(),
@@ -437,20 +455,26 @@ def _verdict_columns(verdicts: Verdicts) -> dict[str, list[Any]]:
     return {name: columns[name] for name in VERDICT_COLUMNS}
 
 
+def _dumps(body: dict[str, Any]) -> bytes:
+    """JSON bytes (orjson; the standard library for text orjson refuses, a lone surrogate)."""
+    try:
+        return orjson.dumps(body)
+    except (orjson.JSONEncodeError, TypeError):
+        return json.dumps(jsonable(body), ensure_ascii=True, allow_nan=False).encode()
+
+
 def _predictions_body(columns: dict[str, list[Any]], loaded: LoadedModel, source: str) -> bytes:
     """``{"model_version", "rows", "source", "predictions": [...]}``, one object per row."""
     names = list(columns)
     rows = [dict(zip(names, row, strict=True)) for row in zip(*columns.values(), strict=True)]
-    body = {
-        "model_version": loaded.model.version,
-        "rows": len(rows),
-        "source": source,
-        "predictions": rows,
-    }
-    try:
-        return orjson.dumps(body)
-    except (orjson.JSONEncodeError, TypeError):  # text orjson refuses (a lone surrogate)
-        return json.dumps(jsonable(body), ensure_ascii=True, allow_nan=False).encode()
+    return _dumps(
+        {
+            "model_version": loaded.model.version,
+            "rows": len(rows),
+            "source": source,
+            "predictions": rows,
+        }
+    )
 
 
 def _ordered_columns(scored: pd.DataFrame, schema: dict[str, Any]) -> list[str]:

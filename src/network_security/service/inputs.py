@@ -149,7 +149,14 @@ def read_csv_upload(data: bytes, *, source: str, max_rows: int, max_columns: int
         raise RequestProblem(
             422, f"{source} has a header but no data rows: add one row per site to score."
         )
-    return pd.DataFrame(rows, columns=header, dtype=str)
+    columns = zip(*rows, strict=True)
+    return pd.DataFrame(
+        {
+            name: pd.array(list(cells), dtype="str")
+            for name, cells in zip(header, columns, strict=True)
+        },
+        copy=False,
+    )
 
 
 # ------------------------------------------------------------------------------ JSON records
@@ -262,21 +269,27 @@ def read_records(body: bytes | bytearray, *, max_rows: int) -> list[Any]:
 
 @dataclass
 class RecordsTable:
-    """JSON records as columns, ready for the schema check.
+    """JSON records checked for shape, ready for the schema check.
 
     Attributes:
-        columns: Every field, in first-seen order (the order of the predictions' fields).
-        cells: The values per field, one per record (``None`` where a record lacks an extra
-            field; whole floats of feature fields as integers).
+        records: The records as parsed (each a dict; extra values JSON cannot carry back exactly,
+            non-finite numbers or integers beyond 64 bits, replaced by their text).
+        columns: Every field, in first-seen order.
         features: When every feature value is a plain integer within int64 (the usual case),
-            the features as an int64 matrix in ``required_columns`` order; else ``None`` and the
-            cells are checked column by column.
+            the features as an int64 matrix in ``required_columns`` order; else ``None``.
+        feature_cells: When ``features`` is ``None``, each feature column's values for the
+            schema check (whole floats as integers; text as sent).
     """
 
+    records: list[dict[str, Any]]
     columns: list[str]
-    cells: dict[str, list[Any]]
     features: np.ndarray | None
-    count: int
+    feature_cells: dict[str, list[Any]] | None
+
+    def cells(self) -> dict[str, list[Any]]:
+        """Each field's values, one per record (``None`` where a record lacks the field)."""
+        cells = {column: [record.get(column) for record in self.records] for column in self.columns}
+        return {**cells, **(self.feature_cells or {})}
 
 
 def _feature_cells(values: list[Any], column: str) -> list[Any]:
@@ -298,22 +311,20 @@ def _feature_cells(values: list[Any], column: str) -> list[Any]:
     return cells
 
 
-def _extra_cells(values: list[Any], column: str) -> list[Any]:
+def _check_extra_values(records: list[dict[str, Any]], column: str) -> None:
     """Another field's JSON values (an id, a URL): any single value, returned as sent (a number
     JSON cannot carry back exactly, non-finite or beyond 64 bits, as its text)."""
-    kinds = set(map(type, values))
+    kinds = {type(record.get(column)) for record in records}
     if kinds <= {str, type(None)}:
-        return values
-    cells = []
-    for row, value in enumerate(values, start=1):
+        return
+    for row, record in enumerate(records, start=1):
+        value = record.get(column)
         if isinstance(value, dict | list):
             raise _bad_value(column, row, value, "a single value (text or number)")
         if (isinstance(value, float) and not math.isfinite(value)) or (
             type(value) is int and not -(2**63) <= value < 2**64
         ):
-            value = str(value)
-        cells.append(value)
-    return cells
+            record[column] = str(value)
 
 
 def _int_matrix(rows: list[tuple[Any, ...]], width: int) -> np.ndarray | None:
@@ -350,10 +361,11 @@ def records_table(
         )
     for row, record in enumerate(records, start=1):
         if type(record) is not dict:
+            kind = _KINDS.get(type(record), f"a {type(record).__name__}")
             raise RequestProblem(
                 422,
-                f"records: record {row} is {_KINDS.get(type(record), 'a ' + type(record).__name__)}"
-                ", not an object: send one object per site with the feature fields.",
+                f"records: record {row} is {kind}, not an object: send one object per site "
+                "with the feature fields.",
                 row=row,
             )
     widest = max(map(len, records))
@@ -396,13 +408,14 @@ def records_table(
                     )
     order = list(dict.fromkeys([*columns, *required]))
     features = _int_matrix(rows, len(required))
-    cells: dict[str, list[Any]] = {}
-    positions = {column: j for j, column in enumerate(required)}
+    feature_cells = None
+    if features is None:
+        feature_cells = {
+            column: _feature_cells([row[j] for row in rows], column)
+            for j, column in enumerate(required)
+        }
+    positions = set(required)
     for column in order:
-        if column in positions:
-            j = positions[column]
-            values = [row[j] for row in rows]
-            cells[column] = values if features is not None else _feature_cells(values, column)
-        else:
-            cells[column] = _extra_cells([record.get(column) for record in records], column)
-    return RecordsTable(columns=order, cells=cells, features=features, count=len(records))
+        if column not in positions:
+            _check_extra_values(records, column)
+    return RecordsTable(records, order, features, feature_cells)
