@@ -42,6 +42,18 @@ class PhishingModel:
     trained_at: str = ""
     metrics: dict[str, float] = field(default_factory=dict)
     params: dict[str, Any] = field(default_factory=dict)
+    fitted_vector_codes: np.ndarray | None = None
+    """``features.feature_vector_codes`` of the rows the estimator was fit on (sorted, unique):
+    promotion compares models only on feature vectors neither has been fit on."""
+
+    def has_seen(self, codes: np.ndarray) -> np.ndarray:
+        """For each feature-vector code, whether the estimator was fit on that vector.
+
+        A model that does not record what it was fit on (older pickles) reports ``False``.
+        """
+        if self.fitted_vector_codes is None:
+            return np.zeros(len(codes), dtype=bool)
+        return np.isin(codes, self.fitted_vector_codes, assume_unique=False)
 
     def __getstate__(self) -> dict[str, Any]:
         """Pickle (and copy) the fields only: the compiled form is derived again when needed."""

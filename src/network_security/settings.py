@@ -3,9 +3,10 @@
 from kedro.config import OmegaConfigLoader
 from omegaconf.resolvers import oc
 
-from network_security.hooks import EmbeddedMongoHook
+from network_security.hooks import EmbeddedMongoHook, PromotionHook
+from network_security.quiet import silence_third_party_warnings
 
-HOOKS = (EmbeddedMongoHook(),)
+HOOKS = (EmbeddedMongoHook(), PromotionHook())
 
 CONFIG_LOADER_CLASS = OmegaConfigLoader
 CONFIG_LOADER_ARGS = {
@@ -17,3 +18,5 @@ CONFIG_LOADER_ARGS = {
     # conf/base/mlflow.yml reads MLFLOW_TRACKING_URI (with a local default) through oc.env
     "custom_resolvers": {"oc.env": oc.env},
 }
+
+silence_third_party_warnings()
