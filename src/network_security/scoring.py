@@ -234,12 +234,11 @@ def _integers_of(values: Columnish) -> tuple[np.ndarray, np.ndarray, np.ndarray]
 
 @dataclass(frozen=True)
 class _Domain:
-    """The schema's features and their allowed values, as a lookup table for whole blocks."""
+    """The schema's features and their allowed values, for checking whole blocks at once."""
 
     names: list[str]
     allowed: dict[str, list[int]]
-    low: int
-    table: np.ndarray  # (features, high - low + 1): True where the value is allowed
+    groups: list[tuple[np.ndarray, np.ndarray]]  # (column positions, their allowed values)
 
     @classmethod
     def of(cls, schema: Schema) -> _Domain:
@@ -250,20 +249,28 @@ class _Domain:
     def build(cls, schema: Schema) -> _Domain:
         allowed = allowed_values(schema)
         names = feature_columns(schema)
-        every = [v for name in names for v in allowed[name]] or [0]
-        low, high = min(every), max(every)
-        table = np.zeros((len(names), high - low + 1), bool)
+        by_values: dict[tuple[int, ...], list[int]] = {}
         for j, name in enumerate(names):
-            table[j, np.asarray(allowed[name], dtype=np.int64) - low] = True
-        return cls(names, allowed, low, table)
+            by_values.setdefault(tuple(sorted(set(allowed[name]))), []).append(j)
+        groups = [
+            (np.asarray(columns, dtype=np.intp), np.asarray(values, dtype=np.int64))
+            for values, columns in by_values.items()
+        ]
+        return cls(names, allowed, groups)
 
     def not_allowed(self, block: np.ndarray) -> np.ndarray:
         """(rows, features) mask of the int64 cells outside their column's allowed values."""
-        offset = block - self.low
-        width = self.table.shape[1]
-        inside = (offset >= 0) & (offset < width)
-        columns = np.arange(self.table.shape[0])[None, :]
-        return ~(inside & self.table[columns, np.clip(offset, 0, width - 1)])
+        bad = np.empty(block.shape, dtype=bool)
+        for columns, values in self.groups:
+            part = block[:, columns]
+            ok = np.zeros(part.shape, dtype=bool)
+            if len(values) and values[-1] - values[0] == len(values) - 1:  # a range: -1..1
+                ok = (part >= values[0]) & (part <= values[-1])
+            else:
+                for value in values:
+                    ok |= part == value
+            bad[:, columns] = ~ok
+        return bad
 
 
 _DOMAINS: dict[tuple[Any, ...], _Domain] = {}

@@ -406,12 +406,13 @@ def _score_records(state: ServiceState, loaded: LoadedModel, body: bytes | bytea
     and the verdicts are added to the records as parsed."""
     settings = state.settings
     features = feature_columns(state.schema)
+    limits = {"max_rows": settings.max_rows, "max_columns": settings.max_columns}
     table = records_table(
-        read_records(body, max_rows=settings.max_rows),
-        required_columns=features,
-        max_rows=settings.max_rows,
-        max_columns=settings.max_columns,
+        read_records(body, max_rows=settings.max_rows), required_columns=features, **limits
     )
+    if table.lossy:  # a huge integer read as a float: read again, exactly, to name it as sent
+        exact = read_records(body, max_rows=settings.max_rows, exact=True)
+        table = records_table(exact, required_columns=features, **limits)
     try:
         refuse_verdict_columns(table.columns)
         if table.features is not None:

@@ -162,7 +162,7 @@ def read_csv_upload(data: bytes, *, source: str, max_rows: int, max_columns: int
 # ------------------------------------------------------------------------------ JSON records
 
 _KINDS = {bool: "a boolean", type(None): "null", dict: "an object", list: "a list"}
-_SCAN_WINDOW = 256 * 1024
+_SCAN_WINDOW = 64 * 1024
 
 
 def _shown(value: Any) -> Any:
@@ -218,27 +218,31 @@ def _containers_outside_strings(body: bytes | bytearray, limit: int) -> int:
     return count
 
 
-def _loads(body: bytes | bytearray) -> Any:
+def _loads(body: bytes | bytearray, exact: bool = False) -> Any:
     """The JSON value of the body (orjson; the standard library's parser for what orjson
-    refuses but JSON allows, such as 1e999, so that such values are judged like any other)."""
+    refuses but JSON allows, such as 1e999, so that such values are judged like any other, and
+    when ``exact``: orjson reads integers beyond 64 bits as floats)."""
     try:
+        if exact:
+            return json.loads(body)
         return orjson.loads(body)
-    except orjson.JSONDecodeError as error:
+    except (orjson.JSONDecodeError, ValueError, RecursionError) as error:
         try:
             return json.loads(body)
         except (ValueError, RecursionError):
             raise RequestProblem(400, f"The request body is not valid JSON: {error}.") from None
 
 
-def read_records(body: bytes | bytearray, *, max_rows: int) -> list[Any]:
+def read_records(body: bytes | bytearray, *, max_rows: int, exact: bool = False) -> list[Any]:
     """The ``records`` of a JSON body ``{"records": [...]}``, with the record limit enforced
     before any object is built.
 
     A body of ``max_rows`` records holds at most ``max_rows + 2`` objects and arrays (the body,
     the list, one object per record); one with more is refused (413) from a scan of its bytes,
     so that a small body of many empty records cannot make the process allocate many times its
-    size. Raises ``RequestProblem``: 400 for invalid JSON, 413 past the record limit, 422 for a
-    body of another shape.
+    size. ``exact`` reads integers of any size exactly (slower; see ``RecordsTable.lossy``).
+    Raises ``RequestProblem``: 400 for invalid JSON, 413 past the record limit, 422 for a body
+    of another shape.
     """
     limit = max_rows + 2
     if body.count(b"{") + body.count(b"[") > limit:  # an upper bound: braces in strings count
@@ -250,7 +254,7 @@ def read_records(body: bytes | bytearray, *, max_rows: int) -> list[Any]:
                 f"lists); the service scores at most {max_rows} per request "
                 "(NETWORK_SECURITY_MAX_ROWS), each a flat object.",
             )
-    data = _loads(body)
+    data = _loads(body, exact)
     if not isinstance(data, dict) or "records" not in data or len(data) != 1:
         extra = sorted(data)[:5] if isinstance(data, dict) else None
         found = f"an object with the keys {extra}" if extra is not None else type(data).__name__
@@ -279,12 +283,16 @@ class RecordsTable:
             the features as an int64 matrix in ``required_columns`` order; else ``None``.
         feature_cells: When ``features`` is ``None``, each feature column's values for the
             schema check (whole floats as integers; text as sent).
+        lossy: Whether a number may have lost digits in parsing (a whole number of 2**63 or
+            more read as a float): read the body again with ``read_records(exact=True)`` to
+            report or echo it exactly.
     """
 
     records: list[dict[str, Any]]
     columns: list[str]
     features: np.ndarray | None
     feature_cells: dict[str, list[Any]] | None
+    lossy: bool = False
 
     def cells(self) -> dict[str, list[Any]]:
         """Each field's values, one per record (``None`` where a record lacks the field)."""
@@ -311,12 +319,18 @@ def _feature_cells(values: list[Any], column: str) -> list[Any]:
     return cells
 
 
-def _check_extra_values(records: list[dict[str, Any]], column: str) -> None:
+def _may_be_lossy(value: Any) -> bool:
+    return isinstance(value, float) and math.isfinite(value) and abs(value) >= 2**63
+
+
+def _check_extra_values(records: list[dict[str, Any]], column: str) -> bool:
     """Another field's JSON values (an id, a URL): any single value, returned as sent (a number
-    JSON cannot carry back exactly, non-finite or beyond 64 bits, as its text)."""
+    JSON cannot carry back exactly, non-finite or beyond 64 bits, as its text). Returns whether
+    a value may have lost digits in parsing."""
     kinds = {type(record.get(column)) for record in records}
-    if kinds <= {str, type(None)}:
-        return
+    if kinds <= {str, type(None), int}:
+        return False
+    lossy = False
     for row, record in enumerate(records, start=1):
         value = record.get(column)
         if isinstance(value, dict | list):
@@ -325,6 +339,8 @@ def _check_extra_values(records: list[dict[str, Any]], column: str) -> None:
             type(value) is int and not -(2**63) <= value < 2**64
         ):
             record[column] = str(value)
+        lossy = lossy or _may_be_lossy(value)
+    return lossy
 
 
 def _int_matrix(rows: list[tuple[Any, ...]], width: int) -> np.ndarray | None:
@@ -409,13 +425,15 @@ def records_table(
     order = list(dict.fromkeys([*columns, *required]))
     features = _int_matrix(rows, len(required))
     feature_cells = None
+    lossy = False
     if features is None:
-        feature_cells = {
-            column: _feature_cells([row[j] for row in rows], column)
-            for j, column in enumerate(required)
-        }
+        feature_cells = {}
+        for j, column in enumerate(required):
+            values = [row[j] for row in rows]
+            lossy = lossy or any(_may_be_lossy(value) for value in values)
+            feature_cells[column] = _feature_cells(values, column)
     positions = set(required)
     for column in order:
         if column not in positions:
-            _check_extra_values(records, column)
-    return RecordsTable(records, order, features, feature_cells)
+            lossy = _check_extra_values(records, column) or lossy
+    return RecordsTable(records, order, features, feature_cells, lossy)
