@@ -3,6 +3,7 @@ service share, on real feature vectors and a model fitted on the real data set."
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,7 @@ from network_security.scoring import (
     ChunkStream,
     InputValidationError,
     check_chunks,
+    check_feature_matrix,
     check_inference_frame,
     score_chunks,
     score_frame,
@@ -263,3 +265,45 @@ def test_a_bad_cell_in_a_later_chunk_reports_its_row_in_the_file(sites, schema):
 def test_a_stream_without_rows_is_refused(schema):
     with pytest.raises(InputValidationError, match="no data rows"):
         list(check_chunks(ChunkStream([], "empty.csv"), schema))
+
+
+# ------------------------------------------------------------------ values of any size or type
+
+
+@pytest.mark.parametrize(
+    "text", ["18446744073709551615", "18446744073709551617", "9223372036854775808", "1e300"]
+)
+def test_a_huge_number_read_by_pandas_is_refused_not_wrapped(sites, schema, text):
+    """pandas reads 18446744073709551615 as uint64; cast to int64 it would wrap to -1."""
+    sites["Favicon"] = "1"
+    sites.loc[7, "Favicon"] = text
+    frame = pd.read_csv(io.StringIO(sites.to_csv(index=False)))  # numbers inferred
+    with pytest.raises(InputValidationError) as caught:
+        check_inference_frame(frame, schema, source="typed.csv")
+    error = caught.value
+    assert (error.column, error.row, error.problem) == ("Favicon", 8, "not_allowed")
+    assert "typed.csv: column 'Favicon', row 8" in str(error)
+
+
+def test_booleans_among_integers_are_not_integers(sites, schema):
+    """True == 1 to a hash table: a boolean must not pass as the integer 1."""
+    frame = check_inference_frame(sites, schema)
+    frame["URL_Length"] = frame["URL_Length"].astype(object)
+    frame.loc[5, "URL_Length"] = True
+    with pytest.raises(InputValidationError) as caught:
+        check_inference_frame(frame, schema)
+    assert (caught.value.column, caught.value.row, caught.value.value) == (
+        "URL_Length",
+        6,
+        "True",
+    )
+    assert caught.value.problem == "not_integer"
+
+
+def test_an_unsigned_matrix_beyond_int64_is_refused(schema):
+    matrix = np.ones((3, len(feature_columns(schema))), dtype=np.uint64)
+    matrix[2, 9] = np.uint64(2**64 - 1)
+    with pytest.raises(InputValidationError) as caught:
+        check_feature_matrix(matrix, schema, source="records")
+    assert (caught.value.column, caught.value.row) == (feature_columns(schema)[9], 3)
+    assert caught.value.value == "18446744073709551615"

@@ -4,15 +4,29 @@ A ``PhishingModel`` bundles the fitted scikit-learn pipeline (any fitted transfo
 engineered indicator counts, lives inside it, so inference applies exactly what training
 fitted), the decision threshold chosen on cross-validated predictions, and the provenance a
 security analyst needs next to a verdict (version, training time, test metrics).
+
+Its probabilities come from a compiled form of the fitted estimator
+(``network_security.compiled``), derived from the estimator the first time it is needed and
+never pickled, so every pickle (old ones included) loads as it is. A model the compiler does not
+support is evaluated by the estimator's own ``predict_proba``; both give the same numbers.
 """
 
 from __future__ import annotations
 
+import logging
+import threading
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import pandas as pd
+
+from network_security.compiled import CompiledPredictor, UnsupportedModel, compile_estimator
+
+logger = logging.getLogger(__name__)
+
+_COMPILE_LOCK = threading.Lock()
+_NOT_COMPILED = "_compiled"  # instance attribute holding the compiled form (or False)
 
 
 @dataclass
@@ -43,9 +57,62 @@ class PhishingModel:
             return np.zeros(len(codes), dtype=bool)
         return np.isin(codes, self.fitted_vector_codes, assume_unique=False)
 
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickle (and copy) the fields only: the compiled form is derived again when needed."""
+        state = dict(self.__dict__)
+        state.pop(_NOT_COMPILED, None)
+        return state
+
+    @property
+    def compiled(self) -> CompiledPredictor | None:
+        """The compiled predictor of ``estimator`` (built on first access), or ``None`` when the
+        compiler does not support it (then ``predict_proba`` is used; logged once)."""
+        compiled = self.__dict__.get(_NOT_COMPILED)
+        if compiled is None:
+            with _COMPILE_LOCK:
+                compiled = self.__dict__.get(_NOT_COMPILED)
+                if compiled is None:
+                    compiled = self._compile()
+                    self.__dict__[_NOT_COMPILED] = compiled
+        return compiled or None
+
+    def _compile(self) -> CompiledPredictor | bool:
+        try:
+            compiled = compile_estimator(self.estimator, self.feature_columns, self.phishing_label)
+        except UnsupportedModel as reason:
+            logger.info(
+                "Model %s: no compiled predictor (%s); scoring with %s.predict_proba.",
+                self.version,
+                reason,
+                type(self.estimator).__name__,
+            )
+            return False
+        logger.info("Model %s: compiled predictor of the %s", self.version, compiled.description)
+        return compiled
+
+    def phishing_probability_of_matrix(self, matrix: np.ndarray) -> np.ndarray:
+        """P(phishing) per row of a numeric matrix whose columns are ``feature_columns``."""
+        compiled = self.compiled
+        if compiled is not None:
+            return compiled.phishing_probability(matrix)
+        frame = pd.DataFrame(matrix, columns=self.feature_columns, copy=False)
+        return self._estimator_probability(frame)
+
     def phishing_probability(self, features: pd.DataFrame) -> np.ndarray:
         """P(phishing) for each row of ``features`` (columns in any order, extras ignored)."""
-        proba = self.estimator.predict_proba(features[self.feature_columns])
+        selected = features[self.feature_columns]
+        compiled = self.compiled
+        if compiled is not None and all(
+            pd.api.types.is_numeric_dtype(dtype) and not pd.api.types.is_bool_dtype(dtype)
+            for dtype in selected.dtypes
+        ):
+            matrix = selected.to_numpy(dtype=np.float64, na_value=np.nan)
+            if not np.isnan(matrix).any():  # missing values: the estimator's own rules
+                return compiled.phishing_probability(matrix)
+        return self._estimator_probability(selected)
+
+    def _estimator_probability(self, frame: pd.DataFrame) -> np.ndarray:
+        proba = self.estimator.predict_proba(frame)
         column = list(self.estimator.classes_).index(self.phishing_label)
         return proba[:, column]
 

@@ -18,12 +18,15 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from difflib import get_close_matches
 from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 from kedro.io import DatasetError
 
 from network_security.model import PhishingModel
@@ -139,28 +142,21 @@ def _clamp(number: int) -> int:
     return max(min(number, _INT64.max), _INT64.min)
 
 
-def _to_integers(values: pd.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Convert one column to int64, whatever its dtype.
+Columnish = pd.Series | np.ndarray | Sequence[Any]
+"""One column of cells: a pandas Series of any dtype, a numpy array, or a list of values."""
 
-    Returns ``(integers, missing, not_integer)``: the converted values (0 where invalid) and
-    the boolean masks of missing cells and of cells that are not integers.
-    """
-    n = len(values)
-    if pd.api.types.is_bool_dtype(values.dtype):
-        return np.zeros(n, np.int64), np.zeros(n, bool), np.ones(n, bool)
-    if pd.api.types.is_integer_dtype(values.dtype):
-        missing = values.isna().to_numpy()
-        integers = values.to_numpy(dtype=np.int64, na_value=0)
-        return integers, missing, np.zeros(n, bool)
-    if pd.api.types.is_float_dtype(values.dtype):
-        numbers = values.to_numpy(dtype=np.float64, na_value=np.nan)
-        missing = np.isnan(numbers)
-        integral = np.isfinite(numbers) & (np.floor(numbers) == numbers)
-        not_integer = ~missing & ~integral
-        integers = np.where(integral, numbers, 0).astype(np.int64)
-        return integers, missing, not_integer
-    # Text or mixed objects: parse each distinct value once.
-    codes, uniques = pd.factorize(values.to_numpy(dtype=object), use_na_sentinel=True)
+
+def _integers_of_floats(numbers: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    missing = np.isnan(numbers)
+    integral = np.isfinite(numbers) & (np.floor(numbers) == numbers)
+    # whole numbers beyond int64 are clamped (never cast with wrap-around): out of every domain
+    clamped = np.clip(np.where(integral, numbers, 0.0), -(2.0**62), 2.0**62)
+    return clamped.astype(np.int64), missing, ~missing & ~integral
+
+
+def _integers_of_objects(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Text or mixed Python objects: each distinct value is parsed once."""
+    codes, uniques = pd.factorize(values, use_na_sentinel=True)
     lookup = np.zeros(len(uniques) + 1, np.int64)  # last slot: the NA sentinel (-1)
     unique_missing = np.zeros(len(uniques) + 1, bool)
     unique_bad = np.zeros(len(uniques) + 1, bool)
@@ -189,12 +185,228 @@ def _to_integers(values: pd.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray]
             unique_bad[i] = True
         else:
             lookup[i] = _clamp(parsed)
-    return lookup[codes], unique_missing[codes], unique_bad[codes]
+    integers, missing, bad = lookup[codes], unique_missing[codes], unique_bad[codes]
+    if any(isinstance(u, bool | int | float | np.number | np.bool_) for u in uniques):
+        # True == 1 and False == 0 to the factorizer: find the booleans cell by cell
+        booleans = np.fromiter(
+            (isinstance(v, bool | np.bool_) for v in values), dtype=bool, count=len(values)
+        )
+        bad |= booleans
+        missing &= ~booleans
+    return integers, missing, bad
+
+
+def _integers_of(values: Columnish) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Convert one column to int64, whatever its dtype.
+
+    Returns ``(integers, missing, not_integer)``: the converted values (0 where invalid; any
+    integer beyond int64, signed or unsigned, clamped to the int64 range, hence outside every
+    domain) and the boolean masks of missing cells and of cells that are not integers.
+    """
+    if not isinstance(values, pd.Series):
+        array = np.asarray(values) if isinstance(values, np.ndarray) else None
+        if array is not None and array.dtype.kind in "iu" and array.ndim == 1:
+            values = pd.Series(array, copy=False)
+        else:
+            values = pd.Series(np.asarray(values, dtype=object), dtype=object, copy=False)
+    n = len(values)
+    dtype = values.dtype
+    if pd.api.types.is_bool_dtype(dtype):
+        return np.zeros(n, np.int64), values.isna().to_numpy(), np.ones(n, bool)
+    if pd.api.types.is_unsigned_integer_dtype(dtype):
+        missing = values.isna().to_numpy()
+        unsigned = values.to_numpy(dtype=np.uint64, na_value=0)
+        integers = np.minimum(unsigned, np.uint64(_INT64.max)).astype(np.int64)
+        return integers, missing, np.zeros(n, bool)
+    if pd.api.types.is_integer_dtype(dtype):
+        missing = values.isna().to_numpy()
+        return values.to_numpy(dtype=np.int64, na_value=0), missing, np.zeros(n, bool)
+    if pd.api.types.is_float_dtype(dtype):
+        return _integers_of_floats(values.to_numpy(dtype=np.float64, na_value=np.nan))
+    if isinstance(dtype, pd.StringDtype) and dtype.storage == "pyarrow" and not values.hasnans:
+        try:  # the common case, every cell a plain integer: parsed by Arrow, vectorised
+            parsed = pc.cast(pa.array(values.array), pa.int64())
+            return parsed.to_numpy(), np.zeros(n, bool), np.zeros(n, bool)
+        except pa.ArrowInvalid:
+            pass  # a cell with spaces, a decimal point, text, a huge number: parse each value
+    return _integers_of_objects(values.to_numpy(dtype=object))
+
+
+@dataclass(frozen=True)
+class _Domain:
+    """The schema's features and their allowed values, for checking whole blocks at once."""
+
+    names: list[str]
+    allowed: dict[str, list[int]]
+    groups: list[tuple[np.ndarray, np.ndarray]]  # (column positions, their allowed values)
+
+    @classmethod
+    def of(cls, schema: Schema) -> _Domain:
+        key = tuple((name, tuple(values)) for name, values in schema["features"].items())
+        return _domain_of(key, schema)
+
+    @classmethod
+    def build(cls, schema: Schema) -> _Domain:
+        allowed = allowed_values(schema)
+        names = feature_columns(schema)
+        by_values: dict[tuple[int, ...], list[int]] = {}
+        for j, name in enumerate(names):
+            by_values.setdefault(tuple(sorted(set(allowed[name]))), []).append(j)
+        groups = [
+            (np.asarray(columns, dtype=np.intp), np.asarray(values, dtype=np.int64))
+            for values, columns in by_values.items()
+        ]
+        return cls(names, allowed, groups)
+
+    def not_allowed(self, block: np.ndarray) -> np.ndarray:
+        """(rows, features) mask of the int64 cells outside their column's allowed values."""
+        bad = np.empty(block.shape, dtype=bool)
+        for columns, values in self.groups:
+            part = block[:, columns]
+            ok = np.zeros(part.shape, dtype=bool)
+            if len(values) and values[-1] - values[0] == len(values) - 1:  # a range: -1..1
+                ok = (part >= values[0]) & (part <= values[-1])
+            else:
+                for value in values:
+                    ok |= part == value
+            bad[:, columns] = ~ok
+        return bad
+
+
+_DOMAINS: dict[tuple[Any, ...], _Domain] = {}
+
+
+def _domain_of(key: tuple[Any, ...], schema: Schema) -> _Domain:
+    """The ``_Domain`` of a schema, built once per distinct feature declaration."""
+    domain = _DOMAINS.get(key)
+    if domain is None:
+        domain = _Domain.build(schema)
+        if len(_DOMAINS) < 64:
+            _DOMAINS[key] = domain
+    return domain
 
 
 def _cell_text(frame: pd.DataFrame, column: str, position: int) -> str:
     value = frame[column].iloc[position]
+    return _value_text(value)
+
+
+def _value_text(value: Any) -> str:
     return "" if value is None or (isinstance(value, float) and math.isnan(value)) else str(value)
+
+
+def _check_block(
+    block: np.ndarray,
+    domain: _Domain,
+    flagged: list[tuple[str, str, np.ndarray]],
+    value_of: Callable[[str, int], str],
+    source: str,
+    row_offset: int,
+    invalid: np.ndarray | None = None,
+) -> np.ndarray:
+    """Raise for the earliest bad cell of ``block`` (flagged, or outside its domain)."""
+    not_allowed = domain.not_allowed(block)
+    if invalid is not None:
+        not_allowed &= ~invalid
+    if flagged or not_allowed.any():
+        problems = list(flagged)
+        for j in np.flatnonzero(not_allowed.any(axis=0)):
+            problems.append((domain.names[j], "not_allowed", not_allowed[:, j]))
+        _raise_first_problem(len(block), problems, domain.allowed, value_of, source, row_offset)
+    return block
+
+
+def check_feature_matrix(
+    matrix: np.ndarray, schema: Schema, source: str = "input", row_offset: int = 0
+) -> np.ndarray:
+    """Check an integer matrix of the schema's features (columns in schema order).
+
+    Returns it as int64. Raises ``InputValidationError`` like ``check_inference_frame`` for the
+    first value outside its column's allowed values, naming the column, row and value.
+    """
+    domain = _Domain.of(schema)
+    block = np.asarray(matrix)
+    if block.ndim != 2 or block.shape[1] != len(domain.names) or block.dtype.kind not in "iu":
+        raise ValueError(
+            f"Expected an integer matrix of {len(domain.names)} feature columns, got "
+            f"{block.dtype} of shape {block.shape}."
+        )
+    if block.dtype.kind == "u":
+        block = np.minimum(block, np.uint64(_INT64.max))
+    block = block.astype(np.int64, copy=False)
+
+    def value_of(column: str, position: int) -> str:
+        return str(matrix[position, domain.names.index(column)])
+
+    return _check_block(block, domain, [], value_of, source, row_offset)
+
+
+def check_feature_columns(
+    columns: Mapping[str, Columnish],
+    schema: Schema,
+    source: str = "input",
+    row_offset: int = 0,
+) -> np.ndarray:
+    """Check the cells of each feature column (any types: text, numbers, Python objects) and
+    return them as an int64 matrix (rows, features in schema order).
+
+    Raises ``InputValidationError`` for the earliest bad cell (missing, not an integer, or not
+    an allowed value), naming the column, row and value, with how many rows are affected.
+    """
+    domain = _Domain.of(schema)
+    n = len(columns[domain.names[0]])
+    block = np.empty((n, len(domain.names)), np.int64)
+    invalid = np.zeros((n, len(domain.names)), bool)
+    flagged: list[tuple[str, str, np.ndarray]] = []
+    for j, name in enumerate(domain.names):
+        integers, missing, not_integer = _integers_of(columns[name])
+        block[:, j] = integers
+        for problem, mask in (("missing_value", missing), ("not_integer", not_integer)):
+            if mask.any():
+                flagged.append((name, problem, mask))
+                invalid[:, j] |= mask
+
+    def value_of(column: str, position: int) -> str:
+        cells = columns[column]
+        if isinstance(cells, pd.Series):
+            return _value_text(cells.iloc[position])
+        return _value_text(cells[position])
+
+    return _check_block(block, domain, flagged, value_of, source, row_offset, invalid)
+
+
+def _is_plain_integer(dtype: Any) -> bool:
+    return pd.api.types.is_signed_integer_dtype(dtype) and not isinstance(
+        dtype, pd.api.extensions.ExtensionDtype
+    )
+
+
+def _columns_of(frame: pd.DataFrame) -> dict[Any, pd.Series]:
+    """The frame's columns by name, fetched once (label lookups cost in a wide frame)."""
+    return dict(frame.items())
+
+
+def _arrow_text_block(columns: Mapping[Any, pd.Series], features: list[str]) -> np.ndarray | None:
+    """The feature columns of Arrow-backed text (as the CSV readers give them) parsed as int64
+    in one Arrow cast, or ``None`` when a column is not such text or a cell is not a plain
+    integer (the column-by-column check then says which)."""
+    chunks: list[pa.Array] = []
+    for name in features:
+        dtype = columns[name].dtype
+        if not (isinstance(dtype, pd.StringDtype) and dtype.storage == "pyarrow"):
+            return None
+        arrow = pa.array(columns[name].array)
+        for chunk in arrow.chunks if isinstance(arrow, pa.ChunkedArray) else [arrow]:
+            chunks.append(
+                chunk.cast(pa.large_string()) if chunk.type != pa.large_string() else chunk
+            )
+    try:
+        parsed = pc.cast(pa.chunked_array(chunks, pa.large_string()), pa.int64())
+    except pa.ArrowInvalid:
+        return None
+    if parsed.null_count:
+        return None
+    return parsed.to_numpy().reshape(len(features), -1).T
 
 
 def check_inference_frame(
@@ -219,11 +431,10 @@ def check_inference_frame(
 
     Raises:
         InputValidationError: For the first problem found (missing feature column, no rows,
-            missing cell, non-integer cell, value outside the allowed set), naming the column,
-            row and value and how many rows have the same problem.
+            missing cell, non-integer cell, value outside the allowed set, whatever its size or
+            type), naming the column, row and value and how many rows have the same problem.
     """
     features = feature_columns(schema)
-    allowed = allowed_values(schema)
     present = [str(c) for c in frame.columns]
 
     missing_columns = [name for name in features if name not in present]
@@ -257,44 +468,55 @@ def check_inference_frame(
             source=source,
         )
 
-    converted: dict[str, np.ndarray] = {}
-    problems: list[tuple[str, str, np.ndarray]] = []  # (column, problem, mask)
-    for name in features:
-        integers, missing, not_integer = _to_integers(frame[name])
-        not_allowed = ~missing & ~not_integer & ~np.isin(integers, allowed[name])
-        for problem, mask in (
-            ("missing_value", missing),
-            ("not_integer", not_integer),
-            ("not_allowed", not_allowed),
-        ):
-            if mask.any():
-                problems.append((name, problem, mask))
-        converted[name] = integers
+    if frame.columns.has_duplicates:  # rare: column by column, through label lookups
+        block = check_feature_columns(
+            {name: frame[name] for name in features}, schema, source, row_offset
+        )
+        result = frame.copy(deep=False)
+        for j, name in enumerate(features):
+            result[name] = pd.Series(block[:, j], index=frame.index, dtype="int64")
+        return result
 
-    if problems:
-        _raise_first_problem(frame, problems, allowed, source, row_offset)
+    columns = _columns_of(frame)
+    text_block = _arrow_text_block(columns, features)
+    if text_block is not None or all(_is_plain_integer(columns[n].dtype) for n in features):
+        # one block, no per-column parsing: integers as they are, or text parsed by Arrow
+        block = text_block
+        if block is None:
+            block = np.column_stack([columns[n].to_numpy(dtype=np.int64) for n in features])
 
-    result = frame.copy(deep=False)
-    for name, integers in converted.items():
-        result[name] = pd.Series(integers, index=frame.index, dtype="int64")
-    return result
+        def value_of(column: str, position: int) -> str:
+            return _value_text(columns[column].iloc[position])
+
+        _check_block(block, _Domain.of(schema), [], value_of, source, row_offset)
+    else:
+        block = check_feature_columns(
+            {name: columns[name] for name in features}, schema, source, row_offset
+        )
+    for j, name in enumerate(features):
+        columns[name] = pd.Series(block[:, j], index=frame.index, name=name, copy=False)
+    return pd.DataFrame(columns, index=frame.index, copy=False)
 
 
 def _raise_first_problem(
-    frame: pd.DataFrame,
+    n_rows: int,
     problems: list[tuple[str, str, np.ndarray]],
     allowed: dict[str, list[int]],
+    value_of: Callable[[str, int], str],
     source: str,
     row_offset: int,
 ) -> None:
     """Raise ``InputValidationError`` for the earliest bad row (ties: schema column order)."""
-    column, problem, mask = min(problems, key=lambda item: int(np.argmax(item[2])))
+    order = {name: i for i, name in enumerate(allowed)}
+    column, problem, mask = min(
+        problems, key=lambda item: (int(np.argmax(item[2])), order.get(item[0], 0))
+    )
     positions = np.flatnonzero(mask)
     first = int(positions[0])
     row = row_offset + first + 1
     rows = positions + row_offset + 1
-    value = _cell_text(frame, column, first)
-    any_bad = np.zeros(len(frame), bool)
+    value = value_of(column, first)
+    any_bad = np.zeros(n_rows, bool)
     for _, _, other in problems:
         any_bad |= other
     columns_with_problems = sorted({name for name, _, _ in problems})
@@ -304,7 +526,7 @@ def _raise_first_problem(
         "not_integer": f"value {value!r} is not an integer",
         "not_allowed": f"value {value!r} is not an allowed value",
     }[problem]
-    scope = f"rows {row_offset + 1}-{row_offset + len(frame)}"
+    scope = f"rows {row_offset + 1}-{row_offset + n_rows}"
     raise InputValidationError(
         f"{source}: column {column!r}, row {row}: {what}; allowed values are {allowed_text}. "
         f"{len(positions)} row(s) of {scope} have this problem in {column!r} "
@@ -365,6 +587,114 @@ def _level_index(scoring: Mapping[str, Any], key: str, levels: list[str], defaul
     return levels.index(name)
 
 
+@dataclass(frozen=True)
+class Verdicts:
+    """The verdicts of scored rows, as arrays (``score_frame`` turns them into columns).
+
+    ``band`` indexes ``levels`` and ``actions``; ``is_phishing`` follows the model's threshold.
+    """
+
+    prediction: np.ndarray
+    is_phishing: np.ndarray
+    phishing_probability: np.ndarray
+    band: np.ndarray
+    words: tuple[str, str]  # (phishing, legitimate)
+    levels: list[str]
+    actions: list[str]
+    model_version: str
+
+    def label_codes(self) -> np.ndarray:
+        """0 for the phishing word, 1 for the legitimate one (indexes ``words``)."""
+        return (~self.is_phishing).astype(np.intp)
+
+
+def _text_column(words: Sequence[str], codes: np.ndarray, index: pd.Index) -> pd.Series:
+    """A text column of ``words[code]`` per row, built in Arrow (no Python string per cell)."""
+    array = pc.take(pa.array(list(words), pa.large_string()), pa.array(codes))
+    return pd.Series(pd.array(array, dtype="str"), index=index, copy=False)
+
+
+def score_features(
+    model: PhishingModel,
+    features: np.ndarray,
+    scoring: Mapping,
+    columns: Sequence[str] | None = None,
+) -> Verdicts:
+    """The verdicts for a checked integer matrix of feature columns, scored by the model's
+    compiled predictor.
+
+    Args:
+        model: The fitted ``PhishingModel``.
+        features: One row per site; its columns are ``columns`` (default: the model's
+            ``feature_columns``, in order).
+        scoring: The ``scoring`` parameters (see ``score_frame``).
+        columns: The names of the matrix's columns, when not the model's own order.
+
+    Raises:
+        InputValidationError: If a feature column of the model is not among ``columns``.
+        ValueError: If the ``scoring`` parameters are inconsistent.
+    """
+    _risk_bands(scoring)  # inconsistent bands fail before any model work
+    if columns is not None and list(columns) != list(model.feature_columns):
+        missing = [name for name in model.feature_columns if name not in columns]
+        if missing:
+            raise InputValidationError(
+                f"The model needs feature column(s) {missing}, absent from the input.",
+                column=missing[0],
+                problem="missing_column",
+            )
+        positions = [list(columns).index(name) for name in model.feature_columns]
+        features = features[:, positions]
+    return verdicts_of(model, model.phishing_probability_of_matrix(features), scoring)
+
+
+def verdicts_of(model: PhishingModel, probability: np.ndarray, scoring: Mapping) -> Verdicts:
+    """Verdicts from the model's P(phishing) per row: the one place probabilities become a
+    prediction (the model's threshold), a label, a risk level and an action (the bands).
+
+    Raises:
+        ValueError: If the ``scoring`` parameters are inconsistent.
+    """
+    bounds, levels, actions = _risk_bands(scoring)
+    labels = scoring.get("labels", {})
+    phishing_word = str(labels.get("phishing", "phishing"))
+    legitimate_word = str(labels.get("legitimate", "legitimate"))
+    phishing_floor = _level_index(scoring, "phishing_min_level", levels, 0)
+    legitimate_ceiling = _level_index(scoring, "legitimate_max_level", levels, len(levels) - 1)
+
+    probability = np.clip(np.asarray(probability, dtype=np.float64), 0, 1)
+    # The rule of PhishingModel.predict, applied to the probabilities computed once.
+    is_phishing = probability >= model.threshold
+    prediction = np.where(is_phishing, model.phishing_label, model.legitimate_label)
+    band = np.searchsorted(bounds, probability, side="right") - 1
+    band = np.where(
+        is_phishing, np.maximum(band, phishing_floor), np.minimum(band, legitimate_ceiling)
+    )
+    return Verdicts(
+        prediction=prediction.astype(np.int64),
+        is_phishing=is_phishing,
+        phishing_probability=probability,
+        band=band,
+        words=(phishing_word, legitimate_word),
+        levels=levels,
+        actions=actions,
+        model_version=str(model.version),
+    )
+
+
+def refuse_verdict_columns(columns: Iterable[Any]) -> None:
+    """Raise ``InputValidationError`` if the input has a column that scoring adds."""
+    present = {str(column) for column in columns}
+    clashes = [name for name in OUTPUT_COLUMNS if name in present]
+    if clashes:
+        raise InputValidationError(
+            f"The input already has column(s) {clashes}, which scoring adds (is it a predictions "
+            "file?). Remove or rename them and run again.",
+            column=clashes[0],
+            problem="reserved_column",
+        )
+
+
 def score_frame(model: PhishingModel, frame: pd.DataFrame, scoring: dict) -> pd.DataFrame:
     """Score checked sites: the input columns followed by the verdict columns.
 
@@ -387,14 +717,7 @@ def score_frame(model: PhishingModel, frame: pd.DataFrame, scoring: dict) -> pd.
             feature column of the model.
         ValueError: If the ``scoring`` parameters are inconsistent.
     """
-    clashes = [name for name in OUTPUT_COLUMNS if name in frame.columns]
-    if clashes:
-        raise InputValidationError(
-            f"The input already has column(s) {clashes}, which scoring adds (is it a predictions "
-            "file?). Remove or rename them and run again.",
-            column=clashes[0],
-            problem="reserved_column",
-        )
+    refuse_verdict_columns(frame.columns)
     missing = [name for name in model.feature_columns if name not in frame.columns]
     if missing:
         raise InputValidationError(
@@ -403,32 +726,30 @@ def score_frame(model: PhishingModel, frame: pd.DataFrame, scoring: dict) -> pd.
             column=missing[0],
             problem="missing_column",
         )
-    bounds, levels, actions = _risk_bands(scoring)
-    labels = scoring.get("labels", {})
-    phishing_word = str(labels.get("phishing", "phishing"))
-    legitimate_word = str(labels.get("legitimate", "legitimate"))
-    phishing_floor = _level_index(scoring, "phishing_min_level", levels, 0)
-    legitimate_ceiling = _level_index(scoring, "legitimate_max_level", levels, len(levels) - 1)
-
-    probability = np.clip(np.asarray(model.phishing_probability(frame), dtype=np.float64), 0, 1)
-    # The rule of PhishingModel.predict, applied to the probabilities computed once.
-    is_phishing = probability >= model.threshold
-    prediction = np.where(is_phishing, model.phishing_label, model.legitimate_label)
-    band = np.searchsorted(bounds, probability, side="right") - 1
-    band = np.where(
-        is_phishing, np.maximum(band, phishing_floor), np.minimum(band, legitimate_ceiling)
-    )
+    columns = _columns_of(frame) if not frame.columns.has_duplicates else None
+    if columns is not None and all(
+        _is_plain_integer(columns[name].dtype) for name in model.feature_columns
+    ):
+        features = np.column_stack(
+            [columns[name].to_numpy(dtype=np.int64) for name in model.feature_columns]
+        )
+        verdicts = score_features(model, features, scoring)
+    else:  # not an integer matrix: the model's own handling of the frame
+        _risk_bands(scoring)
+        probability = model.phishing_probability(frame[model.feature_columns])
+        verdicts = verdicts_of(model, probability, scoring)
     index = frame.index
-    return frame.assign(
-        prediction=pd.Series(prediction.astype(np.int64), index=index),
-        label=pd.Series(np.where(is_phishing, phishing_word, legitimate_word), index=index),
-        phishing_probability=pd.Series(probability, index=index),
-        risk_level=pd.Series(np.asarray(levels, dtype=object)[band], index=index, dtype=str),
-        recommended_action=pd.Series(
-            np.asarray(actions, dtype=object)[band], index=index, dtype=str
-        ),
-        model_version=pd.Series(str(model.version), index=index, dtype=str),
-    )
+    added = {
+        "prediction": pd.Series(verdicts.prediction, index=index, copy=False),
+        "label": _text_column(verdicts.words, verdicts.label_codes(), index),
+        "phishing_probability": pd.Series(verdicts.phishing_probability, index=index, copy=False),
+        "risk_level": _text_column(verdicts.levels, verdicts.band, index),
+        "recommended_action": _text_column(verdicts.actions, verdicts.band, index),
+        "model_version": pd.Series(verdicts.model_version, index=index, dtype=str),
+    }
+    if columns is None:
+        return frame.assign(**added)
+    return pd.DataFrame({**columns, **added}, index=index, copy=False)
 
 
 # ------------------------------------------------------------------------------ streams

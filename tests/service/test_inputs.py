@@ -5,7 +5,17 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from network_security.service.inputs import RequestProblem, read_csv_upload, records_frame
+from network_security.service.inputs import (
+    RequestProblem,
+    read_csv_upload,
+    records_table,
+)
+
+
+def records_frame(records, **limits) -> pd.DataFrame:
+    """The records' cells as a frame, columns in the table's order."""
+    table = records_table(records, **limits)
+    return pd.DataFrame(table.cells(), columns=table.columns)
 
 
 def read(data: bytes, max_rows: int = 100, max_columns: int = 10):

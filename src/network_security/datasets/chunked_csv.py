@@ -2,14 +2,20 @@
 
 Kedro datasets load whole objects into memory. To score a file of any size with bounded memory,
 this dataset's ``load`` returns a ``ChunkStream`` (nothing is read until it is iterated; each
-iteration reads the file again with ``pandas.read_csv(chunksize=...)``), and ``save`` accepts a
-DataFrame *or* any iterable of DataFrames (such as the lazy stream a node returns) and writes it
-chunk by chunk. Only one chunk is in memory at a time.
+iteration reads the file again), and ``save`` accepts a DataFrame *or* any iterable of DataFrames
+(such as the lazy stream a node returns) and writes it chunk by chunk. Only a chunk or two are in
+memory at a time.
+
+Reading and writing use Arrow's CSV reader and writer (pyarrow), several times faster than
+pandas' on large files. Every cell is read as text (pandas' ``str`` dtype), exactly as written:
+nothing is read as missing, nothing is converted; the checks downstream parse the cells they
+need. Chunks hold ``chunksize`` rows (the last one the rest).
 
 Saving is atomic: the rows go to a temporary file in the target's directory, which replaces the
 target (``os.replace``) only once every chunk is written. If a chunk fails (a bad row found late
 in a large input, a full disk), the temporary file is removed and the target is left as it was,
-so no partial output is ever left behind.
+so no partial output is ever left behind. Text values are written in double quotes, numbers
+without (RFC 4180 quoting: any CSV reader reads them back as they were).
 
 ``load`` checks that the file exists, is not empty and is text before returning the stream, so
 those problems are reported before anything is scored; read errors found later (a malformed line,
@@ -18,10 +24,12 @@ bytes that are not text) raise ``InputValidationError`` naming the line.
 
 from __future__ import annotations
 
+import bz2
 import codecs
 import contextlib
-import copy
+import gzip
 import logging
+import lzma
 import os
 import re
 import tempfile
@@ -30,6 +38,8 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pa_csv
 from kedro.io import AbstractDataset, DatasetError
 from kedro_datasets._typing import TablePreview
 
@@ -38,8 +48,13 @@ from network_security.scoring import ChunkStream, InputValidationError
 logger = logging.getLogger(__name__)
 
 _SNIFF_BYTES = 64 * 1024
-_COMPRESSED_SUFFIXES = {".gz", ".bz2", ".zip", ".xz", ".zst", ".tar"}
-_LINE_IN_ERROR = re.compile(r"line (\d+)")
+_COMPRESSED = {".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open}
+_LINE_IN_ERROR = re.compile(r"Row #(\d+)")
+_MIN_BLOCK, _MAX_BLOCK = 1 << 20, 256 << 20
+
+LOAD_ARGS = {"encoding": "utf-8", "sep": ",", "quotechar": '"'}
+"""The reading options ``load_args`` may set, with their defaults."""
+_TEXT_DTYPES = {"object", "str", "string"}
 
 
 def _current_umask() -> int:
@@ -48,57 +63,209 @@ def _current_umask() -> int:
     return mask
 
 
+def _load_options(load_args: dict[str, Any]) -> dict[str, Any]:
+    """``load_args`` checked: the reading options, pandas' names accepted where they agree."""
+    args = dict(load_args)
+    dtype = args.pop("dtype", "str")
+    if (dtype if isinstance(dtype, str) else getattr(dtype, "__name__", "")) not in _TEXT_DTYPES:
+        raise DatasetError(
+            f"ChunkedCSVDataset reads every cell as text; load_args.dtype={dtype!r} is not "
+            "supported (remove it, or set it to 'str')."
+        )
+    if args.pop("keep_default_na", False):
+        raise DatasetError(
+            "ChunkedCSVDataset reads no cell as missing (every cell as it is written); "
+            "load_args.keep_default_na=true is not supported."
+        )
+    args.pop("chunksize", None)
+    if "delimiter" in args:
+        args["sep"] = args.pop("delimiter")
+    unknown = sorted(set(args) - set(LOAD_ARGS))
+    if unknown:
+        raise DatasetError(
+            f"Unsupported load_args {unknown} for ChunkedCSVDataset; it takes "
+            f"{sorted(LOAD_ARGS)} (and dtype: str, keep_default_na: false, which it always "
+            "applies)."
+        )
+    options = {**LOAD_ARGS, **args}
+    for key in ("sep", "quotechar"):
+        if not isinstance(options[key], str) or len(options[key]) != 1:
+            raise DatasetError(f"load_args.{key} must be one character, got {options[key]!r}.")
+    codecs.lookup(options["encoding"])  # LookupError names an unknown encoding
+    return options
+
+
 class _CSVChunks:
     """Re-iterable chunks of one CSV file; read errors become ``InputValidationError``."""
 
-    def __init__(self, path: Path, chunksize: int | None, load_args: dict[str, Any]) -> None:
+    def __init__(self, path: Path, chunksize: int | None, options: dict[str, Any]) -> None:
         self._path = path
         self._chunksize = chunksize
-        self._load_args = load_args
+        self._options = options
+
+    # -------------------------------------------------------------------- reading
+
+    def _source(self) -> Any:
+        """The file as Arrow reads it (decompressed on the fly when it is compressed)."""
+        opener = _COMPRESSED.get(self._path.suffix.lower())
+        if opener is not None:
+            return pa.PythonFile(opener(self._path, "rb"), mode="r")
+        if self._path.suffix.lower() == ".zst":
+            return pa.input_stream(str(self._path), compression="zstd")
+        return pa.OSFile(str(self._path), "rb")
+
+    def _block_size(self) -> int:
+        """Bytes per block read: about ``chunksize`` rows, from the length of the first lines."""
+        with self._path.open("rb") as handle:
+            head = handle.read(_SNIFF_BYTES)
+        lines = max(head.count(b"\n"), 1)
+        rows = self._chunksize or 1_000_000
+        return int(min(max(len(head) / lines * rows * 1.1, _MIN_BLOCK), _MAX_BLOCK))
+
+    def _reader(self, names: list[str] | None, errors: list[Any]) -> pa_csv.CSVStreamingReader:
+        options = self._options
+
+        def invalid_row(row: Any) -> str:
+            errors.append(row)
+            return "error"
+
+        encoding = options["encoding"].lower().replace("-", "").replace("_", "")
+        return pa_csv.open_csv(
+            self._source(),
+            read_options=pa_csv.ReadOptions(
+                use_threads=False,  # row numbers in messages; parsing keeps up with scoring
+                block_size=self._block_size() if names is not None else _MIN_BLOCK,
+                encoding="utf8" if encoding in {"utf8", "utf8sig"} else options["encoding"],
+            ),
+            parse_options=pa_csv.ParseOptions(
+                delimiter=options["sep"],
+                quote_char=options["quotechar"],
+                newlines_in_values=True,
+                ignore_empty_lines=True,
+                invalid_row_handler=invalid_row,
+            ),
+            convert_options=pa_csv.ConvertOptions(
+                column_types=dict.fromkeys(names or [], pa.string()),
+                strings_can_be_null=False,
+                quoted_strings_can_be_null=False,
+                check_utf8=True,
+            ),
+        )
+
+    def _header(self, errors: list[Any]) -> list[str]:
+        """The column names, refusing a header that names a column twice."""
+        reader = self._reader(None, errors)
+        try:
+            names = list(reader.schema.names)
+        finally:
+            reader.close()
+        seen: set[str] = set()
+        for name in names:
+            if name in seen:
+                raise InputValidationError(
+                    f"{self._path}: column {name!r} appears more than once in the header; keep "
+                    "one column per name and run again.",
+                    column=name,
+                    problem="malformed",
+                    source=str(self._path),
+                )
+            seen.add(name)
+        return names
 
     def __iter__(self) -> Iterator[pd.DataFrame]:
-        source = str(self._path)
         rows = 0
+        errors: list[Any] = []
         try:
-            if self._chunksize is None:
-                yield pd.read_csv(self._path, **self._load_args)
-                return
-            with pd.read_csv(self._path, chunksize=self._chunksize, **self._load_args) as reader:
-                for chunk in reader:
-                    rows += len(chunk)
-                    yield chunk
-        except pd.errors.EmptyDataError as exc:
-            raise InputValidationError(
+            names = self._header(errors)
+            reader = self._reader(names, errors)
+            pending: list[pa.RecordBatch] = []
+            pending_rows = 0
+            size = self._chunksize
+            for batch in reader:
+                pending.append(batch)
+                pending_rows += batch.num_rows
+                while size is not None and pending_rows >= size:
+                    table = pa.Table.from_batches(pending)
+                    chunk, rest = table.slice(0, size), table.slice(size)
+                    pending, pending_rows = rest.to_batches(), rest.num_rows
+                    rows += size
+                    yield chunk.to_pandas()
+            if pending_rows or (rows == 0 and size is None):
+                table = pa.Table.from_batches(pending, schema=reader.schema)
+                rows += table.num_rows
+                yield table.to_pandas()
+        except pa.ArrowInvalid as exc:
+            raise self._read_error(exc, rows, errors) from exc
+        except UnicodeDecodeError as exc:
+            raise self._not_text(exc.reason, rows) from exc
+
+    def _not_text(self, reason: str, rows: int) -> InputValidationError:
+        return InputValidationError(
+            f"{self._path}: bytes after data row {rows} are not {self._options['encoding']} "
+            f"text ({reason}). Save the file as a UTF-8 CSV (or set load_args.encoding in the "
+            "catalog) and run again.",
+            row=rows + 1,
+            problem="not_text",
+            source=str(self._path),
+        )
+
+    def _read_error(
+        self, exc: pa.ArrowInvalid, rows: int, errors: list[Any]
+    ) -> InputValidationError:
+        source = str(self._path)
+        message = str(exc)
+        if "Empty CSV file" in message:
+            return InputValidationError(
                 f"{source}: the file is empty (no header line). Write a header line with the "
                 "feature columns and one row per site, and run again.",
                 problem="empty_file",
                 source=source,
-            ) from exc
-        except UnicodeDecodeError as exc:
-            raise InputValidationError(
-                f"{source}: bytes after data row {rows} are not "
-                f"{self._load_args.get('encoding', 'utf-8')} text ({exc.reason}). Save the "
-                "file as a UTF-8 CSV (or set load_args.encoding in the catalog) and run again.",
-                row=rows + 1,
-                problem="not_text",
-                source=source,
-            ) from exc
-        except pd.errors.ParserError as exc:
-            match = _LINE_IN_ERROR.search(str(exc))
+            )
+        if "UTF8" in message or "utf8" in message.lower() and "invalid" in message.lower():
+            return self._not_text("invalid UTF-8 bytes", rows)
+        line = None
+        detail = message.removeprefix("CSV parse error: ")
+        if errors:
+            row = errors[0]
+            line = row.number
+            detail = (
+                f"expected {row.expected_columns} fields (as the header has), got "
+                f"{row.actual_columns}"
+            )
+        else:
+            match = _LINE_IN_ERROR.search(message)
             line = int(match.group(1)) if match else None
-            raise InputValidationError(
-                f"{source}: malformed CSV"
-                + (f" at line {line} (data row {line - 1})" if line else f" after row {rows}")
-                + f": {exc}. Every line must have the same number of fields as the header "
-                "(quote cells that contain commas); fix the line and run again.",
-                row=line - 1 if line else None,
-                problem="malformed",
-                source=source,
-            ) from exc
+        return InputValidationError(
+            f"{source}: malformed CSV"
+            + (f" at line {line} (data row {line - 1})" if line else f" after data row {rows}")
+            + f": {detail[:300]}. Every line must have the same number of fields as the header "
+            "(quote cells that contain commas); fix the line and run again.",
+            row=line - 1 if line else None,
+            problem="malformed",
+            source=source,
+        )
+
+
+def _arrow_table(chunk: pd.DataFrame) -> pa.Table:
+    """The chunk as an Arrow table for the writer; a column of mixed Python objects is written
+    as the text of each value (empty for a missing one)."""
+    try:
+        return pa.Table.from_pandas(chunk, preserve_index=False)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
+        pass
+    arrays = []
+    for name in chunk.columns:
+        column = chunk[name]
+        try:
+            arrays.append(pa.array(column, from_pandas=True))
+        except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
+            texts = ["" if pd.isna(value) else str(value) for value in column.tolist()]
+            arrays.append(pa.array(texts, pa.string()))
+    return pa.Table.from_arrays(arrays, names=[str(c) for c in chunk.columns])
 
 
 class ChunkedCSVDataset(AbstractDataset[Any, Any]):
-    """A local CSV file: loads a lazy ``ChunkStream`` of chunks; saves chunks atomically.
+    """A local CSV file: loads a lazy ``ChunkStream`` of text chunks; saves chunks atomically.
 
     Example catalog entry::
 
@@ -106,11 +273,8 @@ class ChunkedCSVDataset(AbstractDataset[Any, Any]):
           type: network_security.datasets.ChunkedCSVDataset
           filepath: data/01_raw/new_batch.csv
           chunksize: 100000          # rows per chunk; null loads one whole DataFrame
-          load_args:                 # passed to pandas.read_csv
-            dtype: object            # read cells as text: the checks parse them
-            keep_default_na: false
-          save_args:                 # passed to DataFrame.to_csv (index=False by default)
-            float_format: "%.6f"
+          load_args:                 # optional: encoding (utf-8), sep (","), quotechar ('"')
+            encoding: utf-8
     """
 
     def __init__(
@@ -125,10 +289,13 @@ class ChunkedCSVDataset(AbstractDataset[Any, Any]):
 
         Args:
             filepath: Local path of the CSV file (relative paths: to the working directory,
-                the project root under ``kedro run``).
+                the project root under ``kedro run``). ``.gz``, ``.bz2``, ``.xz`` and ``.zst``
+                files are decompressed while read.
             chunksize: Rows per chunk. ``None`` makes ``load`` return one DataFrame.
-            load_args: Keyword arguments of ``pandas.read_csv`` (not ``chunksize``).
-            save_args: Keyword arguments of ``DataFrame.to_csv`` (not ``header``/``mode``).
+            load_args: ``encoding``, ``sep`` (or ``delimiter``), ``quotechar``. For
+                compatibility with pandas-style entries, ``dtype: str``/``object`` and
+                ``keep_default_na: false`` are accepted: they are what it always does.
+            save_args: ``index: false`` only (the index is never written).
             metadata: Free-form metadata (kedro-viz layer, preview args).
         """
         if chunksize is not None and int(chunksize) < 1:
@@ -136,10 +303,14 @@ class ChunkedCSVDataset(AbstractDataset[Any, Any]):
         self._filepath = Path(filepath)
         self._chunksize = int(chunksize) if chunksize is not None else None
         self._load_args = dict(load_args or {})
-        self._load_args.pop("chunksize", None)
-        self._save_args = {"index": False, **(save_args or {})}
-        for reserved in ("header", "mode", "path_or_buf"):
-            self._save_args.pop(reserved, None)
+        self._options = _load_options(self._load_args)
+        self._save_args = dict(save_args or {})
+        if self._save_args.pop("index", False) or self._save_args:
+            raise DatasetError(
+                f"Unsupported save_args {self._save_args or {'index': True}} for "
+                "ChunkedCSVDataset: it writes the columns (never the index) with Arrow's CSV "
+                "writer, which takes no options here."
+            )
         self.metadata = metadata
 
     # -------------------------------------------------------------------- load
@@ -160,8 +331,8 @@ class ChunkedCSVDataset(AbstractDataset[Any, Any]):
                 problem="empty_file",
                 source=source,
             )
-        if path.suffix.lower() in _COMPRESSED_SUFFIXES or "compression" in self._load_args:
-            return  # pandas decompresses; read errors are reported while reading
+        if path.suffix.lower() in {*_COMPRESSED, ".zst"}:
+            return  # decompressed while read; read errors are reported while reading
         with path.open("rb") as handle:
             head = handle.read(_SNIFF_BYTES)
         nul = head.find(b"\x00")
@@ -172,7 +343,7 @@ class ChunkedCSVDataset(AbstractDataset[Any, Any]):
                 problem="not_text",
                 source=source,
             )
-        encoding = self._load_args.get("encoding") or "utf-8"
+        encoding = self._options["encoding"]
         try:
             text = codecs.getincrementaldecoder(encoding)().decode(head, final=False)
         except UnicodeDecodeError as exc:
@@ -195,7 +366,7 @@ class ChunkedCSVDataset(AbstractDataset[Any, Any]):
         """The rows as a lazy ``ChunkStream`` (or one DataFrame when ``chunksize`` is None)."""
         self._check_file()
         source = str(self._filepath)
-        chunks = _CSVChunks(self._filepath, self._chunksize, self._load_args)
+        chunks = _CSVChunks(self._filepath, self._chunksize, self._options)
         if self._chunksize is None:
             return next(iter(chunks))
         return ChunkStream(chunks, source)
@@ -218,9 +389,10 @@ class ChunkedCSVDataset(AbstractDataset[Any, Any]):
         handle, temporary = tempfile.mkstemp(
             dir=target.parent, prefix=f".{target.name}.", suffix=".partial"
         )
+        os.close(handle)
         rows = 0
         try:
-            with os.fdopen(handle, "w", newline="", encoding="utf-8") as stream:
+            with pa.OSFile(temporary, "wb") as stream:
                 columns: list[str] | None = None
                 for number, chunk in enumerate(chunks):
                     if not isinstance(chunk, pd.DataFrame):
@@ -235,7 +407,11 @@ class ChunkedCSVDataset(AbstractDataset[Any, Any]):
                             f"Chunk {number} to save to {target} has columns "
                             f"{list(chunk.columns)}, unlike the first chunk's {columns}."
                         )
-                    chunk.to_csv(stream, header=number == 0, **self._save_args)
+                    pa_csv.write_csv(
+                        _arrow_table(chunk),
+                        stream,
+                        write_options=pa_csv.WriteOptions(include_header=number == 0),
+                    )
                     rows += len(chunk)
                 if columns is None:
                     raise DatasetError(f"Nothing to save to {target}: the stream had no chunk.")
@@ -263,6 +439,6 @@ class ChunkedCSVDataset(AbstractDataset[Any, Any]):
     def preview(self, nrows: int = 5) -> TablePreview:
         """The first ``nrows`` rows, for kedro-viz."""
         self._check_file()
-        args = copy.deepcopy(self._load_args)
-        frame = pd.read_csv(self._filepath, nrows=nrows, **args)
+        chunks = _CSVChunks(self._filepath, max(int(nrows), 1), self._options)
+        frame = next(iter(chunks), pd.DataFrame()).head(nrows)
         return TablePreview(frame.to_dict(orient="split"))

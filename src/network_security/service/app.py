@@ -17,6 +17,7 @@ system's temporary directory), never written into the project.
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import html
 import json
@@ -31,6 +32,7 @@ from pathlib import Path, PurePath
 from typing import Any
 
 import numpy as np
+import orjson
 import pandas as pd
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
@@ -38,16 +40,31 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 from fastapi.templating import Jinja2Templates
 from kedro.config import OmegaConfigLoader
 from markupsafe import Markup
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from network_security import __version__
 from network_security.schema import feature_columns
-from network_security.scoring import InputValidationError, check_inference_frame, score_frame
+from network_security.scoring import OUTPUT_COLUMNS as VERDICT_COLUMNS
+from network_security.scoring import (
+    InputValidationError,
+    Verdicts,
+    check_feature_columns,
+    check_feature_matrix,
+    check_inference_frame,
+    refuse_verdict_columns,
+    score_features,
+    score_frame,
+)
 from network_security.service.champion import ChampionStore, LoadedModel, project_tracking_uri
-from network_security.service.inputs import RequestProblem, read_csv_upload, records_frame
+from network_security.service.inputs import (
+    RequestProblem,
+    read_csv_upload,
+    read_records,
+    records_table,
+)
 from network_security.service.settings import API_TOKEN_VARIABLE, ServiceSettings
 from network_security.service.training import TrainingAlreadyRunning, TrainingRunner
 
@@ -135,6 +152,7 @@ class ServiceState:
     scoring: dict[str, Any]
     champion: ChampionStore
     runner: TrainingRunner
+    slots: asyncio.Semaphore
 
     @classmethod
     def start(cls, settings: ServiceSettings) -> ServiceState:
@@ -172,6 +190,7 @@ class ServiceState:
             scoring=parameters["scoring"],
             champion=champion,
             runner=runner,
+            slots=asyncio.Semaphore(settings.max_concurrent_predictions),
         )
 
     def model(self) -> LoadedModel:
@@ -296,6 +315,8 @@ def wants_json(accept: str | None) -> bool:
 
 def _problem_response(request: Request, problem: RequestProblem) -> Response:
     headers = {"WWW-Authenticate": "Bearer"} if problem.status_code == 401 else None
+    if problem.headers:
+        headers = {**(headers or {}), **problem.headers}
     if getattr(request.state, "html", False):
         return TEMPLATES.TemplateResponse(
             request,
@@ -354,15 +375,21 @@ def _filename(upload: UploadFile) -> str:
     return name or "the uploaded file"
 
 
+def _checked_problem(error: InputValidationError) -> RequestProblem:
+    """A schema problem as a 422 naming the column, row and value."""
+    value = error.value
+    if isinstance(value, str):
+        value = value[:200].encode("utf-8", "backslashreplace").decode("utf-8")
+    return RequestProblem(422, str(error), column=error.column, row=error.row, value=value)
+
+
 def _score(state: ServiceState, loaded: LoadedModel, frame: pd.DataFrame, source: str):
     """Schema checks, then the champion's predictions (runs in a worker thread)."""
     try:
         checked = check_inference_frame(frame, state.schema, source=source)
         return score_frame(loaded.model, checked, state.scoring)
     except InputValidationError as error:  # names the column, row and value
-        raise RequestProblem(
-            422, str(error), column=error.column, row=error.row, value=error.value
-        ) from None
+        raise _checked_problem(error) from None
 
 
 def _score_csv(state: ServiceState, loaded: LoadedModel, data: bytes, source: str):
@@ -373,40 +400,86 @@ def _score_csv(state: ServiceState, loaded: LoadedModel, data: bytes, source: st
     return _score(state, loaded, frame, source)
 
 
-def _score_records(state: ServiceState, loaded: LoadedModel, body: bytes):
-    try:
-        request = PredictRecords.model_validate_json(body)
-    except ValidationError as error:
-        raise _validation_problem(error) from None
+def _score_records(state: ServiceState, loaded: LoadedModel, body: bytes | bytearray) -> bytes:
+    """JSON records -> the JSON predictions body, without a DataFrame: the values go straight
+    into an integer matrix, checked and scored by the functions the inference pipeline uses,
+    and the verdicts are added to the records as parsed."""
     settings = state.settings
-    frame = records_frame(
-        request.records,
-        required_columns=feature_columns(state.schema),
-        max_rows=settings.max_rows,
-        max_columns=settings.max_columns,
+    features = feature_columns(state.schema)
+    limits = {"max_rows": settings.max_rows, "max_columns": settings.max_columns}
+    table = records_table(
+        read_records(body, max_rows=settings.max_rows), required_columns=features, **limits
     )
-    return _score(state, loaded, frame, "records")
+    if table.lossy:  # a huge integer read as a float: read again, exactly, to name it as sent
+        exact = read_records(body, max_rows=settings.max_rows, exact=True)
+        table = records_table(exact, required_columns=features, **limits)
+    try:
+        refuse_verdict_columns(table.columns)
+        if table.features is not None:
+            matrix = check_feature_matrix(table.features, state.schema, source="records")
+        else:
+            matrix = check_feature_columns(table.feature_cells, state.schema, source="records")
+        verdicts = score_features(loaded.model, matrix, state.scoring, columns=features)
+    except InputValidationError as error:
+        raise _checked_problem(error) from None
+    records = table.records
+    if table.features is None:  # the checked integers (a "1" sent as text -> 1)
+        for j, name in enumerate(features):
+            for record, value in zip(records, matrix[:, j].tolist(), strict=True):
+                record[name] = value
+    width = len(table.columns)
+    for record in records:
+        if len(record) != width:  # a field another record has: null here
+            for column in table.columns:
+                record.setdefault(column, None)
+    verdict_columns = _verdict_columns(verdicts)
+    names = list(verdict_columns)
+    rows = zip(*verdict_columns.values(), strict=True)
+    for record, values in zip(records, rows, strict=True):
+        record.update(zip(names, values, strict=True))
+    return _dumps(
+        {
+            "model_version": loaded.model.version,
+            "rows": len(records),
+            "source": "records",
+            "predictions": records,
+        }
+    )
 
 
-def _validation_problem(error: ValidationError) -> RequestProblem:
-    errors = error.errors(include_url=False, include_input=False)
-    if any(item["type"] == "json_invalid" for item in errors):
-        reason = "; ".join(item["msg"] for item in errors if item["type"] == "json_invalid")
-        return RequestProblem(400, f"The request body is not valid JSON: {reason}.")
-    described = []
-    for item in errors[:5]:
-        where = "".join(
-            f"[{part}]" if isinstance(part, int) else (f".{part}" if i else str(part))
-            for i, part in enumerate(item["loc"])
-        )
-        described.append(f"{where or 'body'}: {item['msg']}")
-    more = f" (and {len(errors) - 5} more)" if len(errors) > 5 else ""
-    return RequestProblem(
-        422,
-        'The JSON body must be {"records": [{...}, ...]} with one object per site: '
-        + "; ".join(described)
-        + more
-        + ".",
+def _verdict_columns(verdicts: Verdicts) -> dict[str, list[Any]]:
+    """The verdict columns as lists, in the order the inference pipeline writes them."""
+    bands = verdicts.band.tolist()
+    columns = {
+        "prediction": verdicts.prediction.tolist(),
+        "label": [verdicts.words[code] for code in verdicts.label_codes().tolist()],
+        "phishing_probability": verdicts.phishing_probability.tolist(),
+        "risk_level": [verdicts.levels[band] for band in bands],
+        "recommended_action": [verdicts.actions[band] for band in bands],
+        "model_version": [verdicts.model_version] * len(bands),
+    }
+    return {name: columns[name] for name in VERDICT_COLUMNS}
+
+
+def _dumps(body: dict[str, Any]) -> bytes:
+    """JSON bytes (orjson; the standard library for text orjson refuses, a lone surrogate)."""
+    try:
+        return orjson.dumps(body)
+    except (orjson.JSONEncodeError, TypeError):
+        return json.dumps(jsonable(body), ensure_ascii=True, allow_nan=False).encode()
+
+
+def _predictions_body(columns: dict[str, list[Any]], loaded: LoadedModel, source: str) -> bytes:
+    """``{"model_version", "rows", "source", "predictions": [...]}``, one object per row."""
+    names = list(columns)
+    rows = [dict(zip(names, row, strict=True)) for row in zip(*columns.values(), strict=True)]
+    return _dumps(
+        {
+            "model_version": loaded.model.version,
+            "rows": len(rows),
+            "source": source,
+            "predictions": rows,
+        }
     )
 
 
@@ -420,11 +493,9 @@ def _ordered_columns(scored: pd.DataFrame, schema: dict[str, Any]) -> list[str]:
 
 
 def _json_predictions(scored: pd.DataFrame, loaded: LoadedModel, source: str) -> Response:
-    """``{"model_version", "rows", "source", "predictions": [...]}``, one object per row."""
-    meta = {"model_version": loaded.model.version, "rows": len(scored), "source": source}
-    head = ", ".join(f"{json.dumps(key)}: {json.dumps(value)}" for key, value in meta.items())
-    body = f'{{{head}, "predictions": {scored.to_json(orient="records")}}}'
-    return Response(body, media_type="application/json")
+    """The scored rows of an upload as the JSON predictions body."""
+    columns = {str(name): scored[name].tolist() for name in scored.columns}
+    return Response(_predictions_body(columns, loaded, source), media_type="application/json")
 
 
 def _html_predictions(
@@ -591,6 +662,60 @@ async def _read_upload(request: Request, settings: ServiceSettings) -> tuple[byt
     return data, source
 
 
+@asynccontextmanager
+async def _prediction_slot(state: ServiceState) -> AsyncIterator[None]:
+    """One of the ``max_concurrent_predictions`` slots for reading and scoring a request.
+
+    Requests beyond them wait (their bodies unread: the server stops reading a connection whose
+    body is not consumed), so the memory that bodies and scoring take stays bounded whatever the
+    number of clients; one that waits longer than ``prediction_wait_seconds`` gets a 503.
+    """
+    settings = state.settings
+    try:
+        async with asyncio.timeout(settings.prediction_wait_seconds):
+            await state.slots.acquire()
+    except TimeoutError:
+        raise RequestProblem(
+            503,
+            f"The service is busy: {settings.max_concurrent_predictions} prediction request(s) "
+            f"are being scored and this one waited {settings.prediction_wait_seconds:g} s. Retry "
+            "later (NETWORK_SECURITY_MAX_CONCURRENT_PREDICTIONS sets how many run at once).",
+            headers={"Retry-After": "5"},
+        ) from None
+    try:
+        yield
+    finally:
+        state.slots.release()
+
+
+async def _read_body(request: Request, settings: ServiceSettings) -> bytes | bytearray:
+    """The request body (within the body limit, which the middleware enforces as it arrives),
+    read into one buffer of its declared length, within ``body_timeout_seconds``."""
+    declared = request.headers.get("content-length", "")
+    try:
+        async with asyncio.timeout(settings.body_timeout_seconds):
+            if not declared.isdigit():
+                return await request.body()
+            buffer = bytearray(int(declared))
+            view = memoryview(buffer)
+            filled = 0
+            async for chunk in request.stream():
+                end = filled + len(chunk)
+                if end > len(buffer):
+                    raise RequestProblem(400, "The request body is longer than its Content-Length.")
+                view[filled:end] = chunk
+                filled = end
+    except TimeoutError:
+        raise RequestProblem(
+            408,
+            f"The request body did not arrive within {settings.body_timeout_seconds:g} s "
+            "(NETWORK_SECURITY_BODY_TIMEOUT_SECONDS).",
+        ) from None
+    if filled != len(buffer):
+        raise RequestProblem(400, "The request body is shorter than its Content-Length.")
+    return buffer
+
+
 @router.post("/predict", name="predict", tags=["predict"], openapi_extra=PREDICT_OPENAPI)
 async def predict(request: Request) -> Response:
     """Score a CSV upload (field ``file``) or JSON ``{"records": [...]}`` with the champion."""
@@ -600,18 +725,24 @@ async def predict(request: Request) -> Response:
     if content_type == "multipart/form-data":
         request.state.html = not wants_json(request.headers.get("accept"))
         loaded = await run_in_threadpool(state.model)
-        data, source = await _read_upload(request, settings)
-        scored = await run_in_threadpool(_score_csv, state, loaded, data, source)
-        if request.state.html:
-            return await run_in_threadpool(
-                _html_predictions, request, state, scored, loaded, source
-            )
-        return _json_predictions(scored, loaded, source)
+        async with _prediction_slot(state):
+            data, source = await _read_upload(request, settings)
+            scored = await run_in_threadpool(_score_csv, state, loaded, data, source)
+            del data
+            if request.state.html:
+                return await run_in_threadpool(
+                    _html_predictions, request, state, scored, loaded, source
+                )
+            return _json_predictions(scored, loaded, source)
     if content_type == "application/json" or content_type.endswith("+json"):
-        loaded = await run_in_threadpool(state.model)
-        body = await request.body()
-        scored = await run_in_threadpool(_score_records, state, loaded, body)
-        return _json_predictions(scored, loaded, "records")
+        loaded = state.model()
+        async with _prediction_slot(state):
+            body = await _read_body(request, settings)
+            if len(body) < 4096:  # a few records: scored at once (a thread hop costs more)
+                answer = _score_records(state, loaded, body)
+            else:
+                answer = await run_in_threadpool(_score_records, state, loaded, body)
+        return Response(answer, media_type="application/json")
     raise RequestProblem(
         415,
         f"POST /predict takes a CSV upload (multipart/form-data, field 'file') or a JSON body "

@@ -78,6 +78,22 @@ class ServiceSettings(BaseSettings):
     )
     max_rows: int = Field(default=10_000, gt=0, description="Most rows (or records) per request.")
     max_columns: int = Field(default=200, gt=0, description="Most columns per CSV or record.")
+    max_concurrent_predictions: int = Field(
+        default=2,
+        gt=0,
+        description="Most /predict requests read and scored at once (their bodies in memory); "
+        "others wait their turn without being read.",
+    )
+    prediction_wait_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        description="How long a /predict request waits for its turn before a 503 (retry later).",
+    )
+    body_timeout_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        description="How long a request body may take to arrive before a 408.",
+    )
 
     cors_origins: list[str] = Field(
         default_factory=list,

@@ -14,7 +14,7 @@ from network_security.datasets.chunked_csv import ChunkedCSVDataset
 from network_security.scoring import ChunkStream, InputValidationError
 
 TYPE = "network_security.datasets.chunked_csv.ChunkedCSVDataset"
-TEXT = {"dtype": "object", "keep_default_na": False}
+TEXT = {"dtype": "str", "keep_default_na": False}
 
 
 def catalog_for(path: Path, **config) -> DataCatalog:
@@ -40,11 +40,11 @@ def test_load_streams_the_file_in_chunks_of_text(tmp_path, random_sites):
     assert whole["id"].iloc[7] == "0007"
 
 
-def test_without_chunksize_load_returns_one_frame(tmp_path, random_sites):
+def test_without_chunksize_load_returns_one_frame_of_text(tmp_path, random_sites):
     path = tmp_path / "batch.csv"
     random_sites(50).to_csv(path, index=False)
     loaded = catalog_for(path, chunksize=None).load("csv")
-    pd.testing.assert_frame_equal(loaded, pd.read_csv(path))
+    pd.testing.assert_frame_equal(loaded, pd.read_csv(path, **TEXT))
 
 
 def test_save_writes_a_stream_of_chunks_like_one_frame(tmp_path, random_sites):

@@ -1,0 +1,409 @@
+"""A fast evaluator of a fitted model's P(phishing): the tree ensembles without scikit-learn's
+per-call overheads, the transforms before them in numpy.
+
+``compile_estimator`` reads a fitted scikit-learn model of the shapes training builds
+(``network_security.pipelines.training.search``)::
+
+    [Pipeline: IndicatorCountFeatures -> [ColumnTransformer / OneHotEncoder / StandardScaler]]
+        -> RandomForestClassifier | ExtraTreesClassifier | HistGradientBoostingClassifier
+
+or a soft ``VotingClassifier`` of such models, and returns a ``CompiledPredictor`` that maps a
+numeric matrix of the feature columns to P(phishing), equal to the model's ``predict_proba``:
+
+- the transforms run vectorised in numpy, with scikit-learn's arithmetic (same dtypes, same
+  order of operations), so their outputs are the same numbers;
+- small batches (a request of a few rows, where ``predict_proba`` spends milliseconds on input
+  validation and thread start-up) go through treelite's GTIL, a compiled tree evaluator
+  (``treelite.sklearn.import_model``): about 0.1 ms per call;
+- larger batches go through scikit-learn's own compiled tree traversals without the wrapper
+  (each forest tree's ``tree_.apply``, summed in scikit-learn's order; a gradient boosting
+  model's raw predictions and link function), over row blocks in parallel threads for large
+  batches. GTIL evaluates a row at a time and is three to six times slower per row than these
+  once a batch has more than a few dozen rows (measured on the real data set).
+
+Anything else (another estimator or transform) raises ``UnsupportedModel``;
+``PhishingModel`` then falls back to ``predict_proba`` (correct, slower) and logs it once.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from network_security.features import INDICATOR_COUNTS, IndicatorCountFeatures
+
+logger = logging.getLogger(__name__)
+
+FOREST_GTIL_MAX_ROWS = 16
+"""Forests: batches up to this many rows go through GTIL (measured break-even ~15 rows)."""
+BOOSTING_GTIL_MAX_ROWS = 128
+"""Gradient boosting: batches up to this many rows go through GTIL (break-even ~130 rows)."""
+PARALLEL_MIN_ROWS = 256
+"""Batches of at least twice this many rows are split over worker threads."""
+
+
+class UnsupportedModel(Exception):
+    """The model has a part the compiled predictor does not evaluate (the message says which)."""
+
+
+Transform = Callable[[np.ndarray], np.ndarray]
+
+
+def _thread_count() -> int:
+    """Threads for large batches: ``OMP_NUM_THREADS`` when set (the project's thread budget),
+    else the CPU count."""
+    configured = os.environ.get("OMP_NUM_THREADS", "").strip()
+    if configured.isdigit() and int(configured) > 0:
+        return int(configured)
+    return os.cpu_count() or 1
+
+
+_POOL_LOCK = threading.Lock()
+_POOL: ThreadPoolExecutor | None = None
+
+
+def _pool() -> ThreadPoolExecutor:
+    global _POOL
+    with _POOL_LOCK:
+        if _POOL is None:
+            _POOL = ThreadPoolExecutor(
+                max_workers=max(_thread_count(), 1), thread_name_prefix="trees"
+            )
+        return _POOL
+
+
+# ------------------------------------------------------------------------------ transforms
+
+
+def _column_indices(wanted: Sequence[Any], names: list[str], what: str) -> np.ndarray:
+    """Positions of ``wanted`` (names or positions) among the input columns ``names``."""
+    wanted = list(wanted)
+    if all(isinstance(w, str) for w in wanted):
+        missing = [w for w in wanted if w not in names]
+        if missing:
+            raise UnsupportedModel(f"{what} selects columns {missing} absent from its input")
+        return np.asarray([names.index(w) for w in wanted], dtype=np.intp)
+    if all(isinstance(w, int | np.integer) and not isinstance(w, bool) for w in wanted):
+        return np.asarray(wanted, dtype=np.intp)
+    raise UnsupportedModel(f"{what} selects columns by {type(wanted[0]).__name__}")
+
+
+def _check_names(step: Any, names: list[str]) -> None:
+    """The step was fitted on these columns, in this order (else scikit-learn would refuse)."""
+    fitted = getattr(step, "feature_names_in_", None)
+    if fitted is not None and list(fitted) != names:
+        raise UnsupportedModel(f"{type(step).__name__} was fitted on other columns")
+    count = getattr(step, "n_features_in_", None)
+    if count is not None and count != len(names):
+        raise UnsupportedModel(f"{type(step).__name__} expects {count} columns, not {len(names)}")
+
+
+def _one_hot(encoder: Any, names: list[str]) -> tuple[Transform, list[str]]:
+    """A fitted ``OneHotEncoder`` (no dropped or infrequent categories) as a numpy transform."""
+    _check_names(encoder, names)
+    if getattr(encoder, "drop_idx_", None) is not None:
+        raise UnsupportedModel("OneHotEncoder with dropped categories")
+    if getattr(encoder, "_infrequent_enabled", False):
+        raise UnsupportedModel("OneHotEncoder with infrequent categories")
+    categories = [np.asarray(c) for c in encoder.categories_]
+    if any(c.dtype.kind not in "iuf" for c in categories):
+        raise UnsupportedModel("OneHotEncoder with non-numeric categories")
+    ignore = encoder.handle_unknown != "error"
+    dtype = np.dtype(encoder.dtype)
+    out_names = [f"{names[j]}_{value}" for j, c in enumerate(categories) for value in c]
+
+    def transform(X: np.ndarray) -> np.ndarray:
+        blocks = []
+        for j, values in enumerate(categories):
+            hits = X[:, j, None] == values[None, :]
+            if not ignore and not hits.any(axis=1).all():
+                row = int(np.flatnonzero(~hits.any(axis=1))[0])
+                raise ValueError(
+                    f"Found unknown categories [{X[row, j]}] in column {j} during transform"
+                )
+            blocks.append(hits)
+        return np.hstack(blocks).astype(dtype)
+
+    return transform, out_names
+
+
+def _scaler(scaler: Any, names: list[str]) -> tuple[Transform, list[str]]:
+    """A fitted ``StandardScaler`` as a numpy transform (scikit-learn's two in-place steps)."""
+    _check_names(scaler, names)
+    mean = scaler.mean_ if scaler.with_mean else None
+    scale = scaler.scale_ if scaler.with_std else None
+
+    def transform(X: np.ndarray) -> np.ndarray:
+        out = np.array(X, dtype=np.float64)
+        if mean is not None:
+            out -= mean
+        if scale is not None:
+            out /= scale
+        return out
+
+    return transform, list(names)
+
+
+def _column_transformer(ct: Any, names: list[str]) -> tuple[Transform, list[str]]:
+    """A fitted ``ColumnTransformer`` of one-hot encoders, scalers, passthrough and drop."""
+    _check_names(ct, names)
+    parts: list[tuple[np.ndarray, Transform | None]] = []
+    out_names: list[str] = []
+    for name, transformer, columns in ct.transformers_:
+        if isinstance(transformer, str) and transformer == "drop":
+            continue
+        if isinstance(columns, str | int) or not isinstance(columns, Sequence | np.ndarray):
+            raise UnsupportedModel(f"ColumnTransformer part {name!r} selects {columns!r}")
+        if not len(columns):
+            continue
+        if np.asarray(columns).dtype == bool:
+            raise UnsupportedModel(f"ColumnTransformer part {name!r} selects by a mask")
+        indices = _column_indices(columns, names, f"ColumnTransformer part {name!r}")
+        selected = [names[i] for i in indices]
+        if isinstance(transformer, str) and transformer == "passthrough":
+            parts.append((indices, None))
+            out_names.extend(selected)
+            continue
+        inner, inner_names = _transform_of(transformer, selected)
+        parts.append((indices, inner))
+        out_names.extend(inner_names)
+
+    def transform(X: np.ndarray) -> np.ndarray:
+        blocks = [X[:, idx] if fn is None else fn(X[:, idx]) for idx, fn in parts]
+        return np.hstack([np.asarray(b, dtype=np.float64) for b in blocks])
+
+    return transform, out_names
+
+
+def _indicator_counts(step: IndicatorCountFeatures, names: list[str]) -> tuple[Transform, list]:
+    """``IndicatorCountFeatures``: the feature columns, then the count of each indicator value."""
+    selected = [str(n) for n in step.feature_names_in_]
+    indices = _column_indices(selected, names, "IndicatorCountFeatures")
+    values = list(INDICATOR_COUNTS.values())
+
+    def transform(X: np.ndarray) -> np.ndarray:
+        features = X[:, indices]
+        counts = [(features == value).sum(axis=1) for value in values]
+        return np.column_stack([features, *counts]).astype(np.float64, copy=False)
+
+    return transform, [*selected, *INDICATOR_COUNTS]
+
+
+def _transform_of(step: Any, names: list[str]) -> tuple[Transform, list[str]]:
+    from sklearn.compose import ColumnTransformer
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+    if isinstance(step, IndicatorCountFeatures):
+        return _indicator_counts(step, names)
+    if isinstance(step, ColumnTransformer):
+        return _column_transformer(step, names)
+    if isinstance(step, OneHotEncoder):
+        return _one_hot(step, names)
+    if isinstance(step, StandardScaler):
+        return _scaler(step, names)
+    raise UnsupportedModel(f"transform {type(step).__name__}")
+
+
+# ------------------------------------------------------------------------------ trees
+
+
+@dataclass
+class _Trees:
+    """One fitted tree ensemble classifier, evaluated for the class at ``column``."""
+
+    classifier: Any
+    column: int
+    float32: bool  # forests evaluate float32 inputs (scikit-learn's DTYPE)
+    gtil_max_rows: int
+    compiled: Any = field(repr=False)  # the treelite model
+    leaf_values: list[np.ndarray] = field(default_factory=list, repr=False)
+
+    def probability(self, X: np.ndarray) -> np.ndarray:
+        """P(class ``column``) for each row of the float64 matrix ``X``."""
+        if self.float32:
+            X = X.astype(np.float32)
+        if len(X) <= self.gtil_max_rows:
+            return self._gtil(X)
+        if self.leaf_values:
+            return self._forest(X)
+        return self._boosting(X)
+
+    def _gtil(self, X: np.ndarray) -> np.ndarray:
+        import treelite.gtil
+
+        out = treelite.gtil.predict(self.compiled, np.asarray(X, dtype=np.float64), nthread=1)
+        out = out.reshape(len(X), -1)
+        if out.shape[1] == 1:  # binary gradient boosting: P(classes_[1])
+            return out[:, 0] if self.column == 1 else 1 - out[:, 0]
+        return out[:, self.column]
+
+    def _forest(self, X: np.ndarray) -> np.ndarray:
+        trees = self.classifier.estimators_
+
+        def block(part: np.ndarray) -> np.ndarray:
+            total = np.zeros(len(part), dtype=np.float64)
+            for tree, values in zip(trees, self.leaf_values, strict=True):
+                total += values[tree.tree_.apply(part)]  # the tree's compiled traversal
+            return total
+
+        total = _in_row_blocks(block, X)
+        total /= len(trees)  # scikit-learn's mean: the sum in tree order, then one division
+        return total
+
+    def _boosting(self, X: np.ndarray) -> np.ndarray:
+        import pandas as pd
+
+        classifier = self.classifier
+        names = getattr(classifier, "feature_names_in_", None)
+
+        def block(part: np.ndarray) -> np.ndarray:
+            data = part if names is None else pd.DataFrame(part, columns=list(names), copy=False)
+            # predict_proba without its OpenMP threads (we run row blocks in parallel instead)
+            raw = classifier._raw_predict(data, n_threads=1)
+            return classifier._loss.predict_proba(raw)[:, self.column]
+
+        return _in_row_blocks(block, X)
+
+
+def _in_row_blocks(block: Callable[[np.ndarray], np.ndarray], X: np.ndarray) -> np.ndarray:
+    """``block`` of ``X``, computed over row blocks in parallel threads for large batches (the
+    tree traversals release the GIL); each row's result is the same either way."""
+    threads = min(_thread_count(), max(len(X) // PARALLEL_MIN_ROWS, 1))
+    if threads == 1:
+        return block(X)
+    bounds = np.linspace(0, len(X), threads + 1).astype(int)
+    parts = [X[a:b] for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+    return np.concatenate(list(_pool().map(block, parts)))
+
+
+def _trees_of(classifier: Any, column: int) -> _Trees:
+    from sklearn.ensemble import (
+        ExtraTreesClassifier,
+        HistGradientBoostingClassifier,
+        RandomForestClassifier,
+    )
+
+    if not isinstance(
+        classifier, RandomForestClassifier | ExtraTreesClassifier | HistGradientBoostingClassifier
+    ):
+        raise UnsupportedModel(f"classifier {type(classifier).__name__}")
+    if len(classifier.classes_) != 2 or getattr(classifier, "n_outputs_", 1) != 1:
+        raise UnsupportedModel("a classifier that is not binary with one output")
+    try:
+        import treelite.sklearn
+
+        compiled = treelite.sklearn.import_model(classifier)
+    except ImportError as error:
+        raise UnsupportedModel(f"treelite is not installed ({error})") from error
+    except Exception as error:  # noqa: BLE001 - any import failure means: not supported
+        raise UnsupportedModel(f"treelite cannot import it ({error})") from error
+    if isinstance(classifier, HistGradientBoostingClassifier):
+        return _Trees(classifier, column, False, BOOSTING_GTIL_MAX_ROWS, compiled)
+    leaf_values = [
+        np.ascontiguousarray(tree.tree_.value[:, 0, column], dtype=np.float64)
+        for tree in classifier.estimators_
+    ]
+    return _Trees(classifier, column, True, FOREST_GTIL_MAX_ROWS, compiled, leaf_values)
+
+
+# ------------------------------------------------------------------------------ models
+
+
+@dataclass
+class _Member:
+    """A full model: transforms, then one tree ensemble."""
+
+    transforms: list[Transform]
+    trees: _Trees
+    order: np.ndarray | None  # the classifier's columns among the last transform's outputs
+
+    def probability(self, X: np.ndarray) -> np.ndarray:
+        for transform in self.transforms:
+            X = transform(X)
+        if self.order is not None:
+            X = X[:, self.order]
+        return self.trees.probability(np.asarray(X, dtype=np.float64))
+
+
+def _member_of(model: Any, names: list[str], column: int) -> _Member:
+    from sklearn.pipeline import Pipeline
+
+    steps = list(model.steps) if isinstance(model, Pipeline) else [("classifier", model)]
+    transforms: list[Transform] = []
+    for _, step in steps[:-1]:
+        if step is None or (isinstance(step, str) and step == "passthrough"):
+            continue
+        transform, names = _transform_of(step, names)
+        transforms.append(transform)
+    classifier = steps[-1][1]
+    fitted = getattr(classifier, "feature_names_in_", None)
+    order = None
+    if fitted is not None and list(fitted) != names:
+        order = _column_indices([str(n) for n in fitted], names, type(classifier).__name__)
+    elif getattr(classifier, "n_features_in_", len(names)) != len(names):
+        raise UnsupportedModel(f"{type(classifier).__name__} expects other columns")
+    return _Member(transforms, _trees_of(classifier, column), order)
+
+
+@dataclass
+class CompiledPredictor:
+    """P(phishing) of a fitted model, from a numeric matrix of its feature columns."""
+
+    feature_columns: list[str]
+    members: list[_Member]
+    weights: list[float] | None
+    description: str
+
+    def phishing_probability(self, X: np.ndarray) -> np.ndarray:
+        """P(phishing) per row of ``X`` (columns: ``feature_columns``, any numeric dtype)."""
+        X = np.asarray(X, dtype=np.float64)
+        if X.ndim != 2 or X.shape[1] != len(self.feature_columns):
+            raise ValueError(
+                f"Expected a matrix of {len(self.feature_columns)} feature columns, got shape "
+                f"{X.shape}."
+            )
+        if len(self.members) == 1:
+            return self.members[0].probability(X)
+        stacked = np.asarray([member.probability(X) for member in self.members])
+        return np.average(stacked, axis=0, weights=self.weights)
+
+
+def compile_estimator(
+    estimator: Any, feature_columns: Sequence[str], phishing_label: int
+) -> CompiledPredictor:
+    """The ``CompiledPredictor`` of a fitted model (see the module docstring for the shapes).
+
+    Raises:
+        UnsupportedModel: For any part it does not evaluate, naming it.
+    """
+    from sklearn.ensemble import VotingClassifier
+
+    names = [str(c) for c in feature_columns]
+    classes = list(getattr(estimator, "classes_", []))
+    if phishing_label not in classes:
+        raise UnsupportedModel(f"classes {classes} without the phishing label {phishing_label}")
+    column = classes.index(phishing_label)
+    if isinstance(estimator, VotingClassifier):
+        if estimator.voting != "soft":
+            raise UnsupportedModel(f"VotingClassifier with voting={estimator.voting!r}")
+        members = []
+        for member in estimator.estimators_:
+            member_classes = list(getattr(member, "classes_", []))
+            if member_classes != list(range(len(classes))):
+                raise UnsupportedModel("a voting member with unexpected classes")
+            members.append(_member_of(member, names, column))
+        weights = estimator._weights_not_none  # the weights predict_proba applies
+        kinds = ", ".join(type(m.trees.classifier).__name__ for m in members)
+        description = f"soft vote of {kinds}"
+    else:
+        members = [_member_of(estimator, names, column)]
+        weights = None
+        description = type(members[0].trees.classifier).__name__
+    return CompiledPredictor(names, members, weights, description)
