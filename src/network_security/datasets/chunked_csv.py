@@ -9,7 +9,10 @@ chunk by chunk. Only one chunk is in memory at a time.
 Saving is atomic: the rows go to a temporary file in the target's directory, which replaces the
 target (``os.replace``) only once every chunk is written. If a chunk fails (a bad row found late
 in a large input, a full disk), the temporary file is removed and the target is left as it was,
-so no partial output is ever left behind.
+so no partial output is ever left behind. Text cells that a spreadsheet would run as formulas
+(``=HYPERLINK(...)`` in a URL column) are written neutralised, and lines end with CRLF so a
+cell holding a line break is quoted (``network_security.datasets.safe_csv``); numbers stay
+numbers.
 
 ``load`` checks that the file exists, is not empty and is text before returning the stream, so
 those problems are reported before anything is scored; read errors found later (a malformed line,
@@ -33,6 +36,7 @@ import pandas as pd
 from kedro.io import AbstractDataset, DatasetError
 from kedro_datasets._typing import TablePreview
 
+from network_security.datasets.safe_csv import LINE_TERMINATOR, neutralise_formulas
 from network_security.scoring import ChunkStream, InputValidationError
 
 logger = logging.getLogger(__name__)
@@ -109,7 +113,7 @@ class ChunkedCSVDataset(AbstractDataset[Any, Any]):
           load_args:                 # passed to pandas.read_csv
             dtype: object            # read cells as text: the checks parse them
             keep_default_na: false
-          save_args:                 # passed to DataFrame.to_csv (index=False by default)
+          save_args:                 # passed to DataFrame.to_csv (index=False, CRLF by default)
             float_format: "%.6f"
     """
 
@@ -137,7 +141,7 @@ class ChunkedCSVDataset(AbstractDataset[Any, Any]):
         self._chunksize = int(chunksize) if chunksize is not None else None
         self._load_args = dict(load_args or {})
         self._load_args.pop("chunksize", None)
-        self._save_args = {"index": False, **(save_args or {})}
+        self._save_args = {"index": False, "lineterminator": LINE_TERMINATOR, **(save_args or {})}
         for reserved in ("header", "mode", "path_or_buf"):
             self._save_args.pop(reserved, None)
         self.metadata = metadata
@@ -203,7 +207,8 @@ class ChunkedCSVDataset(AbstractDataset[Any, Any]):
     # -------------------------------------------------------------------- save
 
     def save(self, data: pd.DataFrame | Iterable[pd.DataFrame]) -> None:
-        """Write a DataFrame or an iterable of DataFrame chunks, atomically."""
+        """Write a DataFrame or an iterable of DataFrame chunks, atomically; formula-like text
+        cells are neutralised for spreadsheets."""
         if isinstance(data, pd.DataFrame):
             chunks: Iterable[pd.DataFrame] = [data]
         elif isinstance(data, Iterable) and not isinstance(data, str | bytes | dict):
@@ -235,7 +240,7 @@ class ChunkedCSVDataset(AbstractDataset[Any, Any]):
                             f"Chunk {number} to save to {target} has columns "
                             f"{list(chunk.columns)}, unlike the first chunk's {columns}."
                         )
-                    chunk.to_csv(stream, header=number == 0, **self._save_args)
+                    neutralise_formulas(chunk).to_csv(stream, header=number == 0, **self._save_args)
                     rows += len(chunk)
                 if columns is None:
                     raise DatasetError(f"Nothing to save to {target}: the stream had no chunk.")
