@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
 from pathlib import Path
 from typing import Any
 
 from kedro.framework.hooks import hook_impl
 
 from network_security.embedded_mongo import EmbeddedMongo
+from network_security.private_files import restrict_to_owner, write_private_text
 
 logger = logging.getLogger(__name__)
 
@@ -27,9 +27,11 @@ def ensure_local_credentials(project_path: Path) -> None:
     and the file is there to edit for a literal URI.
     """
     target, template = project_path / CREDENTIALS, project_path / CREDENTIALS_TEMPLATE
-    if not target.exists() and template.exists():
-        shutil.copyfile(template, target)
-        logger.info("Created %s from %s", CREDENTIALS, CREDENTIALS_TEMPLATE)
+    if target.exists():
+        restrict_to_owner(target)  # 0600: it may hold a literal URI with a password
+    elif template.exists():
+        write_private_text(target, template.read_text(encoding="utf-8"))
+        logger.info("Created %s (mode 0600) from %s", CREDENTIALS, CREDENTIALS_TEMPLATE)
 
 
 class EmbeddedMongoHook:
@@ -49,9 +51,11 @@ class EmbeddedMongoHook:
         ensure_local_credentials(Path(context.project_path))
         if os.environ.get(MONGODB_URI) or self._server is not None:
             return
-        storage = Path(context.project_path) / "data" / "mongo"
-        logger.info("MONGODB_URI is not set: starting the embedded SecantusDB on %s", storage)
-        self._server = EmbeddedMongo(storage).start()
+        server = EmbeddedMongo.for_project(context.project_path)
+        logger.info(
+            "MONGODB_URI is not set: starting the embedded SecantusDB on %s", server.storage_path
+        )
+        self._server = server.start()
         os.environ[MONGODB_URI] = self._server.uri
 
     @hook_impl
