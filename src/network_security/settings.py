@@ -4,8 +4,9 @@ from kedro.config import OmegaConfigLoader
 from omegaconf.resolvers import oc
 
 from network_security.hooks import EmbeddedMongoHook
+from network_security.training_lock import TrainingLockHook
 
-HOOKS = (EmbeddedMongoHook(),)
+HOOKS = (EmbeddedMongoHook(), TrainingLockHook())
 
 CONFIG_LOADER_CLASS = OmegaConfigLoader
 CONFIG_LOADER_ARGS = {

@@ -630,7 +630,7 @@ def require_token(request: Request) -> None:
             401, "Missing credentials: send `Authorization: Bearer <token>` to use /train."
         )
     if not hmac.compare_digest(
-        token.strip().encode("utf-8"), expected.get_secret_value().encode("utf-8")
+        token.strip().encode("utf-8"), expected.get_secret_value().strip().encode("utf-8")
     ):
         raise RequestProblem(401, "Invalid token for /train.")
 
