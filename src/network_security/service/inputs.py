@@ -2,8 +2,8 @@
 
 Both paths produce a frame for the one schema check (``scoring.check_inference_frame``), which
 judges uploads and records alike: a CSV as text cells, exactly as the inference pipeline reads
-a file; JSON records as sent, once the values JSON can hold but a feature cannot (booleans,
-null, objects, fractions) are refused here with the record and field named.
+a file; JSON records as sent, once the values JSON can hold but a feature cannot (text,
+booleans, null, objects, fractions) are refused here with the record and field named.
 Everything that can be wrong with the bytes themselves (binary content, an encoding other than
 UTF-8, a malformed CSV, too many rows or columns, a JSON value that is not a number) is caught
 here and reported as a ``RequestProblem`` that names the row and column; nothing is written to
@@ -164,21 +164,21 @@ def _bad_value(column: str, row: int, value: Any, expected: str) -> RequestProbl
 
 
 def _feature_cells(values: list[Any], column: str) -> list[Any]:
-    """A feature column's JSON values: integers or their text pass; whole floats become ints.
-
-    The text is judged by the schema check afterwards, as a CSV cell would be.
-    """
-    kinds = set(map(type, values))
-    if kinds <= {int, str}:
+    """A feature column's JSON values: integers pass (judged by the schema check afterwards);
+    whole floats (``1.0``, the same JSON number) become ints; anything else, text included, is
+    refused, as the documented request schema says (JSON carries numbers as numbers)."""
+    if set(map(type, values)) <= {int}:
         return values
     cells = []
     for row, value in enumerate(values, start=1):
-        if type(value) in (int, str):
+        if type(value) is int:
             cells.append(value)
         elif isinstance(value, float) and math.isfinite(value) and value.is_integer():
             cells.append(int(value))
         else:
-            raise _bad_value(column, row, value, "a whole number such as -1, 0 or 1")
+            raise _bad_value(
+                column, row, value, "a whole number such as -1, 0 or 1 (a JSON number, not text)"
+            )
     return cells
 
 
