@@ -59,8 +59,14 @@ def test_records_keep_extra_fields_as_sent_in_first_seen_order():
 
 @pytest.mark.parametrize(
     ("value", "described"),
-    [(True, "a boolean"), (None, "null"), ([1], "a list"), ({"x": 1}, "an object"), (0.5, "0.5"),
-     ("-1", "'-1'")],
+    [
+        (True, "a boolean"),
+        (None, "null"),
+        ([1], "a list"),
+        ({"x": 1}, "an object"),
+        (0.5, "0.5"),
+        ("-1", "'-1'"),
+    ],
 )
 def test_a_record_value_a_feature_cannot_hold_names_record_and_field(value, described):
     records = [{"a": 1}, {"a": value}]
