@@ -192,3 +192,17 @@ def test_a_lock_file_of_another_file_is_not_adopted(tmp_path):
         assert TrainingLock(tmp_path).adopt(fd, "child") is False
     finally:
         os.close(fd)
+
+
+def test_a_short_token_that_bypassed_the_settings_still_opens_nothing(make_settings, api_token):
+    from fastapi.testclient import TestClient
+    from pydantic import SecretStr
+
+    from network_security.service.app import create_app
+
+    settings = make_settings().model_copy(update={"api_token": SecretStr("abc")})
+    with TestClient(create_app(settings), raise_server_exceptions=False) as client:
+        for sent in ("abc", " abc ", api_token):
+            response = client.post("/train", headers={"Authorization": f"Bearer {sent}"})
+            assert response.status_code == 403, sent
+            assert "abc" not in response.text

@@ -57,7 +57,11 @@ from network_security.service.openapi import (
     error_response,
     install_openapi,
 )
-from network_security.service.settings import API_TOKEN_VARIABLE, ServiceSettings
+from network_security.service.settings import (
+    API_TOKEN_VARIABLE,
+    MIN_API_TOKEN_LENGTH,
+    ServiceSettings,
+)
 from network_security.service.training import TrainingAlreadyRunning, TrainingRunner
 
 logger = logging.getLogger(__name__)
@@ -657,11 +661,13 @@ def require_token(
     (``_declared`` only puts the bearer scheme into the OpenAPI document; the header is read
     here, so that every malformed value gets the same 401.)"""
     expected = _state(request).settings.api_token
-    if expected is None:
+    secret = expected.get_secret_value().strip() if expected is not None else ""
+    if len(secret) < MIN_API_TOKEN_LENGTH:  # unset; a short one never gets past the settings
         raise RequestProblem(
             403,
-            f"Training over HTTP is disabled: {API_TOKEN_VARIABLE} is not set on the server. "
-            "Set it and restart the service, or run `kedro run --pipeline training`.",
+            f"Training over HTTP is disabled: {API_TOKEN_VARIABLE} is not set on the server "
+            f"(or shorter than {MIN_API_TOKEN_LENGTH} characters). Set it and restart the "
+            "service, or run `kedro run --pipeline training`.",
         )
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
@@ -669,9 +675,7 @@ def require_token(
         raise RequestProblem(
             401, "Missing credentials: send `Authorization: Bearer <token>` to use /train."
         )
-    if not hmac.compare_digest(
-        token.strip().encode("utf-8"), expected.get_secret_value().strip().encode("utf-8")
-    ):
+    if not hmac.compare_digest(token.strip().encode("utf-8"), secret.encode("utf-8")):
         raise RequestProblem(401, "Invalid token for /train.")
 
 
