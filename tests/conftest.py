@@ -20,6 +20,7 @@ import yaml
 from pymongo import MongoClient
 
 from network_security.embedded_mongo import EmbeddedMongo
+from network_security.quiet import silence_third_party_warnings
 from network_security.schema import allowed_values, record_key_column, target_column, target_values
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -27,6 +28,7 @@ REAL_DATA = PROJECT_ROOT.parent / "shared" / "data" / "phishing_websites.csv"
 
 os.environ.setdefault("KEDRO_DISABLE_TELEMETRY", "1")
 os.environ.setdefault("OMP_NUM_THREADS", "2")
+silence_third_party_warnings()  # the same list as every run (network_security.quiet)
 
 
 @pytest.fixture(autouse=True)
@@ -98,6 +100,16 @@ def mlflow_tracking_uri(tmp_path_factory: pytest.TempPathFactory) -> str:
         "network_security", artifact_location=(folder / "artifacts").as_uri()
     )
     return uri
+
+
+@pytest.fixture
+def mlflow_store(mlflow_tracking_uri: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The session's temporary MLflow store (see tests/conftest.py), active for this test."""
+    import mlflow
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_tracking_uri)
+    mlflow.set_tracking_uri(mlflow_tracking_uri)
+    return mlflow_tracking_uri
 
 
 @pytest.fixture

@@ -115,6 +115,17 @@ def feature_vector_groups(frame: pd.DataFrame, feature_columns: Sequence[str]) -
     return frame.groupby(columns, sort=False, dropna=False).ngroup().to_numpy(dtype=np.int64)
 
 
+def feature_vector_codes(frame: pd.DataFrame, feature_columns: Sequence[str]) -> np.ndarray:
+    """A 64-bit code per row that identifies its feature vector (equal vectors, equal codes).
+
+    Unlike ``feature_vector_groups`` the codes do not depend on the rows around them, so the
+    vectors a model was fit on can be stored with it and looked up in later data.
+    """
+    columns = _require_columns(frame, feature_columns, "code feature vectors")
+    values = frame[columns].astype("int64")
+    return pd.util.hash_pandas_object(values, index=False).to_numpy(dtype=np.uint64)
+
+
 def grouped_folds(
     frame: pd.DataFrame,
     labels: np.ndarray,

@@ -73,3 +73,49 @@ class EmbeddedMongoHook:
         if os.environ.get(MONGODB_URI) == server.uri:
             del os.environ[MONGODB_URI]
         server.stop()
+
+
+class PromotionHook:
+    """After a training run: make the run's registered model the champion when it earned it.
+
+    kedro-mlflow registers the run's inference pipeline (with ``candidate_model`` inside) when the
+    run ends, in its own ``after_pipeline_run``; this hook runs after it (``trylast``) and reads
+    the run's ``promotion_decision`` as the node returned it. It checks that the registered
+    version is the one stamped into the model, tags that version with its metrics and
+    provenance, then, if promoted, moves the registry alias and writes the local cache
+    (``network_security.champion.promote``, atomic, last). The outcome is recorded as tags of
+    the MLflow run (``promotion.outcome``: promoted / not_promoted / failed).
+    """
+
+    def __init__(self) -> None:
+        self._decision: dict[str, Any] | None = None
+
+    @hook_impl
+    def before_pipeline_run(self) -> None:
+        self._decision = None
+
+    @hook_impl
+    def after_node_run(self, outputs: dict[str, Any]) -> None:
+        if "promotion_decision" in outputs:
+            self._decision = outputs["promotion_decision"]
+
+    @hook_impl
+    def on_pipeline_error(self) -> None:
+        self._decision = None
+
+    @hook_impl(trylast=True)  # after kedro-mlflow has logged and registered the model
+    def after_pipeline_run(self, catalog: Any) -> None:
+        decision, self._decision = self._decision, None
+        if decision is None:
+            return
+        from network_security.champion import ChampionError
+
+        champion = catalog.get("champion_model")
+        model = catalog.load("candidate_model")
+        try:
+            outcome = champion.commit_promotion(model, decision)
+        except (ChampionError, OSError) as error:
+            logger.error("Promotion of version %s failed: %s", model.version, error)
+            champion.record_outcome(model, "failed", str(error))
+            raise
+        champion.record_outcome(model, outcome, decision.get("reason", ""))

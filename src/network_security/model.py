@@ -28,6 +28,20 @@ class PhishingModel:
     trained_at: str = ""
     metrics: dict[str, float] = field(default_factory=dict)
     params: dict[str, Any] = field(default_factory=dict)
+    drift_reference: dict[str, Any] | None = None
+    """Category frequencies of each feature in the records it was fit on (``drift``)."""
+    fitted_vector_codes: np.ndarray | None = None
+    """``features.feature_vector_codes`` of the rows the estimator was fit on (sorted, unique):
+    promotion compares models only on feature vectors neither has been fit on."""
+
+    def has_seen(self, codes: np.ndarray) -> np.ndarray:
+        """For each feature-vector code, whether the estimator was fit on that vector.
+
+        A model that does not record what it was fit on (older pickles) reports ``False``.
+        """
+        if self.fitted_vector_codes is None:
+            return np.zeros(len(codes), dtype=bool)
+        return np.isin(codes, self.fitted_vector_codes, assume_unique=False)
 
     def phishing_probability(self, features: pd.DataFrame) -> np.ndarray:
         """P(phishing) for each row of ``features`` (columns in any order, extras ignored)."""

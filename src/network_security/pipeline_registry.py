@@ -22,7 +22,8 @@ def register_pipelines() -> dict[str, Pipeline]:
 
     - ``training`` is validation + feature_engineering + model training: from the records in
       MongoDB to a registered, evaluated model (and a new champion when it earns it).
-    - ``__default__`` is ingestion, then training, then inference on the demo batch.
+    - ``__default__`` is ingestion, then training, then inference on the demo batch, scored by
+      the model in use after the run's promotion decision (``model_in_use``).
 
     Both are kedro-mlflow ``PipelineML`` objects, so each run also logs the inference pipeline
     as one MLflow model. They are composed with ``+`` first and wrapped once: adding to a
@@ -36,7 +37,10 @@ def register_pipelines() -> dict[str, Pipeline]:
     model_training = training.create_pipeline()
     scoring = inference.create_pipeline()
     pipelines["training"] = training.log_inference_model(data_preparation + model_training, scoring)
+    # The demo batch of `kedro run` is scored by the model in use after this run's decision.
+    scoring_after_training = Pipeline(scoring, inputs={"champion_model": "model_in_use"})
     pipelines["__default__"] = training.log_inference_model(
-        ingestion.create_pipeline() + data_preparation + model_training + scoring, scoring
+        ingestion.create_pipeline() + data_preparation + model_training + scoring_after_training,
+        scoring,
     )
     return pipelines

@@ -3,10 +3,13 @@
 from kedro.config import OmegaConfigLoader
 from omegaconf.resolvers import oc
 
-from network_security.hooks import EmbeddedMongoHook
+from network_security.hooks import EmbeddedMongoHook, PromotionHook
+from network_security.quiet import silence_third_party_warnings
 from network_security.training_lock import TrainingLockHook
 
-HOOKS = (EmbeddedMongoHook(), TrainingLockHook())
+# TrainingLockHook after PromotionHook: both act last in after_pipeline_run (trylast), in the
+# order they are listed, so the training lock is held until the promotion is done
+HOOKS = (EmbeddedMongoHook(), PromotionHook(), TrainingLockHook())
 
 CONFIG_LOADER_CLASS = OmegaConfigLoader
 CONFIG_LOADER_ARGS = {
@@ -18,3 +21,5 @@ CONFIG_LOADER_ARGS = {
     # conf/base/mlflow.yml reads MLFLOW_TRACKING_URI (with a local default) through oc.env
     "custom_resolvers": {"oc.env": oc.env},
 }
+
+silence_third_party_warnings()

@@ -162,11 +162,11 @@ class TrainingLockHook:
         self._lock = lock
         logger.info("Holding the training lock %s", lock.path)
 
-    @hook_impl
+    @hook_impl(trylast=True)  # after the promotion (PromotionHook, also trylast)
     def after_pipeline_run(self) -> None:
         self._release()
 
-    @hook_impl
+    @hook_impl(trylast=True)
     def on_pipeline_error(self) -> None:
         self._release()
 

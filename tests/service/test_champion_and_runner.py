@@ -7,39 +7,56 @@ import pickle
 import sys
 import time
 
+import pytest
+
 from network_security.service.champion import ChampionStore
 from network_security.service.training import TrainingRunner, _failure_reason, redact
 
 
-def test_champion_is_loaded_once_and_reloaded_when_the_file_changes(
-    tmp_path, champion, make_champion, write_champion
+@pytest.fixture(scope="module")
+def empty_registry(tmp_path_factory) -> str:
+    """An MLflow store with no registered model: the champion path falls back to the cache."""
+    return f"sqlite:///{tmp_path_factory.mktemp('registry') / 'mlflow.db'}"
+
+
+def test_the_store_serves_from_memory_and_refreshes_off_the_request_path(
+    tmp_path, champion, make_champion, write_champion, empty_registry
 ):
     path = tmp_path / "champion.pkl"
-    store = ChampionStore(path)
-    assert store.current() is None
+    store = ChampionStore(path, empty_registry, refresh_seconds=3600)
+    assert store.refresh() is None and store.current() is None
     write_champion(champion, path)
-    first = store.current()
-    assert first.model.version == champion.version
-    assert store.current() is first  # not loaded again while the file is unchanged
+    first = store.refresh()
+    assert (first.model.version, first.origin) == (champion.version, "cache")
+    assert store.current() is first  # no refresh due: the model in memory, nothing read
     write_champion(make_champion("test-champion-2", seed=1), path)
-    os.utime(path, ns=(time.time_ns(), time.time_ns() + 1_000_000))
-    assert store.current().model.version == "test-champion-2"
+    assert store.current() is first
+    assert store.refresh().model.version == "test-champion-2"
+
+    store.refresh_seconds = 0.01  # due: current() answers at once and refreshes in the background
+    write_champion(champion, path)
+    time.sleep(0.02)
+    deadline = time.monotonic() + 30
+    while store.current().model.version != champion.version:
+        assert time.monotonic() < deadline, "the background refresh did not pick up the champion"
+        time.sleep(0.05)
 
 
-def test_an_unreadable_champion_keeps_the_model_in_memory(tmp_path, champion, write_champion):
+def test_an_unreadable_champion_keeps_the_model_in_memory(
+    tmp_path, champion, write_champion, empty_registry
+):
     path = tmp_path / "champion.pkl"
     write_champion(champion, path)
-    store = ChampionStore(path)
-    loaded = store.current()
-    path.write_bytes(b"\x80\x04half a pickle")  # e.g. caught while being written
-    assert store.current() is loaded
+    store = ChampionStore(path, empty_registry, refresh_seconds=3600)
+    loaded = store.refresh()
+    path.write_bytes(b"\x80\x04half a pickle")  # e.g. a copy made by hand, cut short
+    assert store.refresh() is loaded
     assert "champion.pkl" in store.last_error
     path.write_bytes(pickle.dumps({"not": "a model"}))
-    assert store.current() is loaded
-    assert "not a network_security.model.PhishingModel" in store.last_error
+    assert store.refresh() is loaded
+    assert "not a PhishingModel" in store.last_error
     write_champion(champion, path)
-    os.utime(path, ns=(time.time_ns(), time.time_ns() + 2_000_000))
-    assert store.current() is not loaded
+    assert store.refresh() is loaded  # the same champion again: nothing to reload
     assert store.last_error is None
 
 
@@ -64,7 +81,7 @@ def test_runner_command_and_environment(tmp_path, monkeypatch):
     monkeypatch.setenv("PYTHONPATH", "/elsewhere")
     runner = TrainingRunner(
         project_path=tmp_path,
-        champion=ChampionStore(tmp_path / "champion.pkl"),
+        champion=ChampionStore(tmp_path / "champion.pkl", tracking_uri=None),
         runtime_params={"mongo_database": "db1", "x": "2"},
         kedro_env="prod",
     )

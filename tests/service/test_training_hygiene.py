@@ -206,3 +206,19 @@ def test_a_short_token_that_bypassed_the_settings_still_opens_nothing(make_setti
             response = client.post("/train", headers={"Authorization": f"Bearer {sent}"})
             assert response.status_code == 403, sent
             assert "abc" not in response.text
+
+
+def test_the_lock_is_released_after_the_promotion_at_the_end_of_a_run():
+    from kedro.framework.hooks.manager import _create_hook_manager, _register_hooks
+
+    from network_security import settings
+
+    calls: list[str] = []
+    manager = _create_hook_manager()
+    _register_hooks(manager, settings.HOOKS)
+    for impl in manager.hook.after_pipeline_run.get_hookimpls():
+        calls.append(type(impl.plugin).__name__)
+    order = list(reversed(calls))  # pluggy calls the implementations from the end of the list
+    assert order.index("TrainingLockHook") > order.index("PromotionHook"), order
+    first = manager.hook.before_pipeline_run.get_hookimpls()[-1]
+    assert type(first.plugin).__name__ == "TrainingLockHook"  # taken before anything else

@@ -1,37 +1,43 @@
-"""Datasets that put trained models into the MLflow model registry, and hold the champion.
+"""Datasets for the model a training run produces and for the champion in use.
 
 ``MlflowRegisteredModelDataset`` (catalog entry ``candidate_model``)
-    ``save({"model": PhishingModel, "input_example": DataFrame, "tags": {...}})`` logs the model
-    into the active MLflow run as a pyfunc model with a signature and the input example,
-    registers it as a new version of ``registered_model_name`` (one version per training run),
-    tags that version, sets ``model.version`` to the version number and pickles the model at
-    ``filepath``. ``load()`` returns that pickled, versioned ``PhishingModel``; it never talks to
-    MLflow, so kedro-mlflow's ``pipeline_ml_factory`` can package the file with the inference
-    pipeline.
+    ``save(PhishingModel)`` stamps the model with the registry version it is
+    about to receive and the MLflow run id, then pickles it at ``filepath``. The file is the
+    model inside the inference pipeline that kedro-mlflow's ``pipeline_ml_factory`` logs and
+    registers as a new version of ``registered_model_name`` when the run ends, so the
+    ``model_version`` column of every prediction names that registered version.
+    ``load()`` returns the pickled model; it never talks to MLflow.
 
-``MlflowChampionDataset`` (catalog entry ``champion_model``)
-    ``save({"promote": bool, "model": PhishingModel, "reason": str})`` pickles the model at
-    ``filepath`` and points the registry alias (``champion``) at ``model.version`` when
-    ``promote`` is true; otherwise it changes nothing (the file keeps the current champion, so a
-    model that failed its quality gate or did not beat the champion never replaces it).
-    ``load()`` returns the champion ``PhishingModel``, or ``None`` when there is none yet.
+``ChampionDataset`` (catalog entry ``champion_model``)
+    ``load()`` returns the champion ``PhishingModel`` through the one champion path
+    (``network_security.champion.load_champion``: registry alias -> local cache), or ``None``
+    when there is none yet. It is read-only: a training run promotes after kedro-mlflow has
+    registered its model (``network_security.hooks.PromotionHook``).
 
-Both follow kedro-mlflow's convention for datasets whose name starts with ``Mlflow``: when
-tracking is disabled for a pipeline, ``_logging_activated`` is false and they only write the
-local file.
+Both follow kedro-mlflow's convention for datasets whose class name starts with ``Mlflow``:
+when tracking is disabled for a pipeline, ``_logging_activated`` is false and the candidate is
+stamped ``unregistered``.
 """
 
 from __future__ import annotations
 
 import logging
 from copy import copy
-from pathlib import PurePosixPath
+from pathlib import Path, PurePosixPath
 from typing import Any
 
-import pandas as pd
 from kedro.io import AbstractDataset, DatasetError
 from kedro_datasets.pickle import PickleDataset
 
+from network_security.champion import (
+    CHAMPION_ALIAS,
+    REGISTERED_MODEL_NAME,
+    ChampionError,
+    check_registered_version,
+    load_champion,
+    promote,
+    tag_registered_version,
+)
 from network_security.model import PhishingModel
 
 logger = logging.getLogger(__name__)
@@ -39,23 +45,36 @@ logger = logging.getLogger(__name__)
 UNREGISTERED = "unregistered"
 
 
-def _check_model(model: Any, dataset: str) -> PhishingModel:
-    if not isinstance(model, PhishingModel):
-        raise DatasetError(
-            f"{dataset} expects a PhishingModel under 'model', got {type(model).__name__}; "
-            "check the node that produces it."
-        )
-    return model
+def next_registered_version(tracking_uri: str | None, registered_model_name: str) -> str:
+    """The version number the registry gives the next version of ``registered_model_name``.
+
+    MLflow numbers the versions of a registered model max + 1 (1 for the first). Training runs
+    hold a lock that spans processes, and the promotion step checks the number it got.
+    """
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    client = mlflow.MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+    try:
+        versions = client.search_model_versions(f"name='{registered_model_name}'")
+    except MlflowException:
+        versions = []
+    return str(max((int(v.version) for v in versions), default=0) + 1)
 
 
-class _PickledModelDataset(AbstractDataset[dict[str, Any], Any]):
-    """What both datasets share: a pickled ``PhishingModel`` at ``filepath`` tied to a
-    registered MLflow model, with kedro-mlflow's ``_logging_activated`` switch."""
+class MlflowRegisteredModelDataset(AbstractDataset[PhishingModel, PhishingModel]):
+    """The model a training run registers, pickled at ``filepath`` with its version stamped.
+
+    Args:
+        filepath: Where the model is pickled (logged with the inference pipeline).
+        registered_model_name: The registered MLflow model the run adds a version to.
+        metadata: Kedro metadata (kedro-viz layer), unused by the dataset.
+    """
 
     def __init__(
         self,
         filepath: str,
-        registered_model_name: str,
+        registered_model_name: str = REGISTERED_MODEL_NAME,
         metadata: dict[str, Any] | None = None,
     ) -> None:
         self._filepath = PurePosixPath(filepath)
@@ -67,6 +86,41 @@ class _PickledModelDataset(AbstractDataset[dict[str, Any], Any]):
     def _pickle(self) -> PickleDataset:
         return PickleDataset(filepath=str(self._filepath))
 
+    def load(self) -> PhishingModel:
+        """The model this project's last training run produced."""
+        return self._pickle.load()
+
+    def save(self, data: PhishingModel) -> None:
+        """Stamp ``data`` with its coming registry version and run id, then pickle it."""
+        if not isinstance(data, PhishingModel):
+            raise DatasetError(
+                "MlflowRegisteredModelDataset expects a PhishingModel, got "
+                f"{type(data).__name__}; check the node that produces 'candidate_model'."
+            )
+        model = copy(data)
+        if self._logging_activated:
+            import mlflow
+
+            run = mlflow.active_run()
+            if run is None:
+                raise DatasetError(
+                    "No active MLflow run to register the model in: run the training pipeline "
+                    "through `kedro run` (kedro-mlflow starts the run), or disable tracking for "
+                    "it in conf/base/mlflow.yml."
+                )
+            model.version = next_registered_version(
+                mlflow.get_tracking_uri(), self._registered_model_name
+            )
+            model.params = {
+                **model.params,
+                "mlflow_run_id": run.info.run_id,
+                "registered_model_name": self._registered_model_name,
+            }
+        else:
+            logger.info("MLflow tracking is disabled: the model is saved locally, unregistered.")
+            model.version = UNREGISTERED
+        self._pickle.save(model)
+
     def _exists(self) -> bool:
         return self._pickle.exists()
 
@@ -77,150 +131,90 @@ class _PickledModelDataset(AbstractDataset[dict[str, Any], Any]):
         }
 
 
-class MlflowRegisteredModelDataset(_PickledModelDataset):
-    """Log and register a ``PhishingModel`` in MLflow; keep the versioned model in a pickle.
+class ChampionDataset(AbstractDataset[None, PhishingModel | None]):
+    """The champion in use, read through the one champion path (registry alias -> cache).
 
     Args:
-        filepath: Where the registered (versioned) model is pickled.
-        registered_model_name: The MLflow registered model to add a version to.
-        artifact_name: The model's name inside the run (``runs:/<run id>/<artifact_name>``).
-        pip_requirements: Requirements recorded with the model; by default the installed
-            versions of ``network_security.mlflow_models.RUNTIME_DISTRIBUTIONS``.
-        metadata: Kedro metadata (kedro-viz layer), unused by the dataset.
-    """
-
-    def __init__(
-        self,
-        filepath: str,
-        registered_model_name: str,
-        artifact_name: str = "phishing_model",
-        pip_requirements: list[str] | None = None,
-        metadata: dict[str, Any] | None = None,
-    ) -> None:
-        super().__init__(filepath, registered_model_name, metadata)
-        self._artifact_name = artifact_name
-        self._pip_requirements = pip_requirements
-
-    def load(self) -> PhishingModel:
-        """The model the last training run registered (read from ``filepath``)."""
-        return self._pickle.load()
-
-    def save(self, data: dict[str, Any]) -> None:
-        """Log + register ``data["model"]`` (see the module docstring), then pickle it."""
-        model = _check_model(data.get("model"), "MlflowRegisteredModelDataset")
-        model = copy(model)
-        if self._logging_activated:
-            model.version, run_id = self._log_and_register(
-                model, data.get("input_example"), data.get("tags") or {}
-            )
-            model.params = {
-                **model.params,
-                "mlflow_run_id": run_id,
-                "registered_model_name": self._registered_model_name,
-            }
-        else:
-            logger.info("MLflow tracking is disabled: the model is saved locally, unregistered.")
-            model.version = UNREGISTERED
-        self._pickle.save(model)
-
-    def _log_and_register(
-        self, model: PhishingModel, input_example: pd.DataFrame | None, tags: dict[str, Any]
-    ) -> tuple[str, str]:
-        import mlflow
-        from mlflow.models import infer_signature
-
-        from network_security.mlflow_models import PhishingPyfuncModel, pip_requirements
-
-        run = mlflow.active_run()
-        if run is None:
-            raise DatasetError(
-                "No active MLflow run to log the model into: run the training pipeline through "
-                "`kedro run` (kedro-mlflow starts the run), or disable tracking for it in "
-                "conf/base/mlflow.yml."
-            )
-        python_model = PhishingPyfuncModel(model)
-        signature = None
-        if input_example is not None:
-            signature = infer_signature(input_example, python_model.predict(None, input_example))
-        info = mlflow.pyfunc.log_model(
-            name=self._artifact_name,
-            python_model=python_model,
-            signature=signature,
-            input_example=input_example,
-            registered_model_name=self._registered_model_name,
-            pip_requirements=self._pip_requirements or pip_requirements(),
-        )
-        version = info.registered_model_version
-        if version is None:
-            raise DatasetError(
-                f"MLflow logged the model but did not register a version of "
-                f"'{self._registered_model_name}'; check that the tracking store "
-                f"({mlflow.get_tracking_uri()}) supports the model registry (a database or a "
-                "tracking server, not a plain ./mlruns folder)."
-            )
-        client = mlflow.MlflowClient()
-        for key, value in tags.items():
-            client.set_model_version_tag(self._registered_model_name, version, key, str(value))
-        logger.info(
-            "Registered version %s of model '%s' (run %s, artifact '%s').",
-            version,
-            self._registered_model_name,
-            run.info.run_id,
-            self._artifact_name,
-        )
-        return str(version), run.info.run_id
-
-    def _describe(self) -> dict[str, Any]:
-        return {**super()._describe(), "artifact_name": self._artifact_name}
-
-
-class MlflowChampionDataset(_PickledModelDataset):
-    """The champion model: a pickle at ``filepath`` plus a registry alias on its version.
-
-    Args:
-        filepath: The champion's pickle (what inference and the service load).
-        registered_model_name: The MLflow registered model that carries the alias.
+        filepath: The local cache of the champion (written atomically by the champion path).
+        registered_model_name: The registered MLflow model that carries the alias.
         alias: The registry alias of the champion.
+        tracking_uri: The MLflow store; by default the one kedro-mlflow set for the session.
         metadata: Kedro metadata (kedro-viz layer), unused by the dataset.
     """
 
     def __init__(
         self,
         filepath: str,
-        registered_model_name: str,
-        alias: str = "champion",
+        registered_model_name: str = REGISTERED_MODEL_NAME,
+        alias: str = CHAMPION_ALIAS,
+        tracking_uri: str | None = None,
         metadata: dict[str, Any] | None = None,
     ) -> None:
-        super().__init__(filepath, registered_model_name, metadata)
+        self._filepath = PurePosixPath(filepath)
+        self._registered_model_name = registered_model_name
         self._alias = alias
+        self._tracking_uri = tracking_uri
+        self.metadata = metadata
 
     def load(self) -> PhishingModel | None:
         """The champion, or ``None`` when no model has been promoted yet."""
-        pickle = self._pickle
-        return pickle.load() if pickle.exists() else None
-
-    def save(self, data: dict[str, Any]) -> None:
-        """Promote ``data["model"]`` when ``data["promote"]``; otherwise keep the champion."""
-        if not data.get("promote", False):
-            logger.info("Champion unchanged: %s", data.get("reason", "not promoted"))
-            return
-        model = _check_model(data.get("model"), "MlflowChampionDataset")
-        self._pickle.save(model)
-        if self._logging_activated and model.version != UNREGISTERED:
-            import mlflow
-
-            mlflow.MlflowClient().set_registered_model_alias(
-                self._registered_model_name, self._alias, model.version
-            )
-            logger.info(
-                "Promoted version %s of '%s' to alias '%s': %s",
-                model.version,
+        try:
+            champion = load_champion(
+                Path(self._filepath),
+                self._resolved_tracking_uri(),
                 self._registered_model_name,
                 self._alias,
-                data.get("reason", ""),
             )
-        else:
-            logger.info("Promoted an unregistered model (MLflow tracking is disabled).")
+        except ChampionError as error:
+            raise DatasetError(str(error)) from error
+        return None if champion is None else champion.model
+
+    def commit_promotion(self, model: PhishingModel, decision: dict[str, Any]) -> str:
+        """After kedro-mlflow registered ``model``: check and tag its version, then promote it
+        if ``decision["promote"]``. Returns ``promoted`` or ``not_promoted``."""
+        tracking_uri = self._resolved_tracking_uri()
+        if model.version != UNREGISTERED:
+            check_registered_version(model, tracking_uri, self._registered_model_name)
+            tag_registered_version(model, tracking_uri, self._registered_model_name)
+        if not decision.get("promote"):
+            logger.info("Champion unchanged: %s", decision.get("reason", "not promoted"))
+            return "not_promoted"
+        promote(model, Path(self._filepath), tracking_uri, self._registered_model_name, self._alias)
+        logger.info("Version %s is the champion: %s", model.version, decision.get("reason", ""))
+        return "promoted"
+
+    def record_outcome(self, model: PhishingModel, outcome: str, reason: str) -> None:
+        """Record the promotion outcome as tags of the model's MLflow run (when it has one)."""
+        run_id = model.params.get("mlflow_run_id")
+        if not run_id or model.version == UNREGISTERED:
+            return
+        import mlflow
+
+        client = mlflow.MlflowClient(tracking_uri=self._resolved_tracking_uri())
+        for key, value in {
+            "promotion.outcome": outcome,
+            "promotion.version": str(model.version),
+            "promotion.reason": reason[:5000],
+        }.items():
+            client.set_tag(run_id, key, value)
+
+    def _resolved_tracking_uri(self) -> str:
+        import mlflow
+
+        return self._tracking_uri or mlflow.get_tracking_uri()
+
+    def save(self, data: None) -> None:
+        raise DatasetError(
+            "'champion_model' is read-only: a training run promotes its model after kedro-mlflow "
+            "has registered it (see network_security.hooks.PromotionHook)."
+        )
+
+    def _exists(self) -> bool:
+        return Path(self._filepath).exists()
 
     def _describe(self) -> dict[str, Any]:
-        return {**super()._describe(), "alias": self._alias}
+        return {
+            "filepath": str(self._filepath),
+            "registered_model_name": self._registered_model_name,
+            "alias": self._alias,
+        }

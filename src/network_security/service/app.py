@@ -49,7 +49,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from network_security import __version__
 from network_security.schema import feature_columns
 from network_security.scoring import InputValidationError, check_inference_frame, score_frame
-from network_security.service.champion import ChampionStore, LoadedModel
+from network_security.service.champion import ChampionStore, LoadedModel, project_tracking_uri
 from network_security.service.inputs import RequestProblem, read_csv_upload, records_frame
 from network_security.service.openapi import (
     AUTH_RESPONSES,
@@ -70,7 +70,8 @@ TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
 MULTIPART_OVERHEAD_BYTES = 64 * 1024
 OUTPUT_COLUMNS = ("label", "phishing_probability", "risk_level", "recommended_action", "prediction")
 NO_MODEL_MESSAGE = (
-    "No champion model is available yet ({path} does not exist): train one with "
+    "No champion model is available yet (no alias 'champion' in the model registry and no "
+    "cached copy at {path}): train one with "
     "`kedro run --pipeline training` in the project, or POST /train."
 )
 
@@ -159,7 +160,11 @@ class ServiceState:
                 f"{' or '.join(repr(k) for k in missing)} key (expected in conf/base/parameters.yml"
                 " and conf/base/parameters_inference.yml); the service cannot score without them."
             )
-        champion = ChampionStore(settings.resolved_model_path)
+        champion = ChampionStore(
+            settings.resolved_model_path,
+            project_tracking_uri(dict(loader["mlflow"]), settings.project_path),
+            settings.champion_refresh_seconds,
+        )
         if champion.refresh() is None:
             logger.warning(
                 "%s", NO_MODEL_MESSAGE.format(path=settings.resolved_model_path)

@@ -1,23 +1,26 @@
-"""The champion model as the service holds it: loaded once, reloaded when the file changes.
+"""The champion as the service holds it: through the one champion path, refreshed off the hot path.
 
-The champion is ``data/06_models/champion.pkl``, a ``PhishingModel`` pickled by kedro-datasets'
-``PickleDataset``; it is loaded through that dataset. Each request costs one ``stat`` of the file:
-when its modification time or size changed (a training run promoted a new champion), the model
-is loaded again. A file that cannot be loaded (for example while it is being written) leaves the
-previous model in place and is tried again on the next request.
+``ChampionStore.refresh()`` calls ``network_security.champion.load_champion`` (registry alias ->
+atomic local cache -> model), the same path the inference pipeline's ``champion_model`` dataset
+takes. Requests only read the model in memory: when ``refresh_seconds`` have passed since the
+last look, ``current()`` starts one refresh in a background thread, so a promotion made by a
+training run (or an alias moved by hand in the registry) is picked up without a restart and
+without a registry call on the request path. A champion that cannot be loaded leaves the
+previous model in place and is reported in ``last_error``.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import threading
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
 
-from kedro_datasets.pickle import PickleDataset
-
+from network_security.champion import ChampionError, load_champion, redact_uri
 from network_security.model import PhishingModel
 
 logger = logging.getLogger(__name__)
@@ -25,72 +28,86 @@ logger = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class LoadedModel:
-    """A champion in memory, with the file state it was loaded from."""
+    """A champion in memory: the model, its registry version, where it came from and when."""
 
     model: PhishingModel
-    fingerprint: tuple[int, int]
+    version: str
+    origin: str
     loaded_at: str
 
 
-def _fingerprint(path: Path) -> tuple[int, int] | None:
-    """``(mtime_ns, size)`` of ``path``, or None when it does not exist."""
-    try:
-        stat = os.stat(path)
-    except OSError:
-        return None
-    return stat.st_mtime_ns, stat.st_size
+def project_tracking_uri(mlflow_config: dict[str, Any], project_path: Path) -> str:
+    """The project's MLflow store (conf ``mlflow.yml``), with a relative SQLite path made
+    absolute against the project, as ``kedro run`` in the project folder sees it."""
+    uri = str((mlflow_config.get("server") or {}).get("mlflow_tracking_uri") or "mlruns")
+    parsed = urlparse(uri)
+    if (
+        parsed.scheme == "sqlite"
+        and uri.startswith("sqlite:///")
+        and not uri.startswith("sqlite:////")
+    ):
+        return f"sqlite:///{(project_path / uri.removeprefix('sqlite:///')).as_posix()}"
+    if parsed.scheme == "" and not Path(uri).is_absolute():
+        return (project_path / uri).as_uri()
+    return uri
 
 
 class ChampionStore:
-    """Thread-safe holder of the champion model found at ``path``."""
+    """Thread-safe holder of the champion, read through the one champion path.
 
-    def __init__(self, path: Path) -> None:
+    Args:
+        path: The local cache of the champion (``data/06_models/champion.pkl``).
+        tracking_uri: The MLflow store holding the registered model and its alias.
+        refresh_seconds: How often ``current()`` looks for a newly promoted champion.
+    """
+
+    def __init__(self, path: Path, tracking_uri: str | None, refresh_seconds: float = 30.0) -> None:
         self.path = Path(path)
+        self.tracking_uri = tracking_uri
+        self.refresh_seconds = refresh_seconds
         self._lock = threading.Lock()
         self._loaded: LoadedModel | None = None
-        self._failed: tuple[int, int] | None = None
+        self._checked_at = float("-inf")
+        self._refreshing = False
         self.last_error: str | None = None
 
     def current(self) -> LoadedModel | None:
-        """The champion, reloaded first if the file changed since it was loaded."""
-        fingerprint = _fingerprint(self.path)
-        loaded = self._loaded
-        if fingerprint is None:
-            return loaded
-        if (
-            loaded is not None and loaded.fingerprint == fingerprint
-        ) or fingerprint == self._failed:
-            return loaded
-        return self.refresh()
+        """The champion in memory; starts a background refresh when one is due."""
+        if time.monotonic() - self._checked_at >= self.refresh_seconds and not self._refreshing:
+            self._refreshing = True
+            threading.Thread(target=self.refresh, name="champion-refresh", daemon=True).start()
+        return self._loaded
 
     def refresh(self) -> LoadedModel | None:
-        """Load the file if it exists and differs from the model in memory."""
+        """Ask the champion path for the champion now; keep the old one if that fails."""
         with self._lock:
-            fingerprint = _fingerprint(self.path)
-            if fingerprint is None:
-                if self._loaded is None:
-                    self.last_error = None
-                return self._loaded
-            if self._loaded is not None and self._loaded.fingerprint == fingerprint:
-                return self._loaded
             try:
-                model = PickleDataset(filepath=str(self.path)).load()
-                if not isinstance(model, PhishingModel):
-                    raise TypeError(
-                        f"it holds a {type(model).__name__}, not a "
-                        "network_security.model.PhishingModel"
-                    )
-            except Exception as error:  # noqa: BLE001 - any unreadable file keeps the old model
-                self._failed = fingerprint
-                self.last_error = f"Could not load the champion model {self.path}: {error}"
-                logger.error("%s; keeping the model in memory (if any).", self.last_error)
+                champion = load_champion(self.path, self.tracking_uri)
+            except ChampionError as error:
+                self.last_error = f"{error}"
+                logger.error(
+                    "Could not load the champion (registry %s): %s; keeping the model in memory.",
+                    redact_uri(self.tracking_uri), error,
+                )  # fmt: skip
                 return self._loaded
-            self._failed = None
+            finally:
+                self._checked_at = time.monotonic()
+                self._refreshing = False
             self.last_error = None
-            self._loaded = LoadedModel(
-                model=model,
-                fingerprint=fingerprint,
-                loaded_at=datetime.now(UTC).isoformat(timespec="seconds"),
-            )
-            logger.info("Loaded champion model version %s from %s", model.version, self.path)
+            if champion is None:
+                return self._loaded
+            loaded = self._loaded
+            if loaded is None or (loaded.version, loaded.model.trained_at) != (
+                champion.version,
+                champion.model.trained_at,
+            ):
+                self._loaded = LoadedModel(
+                    model=champion.model,
+                    version=champion.version,
+                    origin=champion.origin,
+                    loaded_at=datetime.now(UTC).isoformat(timespec="seconds"),
+                )
+                logger.info(
+                    "Serving champion version %s (from the %s).", champion.version, champion.origin
+                )
             return self._loaded

@@ -66,7 +66,13 @@ class ServiceSettings(BaseSettings):
     )
     model_path: Path = Field(
         default=Path("data/06_models/champion.pkl"),
-        description="The champion model (a pickled PhishingModel), relative to the project path.",
+        description="The local cache of the champion (the registry alias 'champion' decides "
+        "which version it holds), relative to the project path.",
+    )
+    champion_refresh_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        description="How often the service asks the model registry for a newly promoted champion.",
     )
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)

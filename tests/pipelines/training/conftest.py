@@ -76,13 +76,3 @@ def make_frame(schema: dict[str, Any]) -> Callable[..., pd.DataFrame]:
         return frame.loc[frame.index.repeat(copies)].reset_index(drop=True)
 
     return make
-
-
-@pytest.fixture
-def mlflow_store(mlflow_tracking_uri: str, monkeypatch: pytest.MonkeyPatch) -> str:
-    """The session's temporary MLflow store (see tests/conftest.py), active for this test."""
-    import mlflow
-
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_tracking_uri)
-    mlflow.set_tracking_uri(mlflow_tracking_uri)
-    return mlflow_tracking_uri

@@ -1,4 +1,5 @@
-"""The MLflow registry datasets against a real (temporary, SQLite) MLflow store."""
+"""The model datasets against a real (temporary, SQLite) MLflow store: the candidate is stamped
+with the registry version it is about to get; the champion is read-only (the champion path)."""
 
 from __future__ import annotations
 
@@ -13,11 +14,10 @@ from kedro.io import DatasetError
 from sklearn.linear_model import LogisticRegression
 
 from network_security.datasets.mlflow_registry import (
-    MlflowChampionDataset,
+    ChampionDataset,
     MlflowRegisteredModelDataset,
 )
 from network_security.model import PhishingModel
-from network_security.pipelines.training.nodes import build_input_example
 from network_security.schema import feature_columns
 
 
@@ -39,70 +39,57 @@ def model(schema) -> PhishingModel:
     )
 
 
-def test_saving_registers_a_new_version_and_loading_returns_the_versioned_model(
-    mlflow_store, model, schema, tmp_path
-):
+def test_saving_stamps_the_coming_registry_version_and_the_run(mlflow_store, model, tmp_path):
     name = f"test_registry_{uuid.uuid4().hex[:8]}"
     dataset = MlflowRegisteredModelDataset(str(tmp_path / "candidate.pkl"), name)
-    example = build_input_example(schema)
     experiment = mlflow.get_experiment_by_name("network_security")
-
-    versions = []
-    for _ in range(2):
-        with mlflow.start_run(experiment_id=experiment.experiment_id) as run:
-            dataset.save({"model": model, "input_example": example, "tags": {"candidate": "lr"}})
-        loaded = dataset.load()
-        versions.append(loaded.version)
-        assert loaded.params["mlflow_run_id"] == run.info.run_id
-
-    assert versions == ["1", "2"]  # one new version per save
     client = mlflow.MlflowClient()
-    version = client.get_model_version(name, "2")
-    assert version.run_id == run.info.run_id
-    assert version.tags["candidate"] == "lr"
+
+    with mlflow.start_run(experiment_id=experiment.experiment_id) as run:
+        dataset.save(model)
+    stamped = dataset.load()
+    assert stamped.version == "1"  # no version of this model yet
+    assert stamped.params["mlflow_run_id"] == run.info.run_id
+    assert stamped.params["registered_model_name"] == name
     assert model.version == "unversioned"  # the node's object is not mutated
 
-    registered = mlflow.pyfunc.load_model(f"models:/{name}/2")
-    inputs = registered.metadata.get_input_schema().input_names()
-    assert inputs == feature_columns(schema)
-    predictions = registered.predict(example)
-    assert list(predictions.columns) == ["prediction", "phishing_probability"]
-    np.testing.assert_array_equal(predictions["prediction"], model.predict(example))
-    np.testing.assert_allclose(
-        predictions["phishing_probability"], model.phishing_probability(example)
-    )
+    client.create_registered_model(name)
+    for _ in range(2):
+        client.create_model_version(name, source=str(tmp_path), run_id=run.info.run_id)
+    with mlflow.start_run(experiment_id=experiment.experiment_id):
+        dataset.save(model)
+    assert dataset.load().version == "3"
+    with (tmp_path / "candidate.pkl").open("rb") as handle:  # a plain pickle, as MLflow logs it
+        assert pickle.load(handle).version == "3"
 
 
-def test_saving_without_an_active_run_says_how_to_run(mlflow_store, model, schema, tmp_path):
+def test_saving_without_an_active_run_says_how_to_run(mlflow_store, model, tmp_path):
     dataset = MlflowRegisteredModelDataset(str(tmp_path / "candidate.pkl"), "never_registered")
     assert mlflow.active_run() is None
     with pytest.raises(DatasetError, match="No active MLflow run"):
-        dataset.save({"model": model, "input_example": build_input_example(schema)})
+        dataset.save(model)
     assert not (tmp_path / "candidate.pkl").exists()
+    with pytest.raises(DatasetError, match="expects a PhishingModel"):
+        dataset.save({"model": model})
 
 
-def test_the_champion_dataset_promotes_with_the_alias_and_otherwise_keeps_the_file(
-    mlflow_store, model, schema, tmp_path
+def test_without_tracking_the_candidate_is_unregistered_and_promotes_locally(
+    mlflow_store, model, tmp_path
 ):
-    name = f"test_champion_{uuid.uuid4().hex[:8]}"
-    registry = MlflowRegisteredModelDataset(str(tmp_path / "candidate.pkl"), name)
-    experiment = mlflow.get_experiment_by_name("network_security")
-    with mlflow.start_run(experiment_id=experiment.experiment_id):
-        registry.save({"model": model, "input_example": build_input_example(schema)})
-    registered = registry.load()
-    champion_file = tmp_path / "champion.pkl"
-    champion = MlflowChampionDataset(str(champion_file), name)
+    candidate = MlflowRegisteredModelDataset(str(tmp_path / "candidate.pkl"), "unused")
+    candidate._logging_activated = False  # what kedro-mlflow does when tracking is disabled
+    candidate.save(model)
+    assert candidate.load().version == "unregistered"
 
-    assert champion.load() is None  # nothing promoted yet
-    champion.save({"promote": True, "model": registered, "reason": "no champion yet"})
-    client = mlflow.MlflowClient()
-    assert str(client.get_model_version_by_alias(name, "champion").version) == registered.version
-    with champion_file.open("rb") as handle:  # a plain pickle, as the service reads it
-        assert pickle.load(handle).version == registered.version
-
-    before = champion_file.read_bytes()
-    other = PhishingModel(estimator=model.estimator, feature_columns=model.feature_columns)
-    champion.save({"promote": False, "model": other, "reason": "does not beat the champion"})
-    assert champion_file.read_bytes() == before
-    assert champion.load().version == registered.version
-    assert str(client.get_model_version_by_alias(name, "champion").version) == registered.version
+    name = f"test_local_{uuid.uuid4().hex[:8]}"
+    champion = ChampionDataset(str(tmp_path / "champion.pkl"), name)
+    assert champion.load() is None
+    assert not champion.exists()
+    kept = champion.commit_promotion(candidate.load(), {"promote": False, "reason": "no"})
+    assert kept == "not_promoted" and champion.load() is None
+    promoted = champion.commit_promotion(candidate.load(), {"promote": True, "reason": "first"})
+    assert promoted == "promoted"
+    assert champion.load().version == "unregistered"  # from the cache: no alias in the registry
+    with pytest.raises(DatasetError, match="read-only"):
+        champion.save(model)
+    assert "alias" in champion._describe()

@@ -9,7 +9,8 @@ import pytest
 from sklearn.metrics import precision_score, recall_score
 from sklearn.model_selection import cross_val_predict
 
-from network_security.features import IndicatorCountFeatures, grouped_folds
+from network_security.drift import build_drift_reference
+from network_security.features import IndicatorCountFeatures, feature_vector_codes, grouped_folds
 from network_security.model import PhishingModel
 from network_security.pipelines.training import nodes
 from network_security.pipelines.training.evaluation import classification_metrics
@@ -247,9 +248,7 @@ def test_input_example_is_built_from_the_schema(schema):
 # ---------------------------------------------------------------- gate and promotion
 
 
-def test_the_quality_gate_blocks_a_weak_model(make_frame, schema, fast_params, tmp_path):
-    from network_security.datasets.mlflow_registry import MlflowChampionDataset
-
+def test_the_quality_gate_blocks_a_weak_model(make_frame, schema, fast_params):
     frame = make_frame(300, xor_rule, seed=10)
     train, test = frame.iloc[:200], frame.iloc[200:].reset_index(drop=True)
     fast_params["candidates"] = {"prior": {"estimator": "sklearn.dummy.DummyClassifier"}}
@@ -260,16 +259,10 @@ def test_the_quality_gate_blocks_a_weak_model(make_frame, schema, fast_params, t
     assert gate["passed"] is False
     assert any("test_roc_auc" in failure for failure in gate["failures"])
 
-    decision = nodes.decide_promotion(metrics, gate, None, test, schema, fast_params)
+    decision = nodes.decide_promotion(weak, gate, None, test, schema, fast_params)
     assert decision["promote"] is False
     assert decision["reason"].startswith("quality gate failed")
-
-    champion_file = tmp_path / "champion.pkl"
-    dataset = MlflowChampionDataset(str(champion_file), registered_model_name="unused")
-    dataset._logging_activated = False
-    dataset.save(nodes.select_champion(weak, decision))
-    assert not champion_file.exists()
-    assert dataset.load() is None
+    assert nodes.select_model_in_use(weak, decision, None) is None  # nothing to score with
 
 
 def test_the_gate_reads_its_minimums_from_parameters(fast_params):
@@ -282,47 +275,105 @@ def test_the_gate_reads_its_minimums_from_parameters(fast_params):
         nodes.apply_quality_gate(good, fast_params)
 
 
-def test_a_model_that_does_not_beat_the_champion_is_not_promoted(make_frame, schema, fast_params):
-    frame = make_frame(400, xor_rule, seed=11, noise=0.05)
-    train, test = frame.iloc[:300], frame.iloc[300:].reset_index(drop=True)
+def test_the_production_model_is_fit_on_all_records_and_knows_its_vectors(
+    make_frame, schema, fast_params
+):
+    frame = make_frame(300, xor_rule, seed=12, copies=2)
+    train = frame.iloc[:400]
+    evaluation = fit(train, fast_params, schema)
+    results, _ = nodes.search_candidates(train, schema, fast_params)
+    best = nodes.select_best_candidate(results, fast_params)
+    production = nodes.fit_phishing_model(
+        frame, best, {"threshold": 0.5, "objective": "f1"}, schema, fast_params, "all records"
+    )
+    assert production.params["fitted_on"] == "all records"
+    assert production.params["training_rows"] == 600
+    assert (
+        production.params["training_vectors"]
+        == frame[feature_columns(schema)].drop_duplicates().shape[0]
+    )
+    assert production.has_seen(feature_vector_codes(frame, feature_columns(schema))).all()
+    assert not evaluation.has_seen(
+        feature_vector_codes(frame.iloc[400:], feature_columns(schema))
+    ).all()
+
+    reference = build_drift_reference(frame, schema)
+    packaged = nodes.package_model_for_registry(
+        production, evaluation, nodes.evaluate_model(evaluation, frame.iloc[400:], schema),
+        {"passed": True, "failures": []}, reference,
+    )  # fmt: skip
+    assert packaged.drift_reference is reference and production.drift_reference is None
+    assert packaged.estimator is production.estimator
+    assert packaged.metrics["test_accuracy"] > 0.5 and packaged.metrics["quality_gate_passed"] == 1
+    assert "training split" not in packaged.params["fitted_on"]
+    fits = nodes.describe_model_fits(evaluation, production)
+    assert fits["production_model"]["rows"] == 600 and fits["evaluation_model"]["rows"] == 400
+
+
+def _split_by_vector(frame, schema, share=0.3, seed=0):
+    """Train/test with no feature vector on both sides (as feature_engineering does)."""
+    codes = feature_vector_codes(frame, feature_columns(schema))
+    unique = np.unique(codes)
+    held = np.random.default_rng(seed).choice(unique, int(len(unique) * share), replace=False)
+    test = np.isin(codes, held)
+    return frame[~test].reset_index(drop=True), frame[test].reset_index(drop=True)
+
+
+def test_promotion_compares_only_on_vectors_neither_model_was_fit_on(
+    make_frame, schema, fast_params
+):
+    frame = make_frame(600, xor_rule, seed=11, noise=0.05)
+    train, test = _split_by_vector(frame, schema)
+    fast_params["quality_gate"] = {}  # only the comparison decides here
+    fast_params["promotion"] = {"metric": "roc_auc", "min_evidence_rows": 50}
+    gate = {"passed": True, "failures": []}
     strong = fit(train, fast_params, schema, candidate="decision_tree")
     weaker = fit(train, fast_params, schema, candidate="logistic_regression")
-    strong.version = "7"
-    fast_params["quality_gate"] = {}  # only the comparison decides here
+    strong.version, weaker.version = "7", "8"
 
-    weaker_metrics = nodes.evaluate_model(weaker, test, schema)
-    gate = nodes.apply_quality_gate(weaker_metrics, fast_params)
-    decision = nodes.decide_promotion(weaker_metrics, gate, strong, test, schema, fast_params)
+    decision = nodes.decide_promotion(weaker, gate, strong, test, schema, fast_params)
     assert decision["promote"] is False
     assert decision["champion_version"] == "7"
+    assert decision["evidence_rows"] == len(test)  # the champion never saw the test vectors
     assert decision["champion_value"] > decision["candidate_value"]
     assert "does not beat the champion" in decision["reason"]
 
-    strong_metrics = nodes.evaluate_model(strong, test, schema)
-    decision = nodes.decide_promotion(strong_metrics, gate, weaker, test, schema, fast_params)
+    decision = nodes.decide_promotion(strong, gate, weaker, test, schema, fast_params)
     assert decision["promote"] is True and decision["reason"].startswith("beats the champion")
-
-    same = nodes.decide_promotion(strong_metrics, gate, strong, test, schema, fast_params)
+    assert nodes.select_model_in_use(strong, decision, weaker) is strong
+    same = nodes.decide_promotion(strong, gate, strong, test, schema, fast_params)
     assert same["promote"] is False  # a tie does not beat the champion
 
+    # a champion refit on everything has seen the test rows: no honest evidence, it stays
+    everything = nodes.fit_phishing_model(
+        frame, nodes.select_best_candidate(nodes.search_candidates(train, schema, fast_params)[0],
+        fast_params), {"threshold": 0.5, "objective": "f1"}, schema, fast_params, "everything",
+    )  # fmt: skip
+    decision = nodes.decide_promotion(strong, gate, everything, test, schema, fast_params)
+    assert decision["promote"] is False and decision["evidence_rows"] == 0
+    assert decision["reason"].startswith("not enough evidence")
+    assert nodes.select_model_in_use(strong, decision, everything) is everything
 
-def test_first_model_that_passes_the_gate_is_promoted(schema, fast_params):
-    metrics = {"accuracy": 0.97, "precision": 0.9, "recall": 0.9, "f1": 0.9, "roc_auc": 0.99}
-    gate = nodes.apply_quality_gate(metrics, fast_params)
-    decision = nodes.decide_promotion(metrics, gate, None, pd.DataFrame(), schema, fast_params)
+    # new records the champion has not seen are evidence again, and only those rows count
+    newer = make_frame(300, xor_rule, seed=99, noise=0.05)
+    mixed = pd.concat([test, newer], ignore_index=True)
+    decision = nodes.decide_promotion(strong, gate, everything, mixed, schema, fast_params)
+    unseen = ~everything.has_seen(feature_vector_codes(mixed, feature_columns(schema)))
+    assert decision["evidence_rows"] == int(unseen.sum()) > 0
+
+
+def test_first_model_that_passes_the_gate_is_promoted(make_frame, schema, fast_params):
+    model = fit(make_frame(200, xor_rule, seed=13), fast_params, schema)
+    gate = {"passed": True, "failures": []}
+    decision = nodes.decide_promotion(model, gate, None, pd.DataFrame(), schema, fast_params)
     assert decision == {
         "promote": True,
-        "metric": "test_roc_auc",
-        "candidate_value": 0.99,
+        "metric": "roc_auc",
+        "candidate_value": None,
         "champion_version": None,
         "champion_value": None,
+        "evidence_rows": None,
         "quality_gate_passed": True,
         "reason": "no champion yet",
     }
-
-
-def test_the_drift_reference_follows_the_model_in_use():
-    trained, in_use = {"source": "training"}, {"source": "validation"}
-    assert nodes.select_drift_reference(trained, in_use, {"promote": True}) is trained
-    assert nodes.select_drift_reference(trained, in_use, {"promote": False}) is in_use
-    assert nodes.select_drift_reference(trained, None, {"promote": False}) is trained
+    assert nodes.select_model_in_use(model, decision, None) is model

@@ -4,21 +4,83 @@ through a KedroSession with kedro-mlflow, into a temporary MLflow store; then wh
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import pickle
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import mlflow
+import numpy as np
 import pandas as pd
 import pytest
 from kedro.framework.startup import bootstrap_project
 from kedro.pipeline import Pipeline
 from kedro_mlflow.pipeline.pipeline_ml import PipelineML
 
-from network_security.schema import feature_columns
-
 PROJECT_ROOT = Path(__file__).resolve().parents[3]
 FAST = {"training": {"cv": {"n_splits": 3}, "feature_importance": {"n_repeats": 1}}}
+VERDICT_COLUMNS = (
+    "prediction",
+    "label",
+    "phishing_probability",
+    "risk_level",
+    "recommended_action",
+    "model_version",
+)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def serve_invocations(tracking_uri: str, rows: pd.DataFrame) -> list[dict]:
+    """POST ``rows`` to ``mlflow models serve -m models:/network_security@champion``."""
+    port = _free_port()
+    env = {**os.environ, "MLFLOW_TRACKING_URI": tracking_uri}
+    server = subprocess.Popen(
+        [sys.executable, "-m", "mlflow", "models", "serve", "-m",
+         "models:/network_security@champion", "--env-manager", "local",
+         "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+    )  # fmt: skip
+    body = json.dumps({"dataframe_split": json.loads(rows.to_json(orient="split", index=False))})
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                request = urllib.request.Request(
+                    f"http://127.0.0.1:{port}/invocations",
+                    data=body.encode(),
+                    headers={"Content-Type": "application/json"},
+                )
+                with urllib.request.urlopen(request, timeout=30) as response:
+                    return json.loads(response.read())["predictions"]
+            except (urllib.error.URLError, ConnectionError):
+                assert server.poll() is None, "mlflow models serve exited"
+                assert time.monotonic() < deadline, "mlflow models serve did not answer"
+                time.sleep(0.5)
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=30)
+
+
+@pytest.fixture(autouse=True)
+def _release_the_champion_alias(mlflow_tracking_uri: str):
+    """The session's MLflow store is shared: leave no `champion` alias for other tests' runs."""
+    yield
+    client = mlflow.MlflowClient(mlflow_tracking_uri)
+    with contextlib.suppress(mlflow.exceptions.MlflowException):
+        client.delete_registered_model_alias("network_security", "champion")
 
 
 def test_training_and_default_keep_their_model_logging_through_the_session_composition():
@@ -96,7 +158,7 @@ def test_training_run_logs_registers_and_promotes_then_gates(
         filter_string=f"source_run_id = '{run_id}'",
         output_format="list",
     )
-    assert {model.name for model in logged} == {"phishing_model", "inference_pipeline"}
+    assert {model.name for model in logged} == {"inference_pipeline"}  # one form of the model
     versions = client.search_model_versions(f"name='network_security' and run_id='{run_id}'")
     assert len(versions) == 1
     version = str(versions[0].version)
@@ -105,24 +167,53 @@ def test_training_run_logs_registers_and_promotes_then_gates(
     assert champion.version == version
     decision = json.loads((reporting / "promotion_decision.json").read_text())
     assert decision["promote"] is True
-    drift_reference = json.loads((models / "drift_reference.json").read_text())
-    assert drift_reference["source"] == "training"
+    assert champion.drift_reference["source"] == "training"  # the reference travels inside
+    assert champion.drift_reference["n_records"] == champion.params["training_rows"]
 
-    # the inference pipeline as one MLflow model, through mlflow.pyfunc
-    batch = pd.read_csv(kedro_project / "data" / "01_raw" / "new_batch.csv").head(20)
-    features = batch[feature_columns(schema)]
-    pipeline_model = mlflow.pyfunc.load_model(f"runs:/{run_id}/inference_pipeline")
-    scored = pipeline_model.predict(features)
-    assert len(scored) == 20
-    assert {"prediction", "label", "phishing_probability", "risk_level"} <= set(scored.columns)
-    assert set(scored["model_version"].astype(str)) == {version}
-    assert scored["prediction"].tolist() == champion.predict(features).tolist()
+    assert champion.params["fitted_on"] == "all validated records"
+    assert (
+        client.get_model_version("network_security", version)
+        .tags["fitted_on"]
+        .startswith("all validated records")
+    )
+    assert run.data.tags["promotion.outcome"] == "promoted"
+    fits = json.loads((reporting / "model_fits.json").read_text())
+    assert fits["production_model"]["rows"] > fits["evaluation_model"]["rows"]
+
+    # the registered champion is the whole inference pipeline: it answers what
+    # `kedro run --pipeline inference` writes for the same rows (500 of the demo batch)
+    output = kedro_project / "data" / "07_model_output" / "scored.csv"
+    run_kedro(kedro_project, "inference", {"inference_output_path": str(output)})
+    written = pd.read_csv(output)
+    batch = pd.read_csv(kedro_project / "data" / "01_raw" / "new_batch.csv")
     registered = mlflow.pyfunc.load_model("models:/network_security@champion")
-    assert registered.predict(features)["prediction"].tolist() == scored["prediction"].tolist()
+    scored = registered.predict(batch)  # the features and an extra `url` column
+    assert len(scored) == len(written) == 500
+    verdicts = [*VERDICT_COLUMNS]
+    assert set(verdicts) <= set(scored.columns)
+    pd.testing.assert_frame_equal(
+        scored[verdicts].reset_index(drop=True),
+        written[verdicts].astype(scored[verdicts].dtypes.to_dict()),
+        check_exact=False,
+        rtol=0,
+        atol=1e-12,
+    )
+    assert set(scored["model_version"].astype(str)) == {version}
+    assert scored["prediction"].tolist() == champion.predict(batch).tolist()
+
+    # `mlflow models serve` on it answers /invocations the same
+    served = serve_invocations(mlflow_store, batch.head(50))
+    np.testing.assert_allclose(
+        [row["phishing_probability"] for row in served],
+        scored["phishing_probability"].head(50),
+        rtol=0,
+        atol=1e-12,
+    )
+    assert [row["risk_level"] for row in served] == scored["risk_level"].head(50).tolist()
+    assert {str(row["model_version"]) for row in served} == {version}
 
     # a second run under an unreachable gate: logged and registered, never promoted
     champion_bytes = (models / "champion.pkl").read_bytes()
-    reference_bytes = (models / "drift_reference.json").read_bytes()
     run_kedro(
         kedro_project,
         "training",
@@ -136,7 +227,10 @@ def test_training_run_logs_registers_and_promotes_then_gates(
     assert int(gated.version) > int(version)
     assert str(client.get_model_version_by_alias("network_security", "champion").version) == version
     assert (models / "champion.pkl").read_bytes() == champion_bytes
-    assert (models / "drift_reference.json").read_bytes() == reference_bytes
     decision = json.loads((reporting / "promotion_decision.json").read_text())
     assert decision["promote"] is False
     assert decision["reason"].startswith("quality gate failed: test_accuracy")
+    assert gated_run.data.tags["promotion.outcome"] == "not_promoted"
+    assert (
+        client.get_model_version("network_security", gated.version).run_id == gated_run.info.run_id
+    )

@@ -6,7 +6,7 @@ evaluation        evaluate_model, plot_confusion_matrix, plot_roc_curve,
                   compute_feature_importances -> plot_feature_importances,
                   build_model_selection_report, collect_mlflow_metrics
 registry          apply_quality_gate, build_input_example, package_model_for_registry,
-                  decide_promotion -> select_champion, select_drift_reference
+                  describe_model_fits, decide_promotion -> select_model_in_use
 
 All I/O (parquet, pickles, MLflow runs and registry, charts) goes through the catalog; see the
 ``# ---- training`` section of conf/base/catalog.yml.
@@ -25,7 +25,7 @@ import plotly.graph_objects as go
 from sklearn.inspection import permutation_importance
 from threadpoolctl import threadpool_limits
 
-from network_security.features import grouped_folds
+from network_security.features import feature_vector_codes, grouped_folds
 from network_security.model import PhishingModel
 from network_security.pipelines.training.evaluation import (
     METRIC_NAMES,
@@ -257,14 +257,21 @@ def choose_threshold(
 
 
 def fit_phishing_model(
-    model_input_train: pd.DataFrame,
+    records: pd.DataFrame,
     best_candidate: dict[str, Any],
     threshold_choice: dict[str, Any],
     schema: Schema,
     training: Params,
+    fitted_on: str = "model_input_train",
 ) -> PhishingModel:
-    """Refit the selected configuration on the whole training split, as a ``PhishingModel``."""
-    _check_frame(model_input_train, schema, "model_input_train")
+    """Fit the selected configuration, with its decision threshold, on ``records``.
+
+    The pipeline fits it twice: on the training split (the evaluation model, scored on the
+    held-out split) and on all validated records (the production model that is registered and
+    may be promoted). ``fitted_on`` names the records in the model's provenance, which also
+    keeps the codes of the feature vectors it was fit on.
+    """
+    _check_frame(records, schema, fitted_on)
     features = feature_columns(schema)
     phishing, legitimate = _labels(schema)
     threads = int(training.get("threads_per_fit", 1))
@@ -280,12 +287,13 @@ def fit_phishing_model(
             training["candidates"][name], features, seed, engineered
         ).set_params(**{f"{CLASSIFIER_STEP}__{k}": v for k, v in best_candidate["params"].items()})
     with threadpool_limits(limits=threads):
-        estimator.fit(model_input_train[features], model_input_train[target_column(schema)])
+        estimator.fit(records[features], records[target_column(schema)])
     if sorted(estimator.classes_) != sorted([phishing, legitimate]):
         raise ValueError(
             f"The training split has labels {list(estimator.classes_)}, expected both "
-            f"{[phishing, legitimate]}; check '{target_column(schema)}' in model_input_train."
+            f"{[phishing, legitimate]}; check '{target_column(schema)}' in {fitted_on}."
         )
+    codes = np.unique(feature_vector_codes(records, features))
     return PhishingModel(
         estimator=estimator,
         feature_columns=features,
@@ -301,8 +309,11 @@ def fit_phishing_model(
             "candidate": best_candidate["candidate"],
             "hyperparameters": dict(best_candidate["params"]),
             "threshold_objective": threshold_choice["objective"],
-            "training_rows": len(model_input_train),
+            "fitted_on": fitted_on,
+            "training_rows": len(records),
+            "training_vectors": int(len(codes)),
         },
+        fitted_vector_codes=codes,
     )
 
 
@@ -499,105 +510,171 @@ def build_input_example(schema: Schema) -> pd.DataFrame:
 
 
 def package_model_for_registry(
+    production_model: PhishingModel,
     fitted_model: PhishingModel,
     test_metrics: dict[str, float],
     quality_gate: dict[str, Any],
-    model_input_example: pd.DataFrame,
-) -> dict[str, Any]:
-    """The model with its test metrics, its input example and the registry version tags."""
-    model = copy(fitted_model)
-    model.metrics = {**fitted_model.metrics, **{f"test_{k}": v for k, v in test_metrics.items()}}
-    tags = {
-        "candidate": model.params.get("candidate", ""),
-        "decision_threshold": f"{model.threshold:.4f}",
-        "quality_gate": "passed" if quality_gate["passed"] else "failed",
-        "trained_at": model.trained_at,
-        **{name: f"{value:.6f}" for name, value in model.metrics.items()},
+    training_drift_reference: dict[str, Any],
+) -> PhishingModel:
+    """The production model with the evidence it is judged on and its drift reference.
+
+    ``production_model`` (fit on all validated records) is what gets registered. Its test
+    metrics are those of ``fitted_model``, the same configuration fit on the training split
+    only and scored on the held-out split, which the production model has seen. The drift
+    reference (the feature distributions of the records it was fit on) travels inside it, so
+    validation compares new records with what the champion in use was trained on.
+    """
+    model = copy(production_model)
+    model.drift_reference = training_drift_reference
+    model.metrics = {
+        **production_model.metrics,
+        **{f"test_{k}": v for k, v in test_metrics.items()},
+        "quality_gate_passed": 1.0 if quality_gate["passed"] else 0.0,
     }
-    return {"model": model, "input_example": model_input_example, "tags": tags}
+    model.params = {
+        **production_model.params,
+        "evaluated_as": (
+            f"the same configuration fit on {fitted_model.params.get('fitted_on')} "
+            f"({fitted_model.params.get('training_rows')} rows), scored on the held-out split"
+        ),
+    }
+    return model
+
+
+def describe_model_fits(
+    fitted_model: PhishingModel, production_model: PhishingModel
+) -> dict[str, Any]:
+    """What each model of the run was fit on, for the run's record (``model_fits.json``)."""
+
+    def fit(model: PhishingModel, role: str) -> dict[str, Any]:
+        return {
+            "role": role,
+            "fitted_on": model.params.get("fitted_on"),
+            "rows": model.params.get("training_rows"),
+            "distinct_feature_vectors": model.params.get("training_vectors"),
+            "candidate": model.params.get("candidate"),
+            "hyperparameters": model.params.get("hyperparameters"),
+            "decision_threshold": model.threshold,
+        }
+
+    return {
+        "evaluation_model": fit(
+            fitted_model, "scored on the held-out split: the test_* metrics and the promotion"
+        ),
+        "production_model": fit(
+            production_model, "registered in MLflow and promoted when the evidence says so"
+        ),
+    }
+
+
+def _unseen_rows(
+    model_input_test: pd.DataFrame, champion: PhishingModel, schema: Schema
+) -> tuple[pd.DataFrame, str]:
+    """The test rows whose feature vectors ``champion`` was not fit on, and how they were found."""
+    if champion.fitted_vector_codes is None:
+        return model_input_test, (
+            "the champion does not record the vectors it was fit on: compared on the whole "
+            "held-out split"
+        )
+    codes = feature_vector_codes(model_input_test, feature_columns(schema))
+    unseen = model_input_test[~champion.has_seen(codes)]
+    return unseen, "held-out rows whose feature vectors neither model was fit on"
 
 
 def decide_promotion(
-    test_metrics: dict[str, float],
+    fitted_model: PhishingModel,
     quality_gate: dict[str, Any],
-    current_champion: PhishingModel | None,
+    champion_model: PhishingModel | None,
     model_input_test: pd.DataFrame,
     schema: Schema,
     training: Params,
 ) -> dict[str, Any]:
-    """Promote the new model only if it passed the gate and beats the champion on this test split.
+    """Whether this run's model replaces the champion: only on evidence neither has been fit on.
 
-    The current champion is scored on the same test split; the new model must exceed its
-    ``promotion.metric`` by more than ``promotion.min_improvement``.
+    The candidate is judged by its evaluation model (fit on the training split, so no held-out
+    row was seen). The champion was fit on all the records of its own run, which may include
+    rows of today's held-out split, so both are scored only on the held-out rows whose feature
+    vectors the champion was not fit on either. The candidate must pass the quality gate and
+    beat the champion's ``promotion.metric`` there by more than ``promotion.min_improvement``,
+    on at least ``promotion.min_evidence_rows`` rows; with less evidence (retraining on the
+    same records) the champion stays.
     """
     settings = training.get("promotion", {})
     metric = str(settings.get("metric", "roc_auc"))
     if metric not in METRIC_NAMES:
         raise ValueError(f"training.promotion.metric must be one of {list(METRIC_NAMES)}.")
     min_improvement = float(settings.get("min_improvement", 0.0))
+    min_rows = int(settings.get("min_evidence_rows", 100))
     decision: dict[str, Any] = {
         "promote": False,
-        "metric": f"test_{metric}",
-        "candidate_value": float(test_metrics[metric]),
+        "metric": metric,
+        "candidate_value": None,
         "champion_version": None,
         "champion_value": None,
+        "evidence_rows": None,
         "quality_gate_passed": bool(quality_gate["passed"]),
     }
     if not quality_gate["passed"]:
         decision["reason"] = "quality gate failed: " + "; ".join(quality_gate["failures"])
-    elif current_champion is None:
+    elif champion_model is None:
         decision.update(promote=True, reason="no champion yet")
     else:
-        decision["champion_version"] = str(current_champion.version)
-        missing = [c for c in current_champion.feature_columns if c not in model_input_test]
+        decision["champion_version"] = str(champion_model.version)
+        missing = [c for c in champion_model.feature_columns if c not in model_input_test]
         if missing:
             decision.update(
                 promote=True,
-                reason=f"the champion needs column(s) {missing} absent from the test split",
+                reason=f"the champion needs column(s) {missing} absent from the records",
             )
         else:
-            labels, probability = _test_probability(current_champion, model_input_test, schema)
-            champion_metrics = classification_metrics(
-                labels, probability, current_champion.threshold, current_champion.phishing_label
-            )
-            decision["champion_metrics"] = champion_metrics
-            decision["champion_value"] = champion_metrics[metric]
-            beats = decision["candidate_value"] > champion_metrics[metric] + min_improvement
-            comparison = (
-                f"test {metric} {decision['candidate_value']:.4f} vs champion version "
-                f"{current_champion.version} {champion_metrics[metric]:.4f} on the same test split"
-            )
-            decision.update(
-                promote=bool(beats),
-                reason=("beats the champion: " if beats else "does not beat the champion: ")
-                + comparison,
-            )
+            evidence, basis = _unseen_rows(model_input_test, champion_model, schema)
+            decision.update(evidence=basis, evidence_rows=len(evidence))
+            labels = evidence[target_column(schema)].to_numpy()
+            if len(evidence) < min_rows or len(np.unique(labels)) < 2:
+                decision["reason"] = (
+                    f"not enough evidence: {len(evidence)} {basis} (at least {min_rows} with "
+                    "both labels are needed, training.promotion.min_evidence_rows); the "
+                    "champion stays. Ingest new records and train again."
+                )
+            else:
+                scores = {
+                    name: classification_metrics(
+                        labels,
+                        model.phishing_probability(evidence),
+                        model.threshold,
+                        model.phishing_label,
+                    )
+                    for name, model in (("candidate", fitted_model), ("champion", champion_model))
+                }
+                decision["candidate_metrics"] = scores["candidate"]
+                decision["champion_metrics"] = scores["champion"]
+                decision["candidate_value"] = scores["candidate"][metric]
+                decision["champion_value"] = scores["champion"][metric]
+                beats = decision["candidate_value"] > decision["champion_value"] + min_improvement
+                comparison = (
+                    f"{metric} {decision['candidate_value']:.4f} vs champion version "
+                    f"{champion_model.version} {decision['champion_value']:.4f} on "
+                    f"{len(evidence)} {basis}"
+                )
+                decision.update(
+                    promote=bool(beats),
+                    reason=("beats the champion: " if beats else "does not beat the champion: ")
+                    + comparison,
+                )
     log = logger.info if decision["promote"] else logger.warning
     log("Promotion: %s (%s).", "yes" if decision["promote"] else "no", decision["reason"])
     return decision
 
 
-def select_champion(
-    candidate_model: PhishingModel, promotion_decision: dict[str, Any]
-) -> dict[str, Any]:
-    """The champion update: the registered model, and whether it becomes the champion."""
-    return {
-        "promote": bool(promotion_decision["promote"]),
-        "model": candidate_model,
-        "reason": promotion_decision["reason"],
-    }
-
-
-def select_drift_reference(
-    training_drift_reference: dict[str, Any],
-    drift_reference_in_use: dict[str, Any] | None,
+def select_model_in_use(
+    candidate_model: PhishingModel,
     promotion_decision: dict[str, Any],
-) -> dict[str, Any]:
-    """The reference validation compares later records against: that of the model in use.
+    champion_model: PhishingModel | None,
+) -> PhishingModel | None:
+    """The model that scores after this run: the candidate when promoted, else the champion.
 
-    A promoted model's training split becomes the reference; otherwise the current reference
-    is kept (the champion did not change).
+    ``kedro run`` (``__default__``) scores its demo batch with it in the same run; the promotion
+    itself (registry alias, then the local cache) happens when the run has ended and
+    kedro-mlflow has registered the candidate.
     """
-    if promotion_decision["promote"] or drift_reference_in_use is None:
-        return training_drift_reference
-    return drift_reference_in_use
+    return candidate_model if promotion_decision["promote"] else champion_model

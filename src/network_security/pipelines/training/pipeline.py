@@ -1,20 +1,28 @@
-"""Training pipeline: model inputs -> selected, evaluated, registered model -> champion.
+"""Training pipeline: model inputs -> selected, evaluated, registered model -> promotion decision.
 
-``create_pipeline()`` holds the model-training nodes only (inputs ``model_input_train`` and
-``model_input_test``). The project's ``training`` and ``__default__`` pipelines wrap the full
-composition in ``log_inference_model(...)``, kedro-mlflow's ``pipeline_ml_factory``: after a
-successful run, the inference pipeline is logged into the run as one MLflow model
-(``runs:/<run id>/inference_pipeline``) that scores a features DataFrame with this run's model.
-Build such compositions with ``+`` first and wrap them once: adding to a ``PipelineML`` (or
-``sum()`` over pipelines that include one) silently turns it back into a plain ``Pipeline``.
+``create_pipeline()`` holds the model-training nodes (inputs ``model_input_train``,
+``model_input_test``, ``validated_records`` and the ``champion_model``). The selected
+configuration is fit twice: on the training split (``fitted_model``, evaluated on the held-out
+split) and on all validated records (``production_model``, the one that is registered). The
+project's ``training`` and ``__default__`` pipelines wrap the full composition in
+``log_inference_model(...)``, kedro-mlflow's ``pipeline_ml_factory``: after a successful run the
+inference pipeline, with this run's model inside, is logged and registered as a new version of
+the MLflow model ``network_security``; ``network_security.hooks.PromotionHook`` then moves the
+alias ``champion`` to it when ``promotion_decision`` says so. Build such compositions with ``+``
+first and wrap them once: adding to a ``PipelineML`` (or ``sum()`` over pipelines that include
+one) silently turns it back into a plain ``Pipeline``.
 """
 
 from __future__ import annotations
+
+from functools import partial
 
 from kedro.pipeline import Pipeline, node
 from kedro_mlflow.pipeline import pipeline_ml_factory
 from kedro_mlflow.pipeline.pipeline_ml import PipelineML
 
+from network_security.champion import REGISTERED_MODEL_NAME
+from network_security.drift import build_drift_reference
 from network_security.mlflow_models import pip_requirements
 from network_security.pipelines.training.nodes import (
     apply_quality_gate,
@@ -24,6 +32,7 @@ from network_security.pipelines.training.nodes import (
     collect_mlflow_metrics,
     compute_feature_importances,
     decide_promotion,
+    describe_model_fits,
     evaluate_model,
     fit_phishing_model,
     package_model_for_registry,
@@ -32,10 +41,8 @@ from network_security.pipelines.training.nodes import (
     plot_roc_curve,
     search_candidates,
     select_best_candidate,
-    select_champion,
-    select_drift_reference,
+    select_model_in_use,
 )
-from network_security.pipelines.validation.nodes import build_drift_reference
 
 INFERENCE_MODEL_NAME = "inference_pipeline"
 """Name of the logged inference pipeline model in each run: ``runs:/<run id>/<this>``."""
@@ -73,7 +80,7 @@ def create_pipeline(**kwargs) -> Pipeline:
                 name="choose_threshold",
             ),
             node(
-                fit_phishing_model,
+                partial(fit_phishing_model, fitted_on="the training split"),
                 inputs=[
                     "model_input_train",
                     "best_candidate",
@@ -82,7 +89,19 @@ def create_pipeline(**kwargs) -> Pipeline:
                     "params:training",
                 ],
                 outputs="fitted_model",
-                name="fit_phishing_model",
+                name="fit_evaluation_model",
+            ),
+            node(
+                partial(fit_phishing_model, fitted_on="all validated records"),
+                inputs=[
+                    "validated_records",
+                    "best_candidate",
+                    "threshold_choice",
+                    "params:schema",
+                    "params:training",
+                ],
+                outputs="production_model",
+                name="fit_production_model",
             ),
             node(
                 evaluate_model,
@@ -145,17 +164,35 @@ def create_pipeline(**kwargs) -> Pipeline:
                 name="build_input_example",
             ),
             node(
+                build_drift_reference,
+                inputs=["validated_records", "params:schema"],
+                outputs="training_drift_reference",
+                name="build_training_drift_reference",
+            ),
+            node(
                 package_model_for_registry,
-                inputs=["fitted_model", "test_metrics", "quality_gate", INFERENCE_MODEL_INPUT],
+                inputs=[
+                    "production_model",
+                    "fitted_model",
+                    "test_metrics",
+                    "quality_gate",
+                    "training_drift_reference",
+                ],
                 outputs="candidate_model",
                 name="register_model",
             ),
             node(
+                describe_model_fits,
+                inputs=["fitted_model", "production_model"],
+                outputs="model_fits",
+                name="describe_model_fits",
+            ),
+            node(
                 decide_promotion,
                 inputs=[
-                    "test_metrics",
+                    "fitted_model",
                     "quality_gate",
-                    "current_champion",
+                    "champion_model",
                     "model_input_test",
                     "params:schema",
                     "params:training",
@@ -164,39 +201,25 @@ def create_pipeline(**kwargs) -> Pipeline:
                 name="decide_promotion",
             ),
             node(
-                select_champion,
-                inputs=["candidate_model", "promotion_decision"],
-                outputs="champion_model",
-                name="select_champion",
-            ),
-            node(
-                build_drift_reference,
-                inputs=["model_input_train", "params:schema"],
-                outputs="training_drift_reference",
-                name="build_training_drift_reference",
-            ),
-            node(
-                select_drift_reference,
-                inputs=[
-                    "training_drift_reference",
-                    "drift_reference_in_use",
-                    "promotion_decision",
-                ],
-                outputs="drift_reference_from_training",
-                name="select_drift_reference",
+                select_model_in_use,
+                inputs=["candidate_model", "promotion_decision", "champion_model"],
+                outputs="model_in_use",
+                name="select_model_in_use",
             ),
         ]
     )
 
 
 def log_inference_model(training: Pipeline, inference: Pipeline) -> PipelineML:
-    """``training`` as a kedro-mlflow ``PipelineML`` that logs ``inference`` as an MLflow model.
+    """``training`` as a kedro-mlflow ``PipelineML`` that logs and registers ``inference``.
 
     ``inference`` is the project's inference pipeline (``inference_batch`` + ``champion_model``
     -> ``inference_predictions``). The logged copy reads a features DataFrame instead of the CSV
-    (``model_input_example``, also its signature and example) and this run's registered
-    ``candidate_model`` instead of the champion, so each run's MLflow model is the model it
-    trained. Its single output is ``mlflow_predictions``.
+    (``model_input_example``, also its signature and example) and this run's
+    ``candidate_model`` instead of the champion, so each registered version is the whole
+    inference pipeline with the model its run trained: ``mlflow.pyfunc.load_model(
+    "models:/network_security@champion").predict(frame)`` returns what
+    ``kedro run --pipeline inference`` writes for the same rows.
     """
     logged_inference = Pipeline(
         inference,
@@ -209,6 +232,7 @@ def log_inference_model(training: Pipeline, inference: Pipeline) -> PipelineML:
         input_name=INFERENCE_MODEL_INPUT,
         log_model_kwargs={
             "name": INFERENCE_MODEL_NAME,
+            "registered_model_name": REGISTERED_MODEL_NAME,
             "signature": "auto",
             "pip_requirements": pip_requirements(),
         },
