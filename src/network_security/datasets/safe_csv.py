@@ -17,7 +17,7 @@ with the formula.
 
 ``neutralise_formulas`` is applied by every CSV writer of the project: ``ChunkedCSVDataset``
 (predictions), ``SafeCSVDataset`` (kedro-datasets' ``pandas.CSVDataset`` for the reports) and
-the synthetic-data generator.
+the synthetic-data generator (scripts/synthetic.py).
 """
 
 from __future__ import annotations
