@@ -10,12 +10,17 @@ already stored, and ``insert_many(ordered=False)`` keeps going past such rejecti
 them as "already stored". Measured on the local server with the real data set, this runs at
 bare-insert speed, while a secondary unique index on a ``record_key`` field made inserts 3-4x
 slower and one upsert per document about 6x slower. Loading maps ``_id`` back to the key column.
+
+A dataset whose credentials give no URI (``MONGODB_URI`` unset) can be given a URI provider
+(``set_uri_provider``), called when it first connects: the project's hook gives it the embedded
+server, which thereby starts only when a MongoDB dataset is actually used.
 """
 
 from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -38,6 +43,8 @@ def redact_uri(uri: str) -> str:
 
 def _hosts(uri: str) -> str:
     """``host:port`` list of a MongoDB URI, without credentials."""
+    if not uri:
+        return "(no URI yet)"
     netloc = urlsplit(redact_uri(uri)).netloc
     return netloc.split("@")[-1] or "localhost:27017"
 
@@ -92,6 +99,8 @@ class MongoDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
         self._batch_size = int(batch_size)
         self._client_args = dict(client_args or {})
         self._client: MongoClient | None = None
+        self._uri_provider: Callable[[], str] | None = None
+        self._uri_provided = False
         self.metadata = metadata
 
     # ------------------------------------------------------------------ connection
@@ -102,7 +111,22 @@ class MongoDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
             f"(database '{self._database}', collection '{self._collection}')"
         )
 
+    @property
+    def has_uri(self) -> bool:
+        """Whether a URI is known (from the credentials, or from the provider once connected)."""
+        return bool(self._uri)
+
+    def set_uri_provider(self, provider: Callable[[], str] | None) -> None:
+        """Where to get a URI at the first connection when the credentials give none.
+
+        The provider is called only then (it may start a server); the URI it returns is kept
+        until ``release()``.
+        """
+        self._uri_provider = provider
+
     def _get_collection(self):
+        if not self._uri and self._uri_provider is not None:
+            self._uri, self._uri_provided = self._uri_provider(), True
         if not self._uri:
             raise DatasetError(
                 f"MongoDataset '{self._database}.{self._collection}' has no URI: set MONGODB_URI, "
@@ -132,10 +156,12 @@ class MongoDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
         return DatasetError(f"Could not {action} {self._where}: {hint}. ({detail})")
 
     def release(self) -> None:
-        """Close the client; the next operation reconnects."""
+        """Close the client; the next operation reconnects (asking the provider again)."""
         if self._client is not None:
             self._client.close()
             self._client = None
+        if self._uri_provided:
+            self._uri, self._uri_provided = "", False
 
     # ------------------------------------------------------------------ kedro API
     def _describe(self) -> dict[str, Any]:
