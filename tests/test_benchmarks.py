@@ -109,3 +109,12 @@ def test_bench_service_quick(clone):
     assert "p50 ms" in output and "p99 ms" in output
     # a case line: name, rows (1), p50, p99, mean (ms), rows/s
     assert number(r"(?m)^JSON records\D*\s1\s+([\d.]+)\s+[\d.]+\s+[\d.]+\s+\d+", output) > 0
+
+
+def test_bench_load_quick(clone):
+    output = run_script(clone, "benchmarks/bench_load.py", "--quick")
+    assert "no error" in output
+    assert number(r"load: 20 client\(s\), [\d.]+ s, (\d+) requests, 0 error", output) > 0
+    for kind in ("json-1", "json-1000", "csv-1000"):
+        assert number(rf"(?m)^{kind}\s+(\d+)\s+[\d.]+\s+[\d.]+", output) > 0
+    assert number(r"throughput, load vs baseline: ([\d.]+)x", output) > 0

@@ -8,11 +8,12 @@ so a fresh clone's catalog always finds ``mongo_credentials``.
 from __future__ import annotations
 
 import logging
-import shutil
 from pathlib import Path
 
 from attrs import define
 from kedro.framework.context import KedroContext
+
+from network_security.private_files import restrict_to_owner, write_private_text
 
 logger = logging.getLogger(__name__)
 
@@ -27,9 +28,11 @@ def ensure_local_credentials(project_path: Path) -> None:
     and the file is there to edit for a literal URI.
     """
     target, template = project_path / CREDENTIALS, project_path / CREDENTIALS_TEMPLATE
-    if not target.exists() and template.exists():
-        shutil.copyfile(template, target)
-        logger.info("Created %s from %s", CREDENTIALS, CREDENTIALS_TEMPLATE)
+    if target.exists():
+        restrict_to_owner(target)  # 0600: it may hold a literal URI with a password
+    elif template.exists():
+        write_private_text(target, template.read_text(encoding="utf-8"))
+        logger.info("Created %s (mode 0600) from %s", CREDENTIALS, CREDENTIALS_TEMPLATE)
 
 
 @define(slots=False)

@@ -47,6 +47,7 @@ class EmbeddedMongoHook:
 
     def __init__(self) -> None:
         self._storage: Path | None = None
+        self._project: Path | None = None
         self._server: EmbeddedMongo | None = None
         self._started_by_run = False
         self._lock = threading.Lock()
@@ -57,6 +58,7 @@ class EmbeddedMongoHook:
         if storage != self._storage:
             self.stop()  # a session on another project in this process
             self._storage = storage
+            self._project = Path(context.project_path)
 
     @hook_impl
     def after_catalog_created(self, catalog: Any) -> None:
@@ -88,10 +90,11 @@ class EmbeddedMongoHook:
             return self._server.uri
 
     def _start(self) -> None:
-        if self._storage is None:
+        if self._project is None:
             raise RuntimeError("No Kedro context yet: the embedded server's folder is unknown.")
         logger.info("MONGODB_URI is not set: starting the embedded SecantusDB on %s", self._storage)
-        self._server = EmbeddedMongo(self._storage).start()
+        # private files, and authentication with the project's random password (conf/local)
+        self._server = EmbeddedMongo.for_project(self._project).start()
 
     def _stop_after_run(self, pipeline: Any, catalog: Any) -> None:
         if not self._started_by_run:

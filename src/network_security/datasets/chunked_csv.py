@@ -15,7 +15,9 @@ Saving is atomic: the rows go to a temporary file in the target's directory, whi
 target (``os.replace``) only once every chunk is written. If a chunk fails (a bad row found late
 in a large input, a full disk), the temporary file is removed and the target is left as it was,
 so no partial output is ever left behind. Text values are written in double quotes, numbers
-without (RFC 4180 quoting: any CSV reader reads them back as they were).
+without (RFC 4180 quoting: any CSV reader reads them back as they were); text cells that a
+spreadsheet would run as formulas (``=HYPERLINK(...)`` in a URL column) are written neutralised
+(``network_security.datasets.safe_csv``); numbers stay numbers.
 
 ``load`` checks that the file exists, is not empty and is text before returning the stream, so
 those problems are reported before anything is scored; read errors found later (a malformed line,
@@ -43,6 +45,7 @@ import pyarrow.csv as pa_csv
 from kedro.io import AbstractDataset, DatasetError
 from kedro_datasets._typing import TablePreview
 
+from network_security.datasets.safe_csv import neutralise_formulas
 from network_security.scoring import ChunkStream, InputValidationError
 
 logger = logging.getLogger(__name__)
@@ -374,7 +377,8 @@ class ChunkedCSVDataset(AbstractDataset[Any, Any]):
     # -------------------------------------------------------------------- save
 
     def save(self, data: pd.DataFrame | Iterable[pd.DataFrame]) -> None:
-        """Write a DataFrame or an iterable of DataFrame chunks, atomically."""
+        """Write a DataFrame or an iterable of DataFrame chunks, atomically; formula-like text
+        cells are neutralised for spreadsheets."""
         if isinstance(data, pd.DataFrame):
             chunks: Iterable[pd.DataFrame] = [data]
         elif isinstance(data, Iterable) and not isinstance(data, str | bytes | dict):
@@ -408,7 +412,7 @@ class ChunkedCSVDataset(AbstractDataset[Any, Any]):
                             f"{list(chunk.columns)}, unlike the first chunk's {columns}."
                         )
                     pa_csv.write_csv(
-                        _arrow_table(chunk),
+                        _arrow_table(neutralise_formulas(chunk)),
                         stream,
                         write_options=pa_csv.WriteOptions(include_header=number == 0),
                     )
