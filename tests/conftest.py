@@ -6,6 +6,7 @@ server this session starts on a free loopback port with a temporary data directo
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import uuid
@@ -45,6 +46,20 @@ def _no_mlflow_run_left_active() -> Iterator[None]:
 
     while mlflow.active_run():
         mlflow.end_run()
+
+
+@pytest.fixture(autouse=True)
+def _release_the_champion_alias(request: pytest.FixtureRequest) -> Iterator[None]:
+    """The session's MLflow store is shared: a test that promoted a champion (the alias
+    `champion` of `network_security`) releases it, so later tests start without one."""
+    yield
+    if "mlflow_tracking_uri" not in request.fixturenames:
+        return
+    import mlflow
+
+    uri = request.getfixturevalue("mlflow_tracking_uri")
+    with contextlib.suppress(mlflow.exceptions.MlflowException):
+        mlflow.MlflowClient(uri).delete_registered_model_alias("network_security", "champion")
 
 
 @pytest.fixture(scope="session")

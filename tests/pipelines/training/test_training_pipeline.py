@@ -4,7 +4,6 @@ through a KedroSession with kedro-mlflow, into a temporary MLflow store; then wh
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import pickle
@@ -72,15 +71,6 @@ def serve_invocations(tracking_uri: str, rows: pd.DataFrame) -> list[dict]:
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=30)
-
-
-@pytest.fixture(autouse=True)
-def _release_the_champion_alias(mlflow_tracking_uri: str):
-    """The session's MLflow store is shared: leave no `champion` alias for other tests' runs."""
-    yield
-    client = mlflow.MlflowClient(mlflow_tracking_uri)
-    with contextlib.suppress(mlflow.exceptions.MlflowException):
-        client.delete_registered_model_alias("network_security", "champion")
 
 
 def test_training_and_default_keep_their_model_logging_through_the_session_composition():
