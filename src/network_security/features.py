@@ -48,11 +48,16 @@ def engineer_features(frame: pd.DataFrame, feature_columns: Sequence[str]) -> pd
     """
     columns = _require_columns(frame, feature_columns, "engineer features")
     features = frame[columns]
-    counts = {
-        name: features.eq(value).sum(axis=1).astype("int64")
-        for name, value in INDICATOR_COUNTS.items()
-    }
-    return pd.concat([features, pd.DataFrame(counts, index=frame.index)], axis=1)
+    values = features.to_numpy()
+    counts = np.stack(
+        [(values == value).sum(axis=1) for value in INDICATOR_COUNTS.values()], axis=1
+    ).astype(np.int64)
+    names = [*columns, *INDICATOR_COUNTS]
+    if len(set(features.dtypes)) == 1 and values.dtype == np.int64:
+        # the usual case (validated int64 records): one block, built without per-column work
+        return pd.DataFrame(np.hstack([values, counts]), columns=names, index=frame.index)
+    engineered = pd.DataFrame(counts, columns=list(INDICATOR_COUNTS), index=frame.index)
+    return pd.concat([features, engineered], axis=1)
 
 
 class IndicatorCountFeatures(TransformerMixin, BaseEstimator):
@@ -123,6 +128,10 @@ class CategoryCodes(TransformerMixin, BaseEstimator):
             raise RuntimeError("CategoryCodes is not fitted yet: call fit() first.")
         frame = _as_frame(X, list(self.feature_names_in_))
         columns = _require_columns(frame, self.columns, "make category codes")
+        if len(set(frame.dtypes)) == 1:  # one block: shift the columns in one numpy pass
+            values = frame.to_numpy(copy=True)
+            values[:, frame.columns.get_indexer(columns)] += CATEGORY_OFFSET
+            return pd.DataFrame(values, columns=frame.columns, index=frame.index)
         coded = frame.copy()
         coded[columns] = frame[columns] + CATEGORY_OFFSET
         return coded
