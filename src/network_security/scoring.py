@@ -556,7 +556,7 @@ def _risk_bands(scoring: Mapping[str, Any]) -> tuple[np.ndarray, list[str], list
             "conf/base/parameters_inference.yml (level, min_probability, action)."
         )
     try:
-        bounds = np.array([float(b["min_probability"]) for b in bands])
+        minimums = [float(b["min_probability"]) for b in bands]
         levels = [str(b["level"]) for b in bands]
         actions = [str(b["action"]) for b in bands]
     except (KeyError, TypeError, ValueError) as exc:
@@ -564,15 +564,16 @@ def _risk_bands(scoring: Mapping[str, Any]) -> tuple[np.ndarray, list[str], list
             "Each entry of scoring.risk_levels in conf/base/parameters_inference.yml needs "
             f"'level', 'min_probability' (a number) and 'action'; got {bands!r}."
         ) from exc
-    if bounds[0] != 0.0 or np.any(np.diff(bounds) <= 0) or bounds[-1] > 1.0:
+    increasing = all(a < b for a, b in zip(minimums, minimums[1:], strict=False))
+    if minimums[0] != 0.0 or not increasing or minimums[-1] > 1.0:
         raise ValueError(
             "scoring.risk_levels in conf/base/parameters_inference.yml: the first band must "
             "start at min_probability 0 and the bounds must increase within [0, 1]; got "
-            f"{bounds.tolist()}."
+            f"{minimums}."
         )
     if len(set(levels)) != len(levels):
         raise ValueError(f"scoring.risk_levels repeats a level name: {levels}.")
-    return bounds, levels, actions
+    return np.asarray(minimums), levels, actions
 
 
 def _level_index(scoring: Mapping[str, Any], key: str, levels: list[str], default: int) -> int:
@@ -634,7 +635,6 @@ def score_features(
         InputValidationError: If a feature column of the model is not among ``columns``.
         ValueError: If the ``scoring`` parameters are inconsistent.
     """
-    _risk_bands(scoring)  # inconsistent bands fail before any model work
     if columns is not None and list(columns) != list(model.feature_columns):
         missing = [name for name in model.feature_columns if name not in columns]
         if missing:
