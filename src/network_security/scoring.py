@@ -12,6 +12,16 @@ The inference pipeline and the HTTP service both call these functions, so a CSV 
 - ``check_chunks`` and ``score_chunks`` apply the same two functions lazily to a stream of chunks
   (``ChunkStream``), so a large file is scored with bounded memory and gives exactly what the
   whole file scored at once gives.
+- Without a DataFrame (the service's JSON records): ``check_feature_matrix`` (an integer
+  matrix) and ``check_feature_columns`` (cells of any type per column) run the same check and
+  return an int64 matrix; ``score_features`` turns it into ``Verdicts`` (arrays).
+
+The checks are vectorised over whole blocks: integers are compared with the allowed values of
+their column at once, text is parsed by Arrow in one cast, and only a block with a bad cell is
+looked at cell by cell to name it. A value outside the allowed set is refused whatever its size
+or type: an integer beyond int64 (signed or unsigned) is clamped, never wrapped into the domain,
+and a boolean is never taken for 0 or 1. The probabilities come from the model's compiled
+predictor (``PhishingModel.phishing_probability_of_matrix``, ``network_security.compiled``).
 """
 
 from __future__ import annotations
