@@ -11,8 +11,10 @@ the real data set (read from its path, never copied).
 Baselines measured in the same run (the machine may be shared and busy; compare ratios):
 ``GET /health`` over the same connection (the HTTP round trip every request pays), and the
 model's own scikit-learn ``predict_proba`` on the same rows in this process (the model call
-alone, without HTTP, parsing, checks or verdicts). The JSON cases are checked against the
-targets (1 row: p50 <= 5 ms, p99 <= 10 ms; 1,000 rows: p50 <= 30 ms, p99 <= 60 ms).
+alone, without HTTP, parsing, checks or verdicts). The server's CPU time per request (all its
+threads) is printed too: unlike latency, it hardly depends on what else the machine runs. The
+JSON cases are checked against the targets (1 row: p50 <= 5 ms, p99 <= 10 ms; 1,000 rows: p50
+<= 30 ms, p99 <= 60 ms).
 
 Usage::
 
@@ -44,6 +46,7 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pandas as pd
+import psutil
 import yaml
 
 PROJECT = Path(__file__).resolve().parents[1]
@@ -125,6 +128,12 @@ def stop_server(process: subprocess.Popen) -> None:
         process.wait(timeout=10)
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process and its threads, in seconds."""
+    times = psutil.Process(pid).cpu_times()
+    return times.user + times.system
+
+
 def measure(client: httpx.Client, send, expected_rows: int, requests: int, warmup: int) -> list:
     """Latencies in milliseconds of ``requests`` calls of ``send`` (after ``warmup`` calls)."""
     latencies = []
@@ -200,8 +209,12 @@ def main() -> None:
                 info = client.get("/model").json()
                 logger.info("Server %s, model %s (%s)", url, info["version"], info["estimator"])
                 results = []
+                before = cpu_seconds(process.pid)
                 health = measure(
                     client, lambda c: c.get("/health"), 0, options.requests, options.warmup
+                )
+                health_cpu = (cpu_seconds(process.pid) - before) / (
+                    options.requests + options.warmup
                 )
                 baselines = {}
                 for rows in (1, 1000):
@@ -227,8 +240,11 @@ def main() -> None:
                         cases = {"JSON records -> JSON": cases["JSON records -> JSON"]}
                     for name, send in cases.items():
                         logger.info("%s, %d row(s): %d requests", name, rows, options.requests)
-                        latencies = measure(client, send, rows, options.requests, options.warmup)
-                        results.append((name, rows, latencies))
+                        measure(client, send, rows, 0, options.warmup)
+                        before = cpu_seconds(process.pid)
+                        latencies = measure(client, send, rows, options.requests, 0)
+                        cpu = (cpu_seconds(process.pid) - before) / options.requests * 1000
+                        results.append((name, rows, latencies, cpu))
         finally:
             stop_server(process)
 
@@ -237,7 +253,8 @@ def main() -> None:
           f"case after {options.warmup} warm-up; model {info['version']} ({info['estimator']}); "
           f"{os.cpu_count()} CPU(s), load average {os.getloadavg()[0]:.1f}")  # fmt: skip
     print(
-        f"baseline GET /health: p50 {p50['health']:.2f} ms, p99 {percentile(health, 99):.2f} ms; "
+        f"baseline GET /health: p50 {p50['health']:.2f} ms, p99 {percentile(health, 99):.2f} ms, "
+        f"server CPU {health_cpu * 1000:.2f} ms; "
         + "; ".join(
             f"scikit-learn predict_proba in-process, {rows} row(s): p50 "
             f"{percentile(values, 50):.2f} ms, p99 {percentile(values, 99):.2f} ms"
@@ -246,17 +263,17 @@ def main() -> None:
     )
     print(
         f"{'case':<22} {'rows':>5} {'p50 ms':>8} {'p99 ms':>8} {'mean ms':>8} {'rows/s':>9} "
-        f"{'p50/health':>11} {'p50/sklearn':>12}"
+        f"{'p50/health':>11} {'p50/sklearn':>12} {'server CPU ms':>14}"
     )
     verdicts = []
-    for name, rows, latencies in results:
+    for name, rows, latencies, cpu in results:
         mean = statistics.fmean(latencies)
         median, p99 = percentile(latencies, 50), percentile(latencies, 99)
         sklearn_p50 = percentile(baselines[rows], 50)
         print(
             f"{name:<22} {rows:>5} {median:>8.2f} {p99:>8.2f} {mean:>8.2f} "
             f"{rows / mean * 1000:>9.0f} {median / p50['health']:>10.1f}x "
-            f"{median / sklearn_p50:>11.2f}x"
+            f"{median / sklearn_p50:>11.2f}x {cpu:>14.2f}"
         )
         if name.startswith("JSON") and rows in TARGETS:
             target_p50, target_p99 = TARGETS[rows]

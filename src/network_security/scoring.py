@@ -12,6 +12,16 @@ The inference pipeline and the HTTP service both call these functions, so a CSV 
 - ``check_chunks`` and ``score_chunks`` apply the same two functions lazily to a stream of chunks
   (``ChunkStream``), so a large file is scored with bounded memory and gives exactly what the
   whole file scored at once gives.
+- Without a DataFrame (the service's JSON records): ``check_feature_matrix`` (an integer
+  matrix) and ``check_feature_columns`` (cells of any type per column) run the same check and
+  return an int64 matrix; ``score_features`` turns it into ``Verdicts`` (arrays).
+
+The checks are vectorised over whole blocks: integers are compared with the allowed values of
+their column at once, text is parsed by Arrow in one cast, and only a block with a bad cell is
+looked at cell by cell to name it. A value outside the allowed set is refused whatever its size
+or type: an integer beyond int64 (signed or unsigned) is clamped, never wrapped into the domain,
+and a boolean is never taken for 0 or 1. The probabilities come from the model's compiled
+predictor (``PhishingModel.phishing_probability_of_matrix``, ``network_security.compiled``).
 """
 
 from __future__ import annotations
@@ -556,7 +566,7 @@ def _risk_bands(scoring: Mapping[str, Any]) -> tuple[np.ndarray, list[str], list
             "conf/base/parameters_inference.yml (level, min_probability, action)."
         )
     try:
-        bounds = np.array([float(b["min_probability"]) for b in bands])
+        minimums = [float(b["min_probability"]) for b in bands]
         levels = [str(b["level"]) for b in bands]
         actions = [str(b["action"]) for b in bands]
     except (KeyError, TypeError, ValueError) as exc:
@@ -564,15 +574,16 @@ def _risk_bands(scoring: Mapping[str, Any]) -> tuple[np.ndarray, list[str], list
             "Each entry of scoring.risk_levels in conf/base/parameters_inference.yml needs "
             f"'level', 'min_probability' (a number) and 'action'; got {bands!r}."
         ) from exc
-    if bounds[0] != 0.0 or np.any(np.diff(bounds) <= 0) or bounds[-1] > 1.0:
+    increasing = all(a < b for a, b in zip(minimums, minimums[1:], strict=False))
+    if minimums[0] != 0.0 or not increasing or minimums[-1] > 1.0:
         raise ValueError(
             "scoring.risk_levels in conf/base/parameters_inference.yml: the first band must "
             "start at min_probability 0 and the bounds must increase within [0, 1]; got "
-            f"{bounds.tolist()}."
+            f"{minimums}."
         )
     if len(set(levels)) != len(levels):
         raise ValueError(f"scoring.risk_levels repeats a level name: {levels}.")
-    return bounds, levels, actions
+    return np.asarray(minimums), levels, actions
 
 
 def _level_index(scoring: Mapping[str, Any], key: str, levels: list[str], default: int) -> int:
@@ -634,7 +645,6 @@ def score_features(
         InputValidationError: If a feature column of the model is not among ``columns``.
         ValueError: If the ``scoring`` parameters are inconsistent.
     """
-    _risk_bands(scoring)  # inconsistent bands fail before any model work
     if columns is not None and list(columns) != list(model.feature_columns):
         missing = [name for name in model.feature_columns if name not in columns]
         if missing:
