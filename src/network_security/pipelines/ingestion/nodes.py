@@ -141,27 +141,93 @@ def type_records(raw: Records, schema: Schema, source: str) -> Records:
     return CountedStream(_TypedChunks(raw, schema, source, rows), source, rows, exact=True)
 
 
+_NA_CODE = np.iinfo(np.int64).min  # stands for a missing value in row hashes
+
+
+def _row_hashes(records: pd.DataFrame, columns: list[str]) -> np.ndarray:
+    """A 64-bit hash of each row's values (missing values included), the same in any chunk."""
+    values = pd.DataFrame(
+        {c: records[c].to_numpy(dtype=np.int64, na_value=_NA_CODE) for c in columns}
+        if all(pd.api.types.is_integer_dtype(records[c].dtype) for c in columns)
+        else {c: records[c].astype(str) for c in columns}
+    )
+    return pd.util.hash_pandas_object(values, index=False).to_numpy()
+
+
+class RepeatedRows:
+    """Finds, in one pass with bounded memory, the row contents that occur more than once.
+
+    A Bloom filter of the row hashes seen so far (``bits`` bits, 8 MiB by default) tells a new
+    row from one that may have been seen; only the latter are kept (exact repeats, plus a few
+    false positives, about 1 in 100,000 rows at a million distinct rows and 4 in 100 at ten
+    million). Numbering copies then needs a counter only for those contents, not for every
+    distinct row of the file.
+    """
+
+    def __init__(self, bits: int = 2**26, probes: int = 4) -> None:
+        self._bits = np.zeros(bits // 8, np.uint8)
+        self._size = np.uint64(bits)
+        self._probes = probes
+        self._found: list[np.ndarray] = []
+
+    def _positions(self, hashes: np.ndarray) -> np.ndarray:
+        low = hashes & np.uint64(0xFFFFFFFF)
+        step = (hashes >> np.uint64(32)) | np.uint64(1)
+        return np.stack(
+            [(low + np.uint64(i) * step) % self._size for i in range(self._probes)], axis=1
+        )
+
+    def add(self, hashes: np.ndarray) -> None:
+        """Note the row hashes of one chunk."""
+        distinct, copies = np.unique(hashes, return_counts=True)
+        positions = self._positions(distinct)
+        seen = np.all(self._bits[positions >> np.uint64(3)] & (1 << (positions & 7)) != 0, axis=1)
+        repeated = distinct[seen | (copies > 1)]
+        if len(repeated):
+            self._found.append(repeated)
+        flat = positions.ravel()
+        np.bitwise_or.at(self._bits, flat >> np.uint64(3), (1 << (flat & 7)).astype(np.uint8))
+
+    def result(self) -> np.ndarray:
+        """The sorted hashes of the contents that (may) occur more than once."""
+        if not self._found:
+            return np.empty(0, np.uint64)
+        return np.unique(np.concatenate(self._found))
+
+
 class OccurrenceCounter:
     """How often each row content has been seen so far, across the chunks of one file.
 
-    Holds the sorted 64-bit hashes of the distinct contents seen and their counts (12 bytes per
-    distinct row), so numbering the copies of a row takes bounded work per chunk and little
-    memory, where a dictionary of the content strings would take about 150 bytes per row.
+    Holds the sorted hashes of the contents seen and their counts (12 bytes per content). Given
+    ``repeated`` (from ``RepeatedRows``), it counts only those contents: any other row occurs
+    once in the file, so its occurrence number is 0, and memory stays bounded by the number of
+    distinct repeated rows instead of growing with the file.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, repeated: np.ndarray | None = None) -> None:
+        self._repeated = repeated
         self._hashes = np.empty(0, np.uint64)
         self._counts = np.empty(0, np.uint32)
 
     def __len__(self) -> int:
         return len(self._hashes)
 
-    def number(self, contents: list[str]) -> np.ndarray:
-        """For each content, how many times it occurred before (in earlier chunks or rows)."""
-        n = len(contents)
-        if n == 0:
-            return np.empty(0, np.int64)
-        hashes = pd.util.hash_array(np.asarray(contents, dtype=object))
+    def number(self, hashes: np.ndarray) -> np.ndarray:
+        """For each row hash, how many times the same content occurred before."""
+        occurrence = np.zeros(len(hashes), np.int64)
+        if self._repeated is None:
+            counted = np.arange(len(hashes))
+        elif len(self._repeated) == 0:
+            return occurrence
+        else:
+            where = np.minimum(np.searchsorted(self._repeated, hashes), len(self._repeated) - 1)
+            counted = np.flatnonzero(self._repeated[where] == hashes)
+        if len(counted):
+            occurrence[counted] = self._number(hashes[counted])
+        return occurrence
+
+    def _number(self, hashes: np.ndarray) -> np.ndarray:
+        n = len(hashes)
         order = np.argsort(hashes, kind="stable")
         ordered = hashes[order]
         starts_group = np.ones(n, bool)
@@ -206,7 +272,7 @@ def _contents(records: pd.DataFrame, columns: list[str]) -> list[str]:
 def _keyed(records: pd.DataFrame, schema: Schema, counter: OccurrenceCounter) -> pd.DataFrame:
     columns = record_columns(schema)
     contents = _contents(records, columns)
-    occurrences = counter.number(contents).tolist()
+    occurrences = counter.number(_row_hashes(records, columns)).tolist()
     keys = [
         hashlib.sha256(f"{content}#{occurrence}".encode()).hexdigest()[:32]
         for content, occurrence in zip(contents, occurrences, strict=True)
@@ -220,12 +286,13 @@ def _keyed(records: pd.DataFrame, schema: Schema, counter: OccurrenceCounter) ->
 class _KeyedChunks:
     """Re-iterable: the chunks of a typed stream with their keys (a fresh count per pass)."""
 
-    def __init__(self, records: ChunkStream, schema: Schema) -> None:
+    def __init__(self, records: ChunkStream, schema: Schema, repeated: np.ndarray) -> None:
         self._records = records
         self._schema = schema
+        self._repeated = repeated
 
     def __iter__(self) -> Iterator[pd.DataFrame]:
-        counter = OccurrenceCounter()
+        counter = OccurrenceCounter(self._repeated)
         for chunk in self._records:
             yield _keyed(chunk, self._schema, counter)
 
@@ -235,9 +302,16 @@ def add_record_keys(records: Records, schema: Schema) -> Records:
 
     Identical rows of one file stay separate records (the n-th copy of a row gets occurrence n,
     counted over the whole file, across chunks), and ingesting the same file again yields the
-    same keys, so nothing is stored twice. A stream gives a lazy stream.
+    same keys, so nothing is stored twice. For a stream, one pass finds which rows repeat
+    (``RepeatedRows``), then the keys are computed lazily, chunk by chunk, while they are stored.
     """
     if isinstance(records, pd.DataFrame):
         return _keyed(records, schema, OccurrenceCounter())
+    columns = record_columns(schema)
+    finder = RepeatedRows()
+    for chunk in records:
+        finder.add(_row_hashes(chunk, columns))
+    repeated = finder.result()
+    logger.info("%s: %d distinct row contents occur more than once", records.source, len(repeated))
     total, exact = stream_size(records)
-    return CountedStream(_KeyedChunks(records, schema), records.source, total, exact)
+    return CountedStream(_KeyedChunks(records, schema, repeated), records.source, total, exact)
