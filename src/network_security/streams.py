@@ -82,6 +82,7 @@ class Progress:
         total_rows: int | None = None,
         exact: bool = True,
         total_steps: int | None = None,
+        min_interval: float = 2.0,
         log: logging.Logger | None = None,
         clock: Callable[[], float] = time.perf_counter,
     ) -> None:
@@ -93,6 +94,8 @@ class Progress:
             total_rows: The rows expected in all, if known.
             exact: Whether ``total_rows`` is a count (else an estimate, shown with ``~``).
             total_steps: The chunks or partitions expected, if known.
+            min_interval: Seconds between two progress lines at least (fast steps are
+                reported together; the last step is always reported).
             log: The logger to write to (this module's by default).
             clock: Seconds as a float (for tests).
         """
@@ -103,9 +106,11 @@ class Progress:
         self.total_steps = total_steps
         self.rows = 0
         self.steps = 0
+        self._min_interval = min_interval
         self._log = log or logger
         self._clock = clock
         self._started = clock()
+        self._last_line: float | None = None
 
     @property
     def elapsed(self) -> float:
@@ -140,10 +145,17 @@ class Progress:
         return f"{done} of {self.source}: {self.rate():,.0f} rows/s, {eta}"
 
     def update(self, rows: int, steps: int = 1) -> None:
-        """Count ``rows`` more rows (and ``steps`` more chunks) and log the progress line."""
+        """Count ``rows`` more rows (and ``steps`` more chunks); log the progress line unless
+        the last one is less than ``min_interval`` seconds old (the last step always logs)."""
         self.rows += int(rows)
         self.steps += steps
-        self._log.info("%s", self.line())
+        now = self._clock()
+        last = (self.total_steps is not None and self.steps >= self.total_steps) or (
+            self.total_rows is not None and self.exact and self.rows >= self.total_rows
+        )
+        if last or self._last_line is None or now - self._last_line >= self._min_interval:
+            self._last_line = now
+            self._log.info("%s", self.line())
 
     def finish(self) -> None:
         """Log the totals: rows, time and rate."""

@@ -20,8 +20,9 @@ batches, so memory stays bounded whatever the size. A save is all or nothing:
   rolls back by batches: it deletes the documents carrying its id, batch by batch, whatever
   was acknowledged, so a batch cut off by a network error is rolled back too;
 - it never deletes what another run stored: when a save finds a record already stored by a save
-  still in progress, it claims it (``_claimed_by``), and a rollback leaves claimed documents in
-  place; a claimer re-inserts a record that a rollback removed before its claim landed;
+  still in progress, it claims it (adds its id to ``_claimed_by``), and a rollback leaves
+  claimed documents in place; a claimer re-inserts a record that a rollback removed before its
+  claim landed, and a claimer that fails withdraws its claims as it rolls back;
 - an error during the rollback is logged with what to do, and the original error is raised.
 
 Writes use the write concern of the catalog entry (``write_concern``; default
@@ -306,7 +307,7 @@ class MongoDataset(AbstractDataset[pd.DataFrame, Any]):
         except BaseException:
             self._roll_back(records, saves, save)
             raise
-        self._finish(records, saves, save)
+        self._finish(saves, save)
         logger.info(
             "Saved %d new records to %s (%d already stored)",
             save.inserted,
@@ -409,11 +410,9 @@ class MongoDataset(AbstractDataset[pd.DataFrame, Any]):
             "the other has finished."
         )
 
-    def _finish(self, records: Collection, saves: Collection, save: _Save) -> None:
-        """Release this save's claims and registration (the records themselves are complete)."""
+    def _finish(self, saves: Collection, save: _Save) -> None:
+        """Deregister the finished save (its records, and any claims it made, stay)."""
         try:
-            if save.claimed:
-                records.update_many({CLAIMED_BY: save.id}, {"$pull": {CLAIMED_BY: save.id}})
             saves.delete_one({"_id": save.id})
         except PyMongoError as exc:
             logger.warning(
@@ -426,7 +425,8 @@ class MongoDataset(AbstractDataset[pd.DataFrame, Any]):
             )
 
     def _roll_back(self, records: Collection, saves: Collection, save: _Save) -> None:
-        """Delete, by batches, the records this save inserted that no other save claimed.
+        """Withdraw this save's claims, then delete by batches the records it inserted that no
+        other save claimed.
 
         Never raises: an error here is logged with what to do, so the error that made the save
         fail is the one reported.
@@ -435,6 +435,8 @@ class MongoDataset(AbstractDataset[pd.DataFrame, Any]):
         deleted = 0
         try:
             saves.update_one({"_id": save.id}, {"$set": {"state": "rolling back"}})
+            if save.claimed:
+                records.update_many({CLAIMED_BY: save.id}, {"$pull": {CLAIMED_BY: save.id}})
             batch: list[Any] = []
             for document in records.find(mine, {"_id": 1}, batch_size=self._batch_size):
                 batch.append(document["_id"])

@@ -157,18 +157,26 @@ def _row_hashes(records: pd.DataFrame, columns: list[str]) -> np.ndarray:
 class RepeatedRows:
     """Finds, in one pass with bounded memory, the row contents that occur more than once.
 
-    A Bloom filter of the row hashes seen so far (``bits`` bits, 8 MiB by default) tells a new
-    row from one that may have been seen; only the latter are kept (exact repeats, plus a few
-    false positives, about 1 in 100,000 rows at a million distinct rows and 4 in 100 at ten
-    million). Numbering copies then needs a counter only for those contents, not for every
-    distinct row of the file.
+    A Bloom filter of the row hashes seen so far tells a new row from one that may have been
+    seen; only the latter are kept: the exact repeats, plus false positives. Sized by
+    ``for_rows`` at 16 bits per row (4 probes: about 2 false positives per 1,000 distinct rows)
+    and at most 16 MiB (beyond about 8 million distinct rows the false positives grow), so
+    numbering copies needs a counter only for the rows that repeat, not for every distinct row.
     """
 
-    def __init__(self, bits: int = 2**26, probes: int = 4) -> None:
+    MAX_BITS = 2**27
+
+    def __init__(self, bits: int = 2**20, probes: int = 4) -> None:
+        bits = max(64, int(bits) // 64 * 64)
         self._bits = np.zeros(bits // 8, np.uint8)
         self._size = np.uint64(bits)
         self._probes = probes
         self._found: list[np.ndarray] = []
+
+    @classmethod
+    def for_rows(cls, rows: int | None) -> RepeatedRows:
+        """A finder sized for ``rows`` rows (16 bits each, between 1 Mibit and 128 Mibit)."""
+        return cls(bits=min(max(16 * (rows or 0), 2**20), cls.MAX_BITS))
 
     def _positions(self, hashes: np.ndarray) -> np.ndarray:
         low = hashes & np.uint64(0xFFFFFFFF)
@@ -308,10 +316,10 @@ def add_record_keys(records: Records, schema: Schema) -> Records:
     if isinstance(records, pd.DataFrame):
         return _keyed(records, schema, OccurrenceCounter())
     columns = record_columns(schema)
-    finder = RepeatedRows()
+    total, exact = stream_size(records)
+    finder = RepeatedRows.for_rows(total)
     for chunk in records:
         finder.add(_row_hashes(chunk, columns))
     repeated = finder.result()
     logger.info("%s: %d distinct row contents occur more than once", records.source, len(repeated))
-    total, exact = stream_size(records)
     return CountedStream(_KeyedChunks(records, schema, repeated), records.source, total, exact)
