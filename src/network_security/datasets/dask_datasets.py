@@ -404,6 +404,23 @@ class DaskTableDataset(AbstractDataset[dd.DataFrame, None]):
 
 
 @contextlib.contextmanager
+def _quiet_distributed() -> Iterator[None]:
+    """Only warnings from ``distributed`` while a run uses it (its INFO lines drown a run's log)."""
+    distributed_logger = logging.getLogger("distributed")
+    level = distributed_logger.level
+    distributed_logger.setLevel(max(level, logging.WARNING))
+    try:
+        yield
+    finally:
+        distributed_logger.setLevel(level)
+
+
+def dask_setup(worker: Any) -> None:
+    """Worker preload (local clusters): only warnings from ``distributed`` in the worker."""
+    logging.getLogger("distributed").setLevel(logging.WARNING)
+
+
+@contextlib.contextmanager
 def dask_client(
     scheduler: str | None, connect_timeout: float = 30, cluster_args: dict[str, Any] | None = None
 ) -> Iterator[Any]:
@@ -416,35 +433,34 @@ def dask_client(
     """
     from distributed import Client, LocalCluster
 
-    if scheduler:
-        try:
-            client = Client(scheduler, timeout=f"{connect_timeout}s", set_as_default=False)
-        except (OSError, TimeoutError) as exc:
-            raise DatasetError(
-                f"Could not connect to the Dask scheduler at {scheduler} within "
-                f"{connect_timeout:g} s ({type(exc).__name__}: {exc}). Start it (`dask scheduler`, "
-                "then `dask worker <address>` on each machine), or set dask_scheduler to its "
-                "address (tcp://HOST:PORT), or leave it unset to use a local cluster."
-            ) from exc
-        try:
-            yield client
-        finally:
-            client.close()
-        return
-    cluster = LocalCluster(**{"dashboard_address": None, **(cluster_args or {})})
-    try:
-        client = Client(cluster, set_as_default=False)
-        try:
+    with _quiet_distributed(), contextlib.ExitStack() as stack:
+        if scheduler:
+            try:
+                client = Client(scheduler, timeout=f"{connect_timeout}s", set_as_default=False)
+            except (OSError, TimeoutError) as exc:
+                raise DatasetError(
+                    f"Could not connect to the Dask scheduler at {scheduler} within "
+                    f"{connect_timeout:g} s ({type(exc).__name__}: {exc}). Start it (`dask "
+                    "scheduler`, then `dask worker <address>` on each machine), or set "
+                    "dask_scheduler to its address (tcp://HOST:PORT), or leave it unset to use "
+                    "a local cluster."
+                ) from exc
+        else:
+            arguments = {
+                "dashboard_address": None,
+                "preload": [__name__],  # dask_setup below: quiet worker processes too
+                **(cluster_args or {}),
+            }
+            cluster = LocalCluster(**arguments)
+            stack.callback(cluster.close)
+            client = Client(cluster, set_as_default=False)
             logger.info(
-                "Started a local Dask cluster: %d worker(s), %d thread(s)",
+                "Started a local Dask cluster: %d worker(s), %d thread(s) in all",
                 len(cluster.workers),
                 sum(w.nthreads for w in cluster.workers.values()),
             )
-            yield client
-        finally:
-            client.close()
-    finally:
-        cluster.close()
+        stack.callback(client.close)
+        yield client
 
 
 def _write_part(
