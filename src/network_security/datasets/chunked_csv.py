@@ -47,6 +47,7 @@ from kedro_datasets._typing import TablePreview
 
 from network_security.datasets.safe_csv import neutralise_formulas
 from network_security.scoring import ChunkStream, InputValidationError
+from network_security.streams import CountedStream
 
 logger = logging.getLogger(__name__)
 
@@ -365,14 +366,32 @@ class ChunkedCSVDataset(AbstractDataset[Any, Any]):
                 source=source,
             )
 
+    def _estimate_rows(self) -> int | None:
+        """Data rows, estimated from the file size and the lines of its first 64 KiB."""
+        if self._filepath.suffix.lower() in {*_COMPRESSED, ".zst"}:
+            return None
+        size = self._filepath.stat().st_size
+        with self._filepath.open("rb") as handle:
+            head = handle.read(_SNIFF_BYTES)
+        if not head:
+            return None
+        if size <= len(head):  # the whole file: count its lines (the header is not a row)
+            return max(len(head.splitlines()) - 1, 0)
+        lines = head.count(b"\n")
+        return max(round(size * lines / len(head)) - 1, 0)
+
     def load(self) -> ChunkStream | pd.DataFrame:
-        """The rows as a lazy ``ChunkStream`` (or one DataFrame when ``chunksize`` is None)."""
+        """The rows as a lazy ``ChunkStream`` (or one DataFrame when ``chunksize`` is None).
+
+        The stream is a ``CountedStream`` whose ``total_rows`` estimates the data rows from the
+        file size, for progress reports (``exact`` is False).
+        """
         self._check_file()
         source = str(self._filepath)
         chunks = _CSVChunks(self._filepath, self._chunksize, self._options)
         if self._chunksize is None:
             return next(iter(chunks))
-        return ChunkStream(chunks, source)
+        return CountedStream(chunks, source, total_rows=self._estimate_rows(), exact=False)
 
     # -------------------------------------------------------------------- save
 
