@@ -11,7 +11,7 @@ cluster) while the output dataset writes them, with the same check and scoring f
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Union
+from typing import Any
 
 import pandas as pd
 
@@ -28,10 +28,10 @@ from network_security.streams import CountedStream, stream_size, with_progress
 
 logger = logging.getLogger(__name__)
 
-if TYPE_CHECKING:  # Dask is imported only when the Dask engine is used
-    import dask.dataframe as dd
 
-Batch = Union[pd.DataFrame, ChunkStream, "dd.DataFrame"]  # noqa: UP007 - a forward reference
+Batch = pd.DataFrame | ChunkStream | Any
+"""One frame, a lazy stream of chunks, or a Dask DataFrame (``Any``: Dask is imported only when
+the Dask engine is used, and Kedro resolves these hints at run time)."""
 
 
 def _is_dask(batch: object) -> bool:
