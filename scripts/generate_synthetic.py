@@ -28,8 +28,7 @@ import yaml
 PROJECT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(PROJECT / "src"))
 
-from network_security.schema import feature_columns, target_column  # noqa: E402
-from network_security.synthetic import (  # noqa: E402
+from synthetic import (  # noqa: E402  (scripts/synthetic.py, beside this script)
     BATCH_ROWS,
     BATCH_SEED,
     SAMPLE_ROWS,
@@ -39,6 +38,8 @@ from network_security.synthetic import (  # noqa: E402
     make_batch,
     sample_records,
 )
+
+from network_security.schema import feature_columns, target_column  # noqa: E402
 
 logger = logging.getLogger("generate_synthetic")
 

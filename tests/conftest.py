@@ -6,6 +6,7 @@ server this session starts on a free loopback port with a temporary data directo
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import uuid
@@ -20,7 +21,7 @@ import yaml
 from pymongo import MongoClient
 
 from network_security.embedded_mongo import EmbeddedMongo
-from network_security.quiet import silence_third_party_warnings
+from network_security.quiet import QUIET_WARNINGS, silence_third_party_warnings
 from network_security.schema import allowed_values, record_key_column, target_column, target_values
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -31,6 +32,12 @@ os.environ.setdefault("OMP_NUM_THREADS", "2")
 silence_third_party_warnings()  # the same list as every run (network_security.quiet)
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """pytest resets warning filters around each test: give it the same list as ini filters."""
+    for message, category in QUIET_WARNINGS:
+        config.addinivalue_line("filterwarnings", f"ignore:{message}:{category.__name__}")
+
+
 @pytest.fixture(autouse=True)
 def _no_mlflow_run_left_active() -> Iterator[None]:
     """End any MLflow run a test leaves active, so the next test starts from a clean slate."""
@@ -39,6 +46,20 @@ def _no_mlflow_run_left_active() -> Iterator[None]:
 
     while mlflow.active_run():
         mlflow.end_run()
+
+
+@pytest.fixture(autouse=True)
+def _release_the_champion_alias(request: pytest.FixtureRequest) -> Iterator[None]:
+    """The session's MLflow store is shared: a test that promoted a champion (the alias
+    `champion` of `network_security`) releases it, so later tests start without one."""
+    yield
+    if "mlflow_tracking_uri" not in request.fixturenames:
+        return
+    import mlflow
+
+    uri = request.getfixturevalue("mlflow_tracking_uri")
+    with contextlib.suppress(mlflow.exceptions.MlflowException):
+        mlflow.MlflowClient(uri).delete_registered_model_alias("network_security", "champion")
 
 
 @pytest.fixture(scope="session")

@@ -11,6 +11,7 @@ from sklearn.pipeline import Pipeline
 
 from network_security.features import (
     INDICATOR_COUNTS,
+    CategoryCodes,
     IndicatorCountFeatures,
     engineer_features,
     feature_vector_groups,
@@ -73,6 +74,26 @@ def test_transformer_works_inside_a_fitted_sklearn_pipeline(frame):
     fitted = clone(pipeline).fit(frame[COLUMNS], frame["Result"])
     assert fitted.predict(frame[COLUMNS]).tolist() == frame["Result"].tolist()
     assert fitted[:-1].get_feature_names_out().tolist() == [*COLUMNS, *INDICATOR_COUNTS]
+
+
+def test_category_codes_shift_the_indicators_only(frame):
+    engineered = IndicatorCountFeatures(COLUMNS).fit_transform(frame)
+    codes = CategoryCodes(COLUMNS).fit(engineered)
+    coded = codes.transform(engineered)
+
+    assert list(coded.columns) == [*COLUMNS, *INDICATOR_COUNTS]
+    assert coded.index.tolist() == frame.index.tolist()
+    assert coded["c"].tolist() == [1, 2, 0, 1]  # -1/0/1 -> 0/1/2
+    assert (coded[COLUMNS] >= 0).all().all()
+    pd.testing.assert_frame_equal(coded[list(INDICATOR_COUNTS)], engineered[list(INDICATOR_COUNTS)])
+    assert engineered["c"].tolist() == [0, 1, -1, 0]  # the input is not modified
+    assert codes.get_feature_names_out().tolist() == [*COLUMNS, *INDICATOR_COUNTS]
+    from_array = codes.transform(engineered.to_numpy())
+    assert from_array["a"].tolist() == [0, 2, 1, 0]
+    with pytest.raises(KeyError, match=r"\['e'\]"):
+        CategoryCodes([*COLUMNS, "e"]).fit(engineered)
+    with pytest.raises(RuntimeError, match="not fitted"):
+        CategoryCodes(COLUMNS).transform(engineered)
 
 
 def test_feature_vector_groups_share_ids_for_identical_vectors(frame):

@@ -12,15 +12,7 @@ import pandas as pd
 import pytest
 import yaml
 from sklearn.linear_model import LogisticRegression
-
-from network_security.schema import (
-    allowed_values,
-    feature_columns,
-    record_columns,
-    target_column,
-    target_values,
-)
-from network_security.synthetic import (
+from synthetic import (  # scripts/synthetic.py (pytest pythonpath)
     BATCH_ROWS,
     BATCH_SEED,
     SAMPLE_ROWS,
@@ -30,6 +22,14 @@ from network_security.synthetic import (
     frame_to_csv,
     make_batch,
     sample_records,
+)
+
+from network_security.schema import (
+    allowed_values,
+    feature_columns,
+    record_columns,
+    target_column,
+    target_values,
 )
 
 PROJECT = Path(__file__).resolve().parents[1]

@@ -20,9 +20,10 @@ logger = logging.getLogger(__name__)
 def _serve(argv: list[str]) -> int:
     """Parse the ``serve`` options and run the service until interrupted."""
     import uvicorn
+    from pydantic import ValidationError
 
     from network_security.service.app import create_app
-    from network_security.service.settings import ServiceSettings
+    from network_security.service.settings import ServiceSettings, settings_error_message
 
     parser = argparse.ArgumentParser(
         prog="network-security serve",
@@ -49,7 +50,10 @@ def _serve(argv: list[str]) -> int:
         )
         if value is not None
     }
-    settings = ServiceSettings(**overrides)
+    try:
+        settings = ServiceSettings(**overrides)
+    except ValidationError as error:
+        parser.exit(2, f"network-security serve: {settings_error_message(error)}\n")
     logging.basicConfig(
         level=options.log_level.upper(), format="%(levelname)s %(name)s: %(message)s"
     )

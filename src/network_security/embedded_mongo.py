@@ -4,6 +4,13 @@ SecantusDB speaks the MongoDB wire protocol on top of WiredTiger and runs as its
 ``python -m secantus --host 127.0.0.1 --port <free port> --storage-path <dir> --standalone``.
 ``EmbeddedMongo`` starts it on a free loopback port, waits until it answers a ping, and stops it
 (terminate, then kill) when asked, at interpreter exit, or when its parent process dies.
+
+Nobody else on the machine can read what it keeps: the data folder is 0700, its log 0600, and
+the server creates its files with umask 077. ``EmbeddedMongo.for_project`` (the server of a
+``kedro run`` without ``MONGODB_URI``) also requires authentication: a random password made on
+the first run is kept in ``conf/local/embedded_mongo.yml`` (0600, ignored by git); the server's
+user is provisioned once, by a short start without ``--auth``, and again whenever that file is
+replaced. The password never appears in logs or error messages.
 """
 
 from __future__ import annotations
@@ -11,20 +18,91 @@ from __future__ import annotations
 import atexit
 import contextlib
 import ctypes
+import hashlib
 import logging
+import os
+import secrets
 import signal
 import socket
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import quote_plus
 
+import yaml
 from pymongo import MongoClient
-from pymongo.errors import PyMongoError
+from pymongo.errors import OperationFailure, PyMongoError
+
+from network_security.private_files import (
+    open_private_append,
+    private_dir,
+    restrict_to_owner,
+    write_private_text,
+)
 
 logger = logging.getLogger(__name__)
 
 _PR_SET_PDEATHSIG = 1
+_AUTHENTICATION_FAILED = 18
+
+PROJECT_STORAGE = Path("data/mongo")
+PROJECT_CREDENTIAL = Path("conf/local/embedded_mongo.yml")
+EMBEDDED_USER = "network_security"
+PROVISIONED_MARKER = ".network_security_user"
+"""File in the data folder recording which credential the server's user was given (a hash)."""
+
+_CREDENTIAL_HEADER = """\
+# The user and password of this project's embedded SecantusDB server (data/mongo), made at
+# random by the first run that started it. Keep this file private: it is mode 0600 and ignored
+# by git. Delete it to get a new password on the next run (the server's user is updated).
+"""
+
+
+@dataclass(frozen=True)
+class MongoCredential:
+    """A user name and password; the password is never shown by ``repr``."""
+
+    username: str
+    password: str
+
+    def __repr__(self) -> str:
+        return f"MongoCredential(username={self.username!r}, password=***)"
+
+    def fingerprint(self) -> str:
+        """A hash that tells whether a server was provisioned with this credential."""
+        return hashlib.sha256(f"{self.username}\0{self.password}".encode()).hexdigest()
+
+
+def load_or_create_credential(path: Path, username: str = EMBEDDED_USER) -> MongoCredential:
+    """The credential kept in ``path`` (0600), made at random and written there if missing."""
+    if path.is_file():
+        restrict_to_owner(path)
+        try:
+            data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except yaml.YAMLError as error:
+            raise RuntimeError(
+                f"{path} is not valid YAML ({type(error).__name__}); delete it and run again to "
+                "get a new password for the embedded database."
+            ) from None
+        if not (
+            isinstance(data, dict)
+            and isinstance(data.get("username"), str)
+            and isinstance(data.get("password"), str)
+            and data["username"]
+            and data["password"]
+        ):
+            raise RuntimeError(
+                f"{path} must hold a `username` and a `password` (text); delete it and run again "
+                "to get a new password for the embedded database."
+            )
+        return MongoCredential(data["username"], data["password"])
+    credential = MongoCredential(username, secrets.token_urlsafe(32))
+    body = yaml.safe_dump({"username": credential.username, "password": credential.password})
+    write_private_text(path, _CREDENTIAL_HEADER + body)
+    logger.info("Made a random password for the embedded database; it is kept in %s", path)
+    return credential
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -34,38 +112,90 @@ def free_port(host: str = "127.0.0.1") -> int:
         return sock.getsockname()[1]
 
 
-def _die_with_parent() -> None:  # pragma: no cover - runs in the child before exec
-    """Ask Linux to SIGTERM the server if the process that started it dies."""
-    with contextlib.suppress(Exception):
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+def _prepare_child() -> None:  # pragma: no cover - runs in the child before exec
+    """In the server process: files only for their owner, and SIGTERM if the parent dies."""
+    os.umask(0o077)
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(Exception):
+            ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 class EmbeddedMongo:
-    """A SecantusDB server process bound to loopback, with its data in ``storage_path``."""
+    """A SecantusDB server process bound to loopback, with its data in ``storage_path``.
 
-    def __init__(
+    With a ``credential``, the server runs with ``--auth`` and that user is provisioned (created,
+    or its password updated) before the first start that needs it; ``uri`` then carries the
+    credential. With ``auth=True`` and no credential, users are the caller's business.
+    """
+
+    def __init__(  # noqa: PLR0913
         self,
         storage_path: str | Path,
         host: str = "127.0.0.1",
         port: int | None = None,
         auth: bool = False,
         startup_timeout: float = 30.0,
+        credential: MongoCredential | None = None,
     ) -> None:
         self.storage_path = Path(storage_path)
         self.host = host
         self.port = port or free_port(host)
-        self.auth = auth
+        self.credential = credential
+        self.auth = auth or credential is not None
         self.startup_timeout = startup_timeout
         self.process: subprocess.Popen | None = None
         self._log_path = self.storage_path.parent / f"{self.storage_path.name}.log"
 
+    @classmethod
+    def for_project(cls, project_path: str | Path, **kwargs: object) -> EmbeddedMongo:
+        """The project's server: data in ``data/mongo``, authentication with the credential of
+        ``conf/local/embedded_mongo.yml`` (made at random on first use)."""
+        project = Path(project_path)
+        credential = load_or_create_credential(project / PROJECT_CREDENTIAL)
+        return cls(project / PROJECT_STORAGE, credential=credential, **kwargs)
+
     @property
     def uri(self) -> str:
-        return f"mongodb://{self.host}:{self.port}/"
+        """The server's URI (with the credential when there is one: keep it out of logs)."""
+        if self.credential is None:
+            return f"mongodb://{self.host}:{self.port}/"
+        user = quote_plus(self.credential.username)
+        password = quote_plus(self.credential.password)
+        return f"mongodb://{user}:{password}@{self.host}:{self.port}/?authSource=admin"
+
+    @property
+    def log_path(self) -> Path:
+        return self._log_path
+
+    def _provision(self) -> None:
+        """Give the server's user this credential, unless the data folder says it has it.
+
+        The user is created (or its password updated) on a short start without ``--auth``,
+        bound to loopback on a free port; the data folder then records a hash of the credential.
+        """
+        marker = self.storage_path / PROVISIONED_MARKER
+        fingerprint = self.credential.fingerprint()
+        if marker.is_file() and marker.read_text(encoding="utf-8").strip() == fingerprint:
+            return
+        logger.info("Provisioning the embedded database's user in %s", self.storage_path)
+        with (
+            EmbeddedMongo(self.storage_path, host=self.host) as bootstrap,
+            MongoClient(bootstrap.uri, serverSelectionTimeoutMS=10_000) as client,
+        ):
+            admin = client.admin
+            users = admin.command("usersInfo", self.credential.username).get("users", [])
+            command = "updateUser" if users else "createUser"
+            admin.command(
+                command, self.credential.username, pwd=self.credential.password,
+                **({} if users else {"roles": ["root"]}),
+            )  # fmt: skip
+        write_private_text(marker, fingerprint + "\n")
 
     def start(self) -> EmbeddedMongo:
         """Start the server and wait until it answers; raises RuntimeError if it does not."""
-        self.storage_path.mkdir(parents=True, exist_ok=True)
+        private_dir(self.storage_path)
+        if self.credential is not None:
+            self._provision()
         command = [
             sys.executable, "-m", "secantus",
             "--host", self.host,
@@ -76,20 +206,21 @@ class EmbeddedMongo:
         ]  # fmt: skip
         if self.auth:
             command.append("--auth")
-        log = self._log_path.open("ab")
+        log = open_private_append(self._log_path)
         self.process = subprocess.Popen(  # noqa: S603 - fixed command, no shell
             command,
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
-            preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,  # noqa: PLW1509
+            preexec_fn=_prepare_child if os.name == "posix" else None,  # noqa: PLW1509
         )
         log.close()
         atexit.register(self.stop)
         self._wait_until_ready()
         logger.info(
-            "Started embedded SecantusDB (pid %d) on %s:%d with data in %s",
+            "Started embedded SecantusDB (pid %d) on %s:%d with data in %s%s",
             self.process.pid, self.host, self.port, self.storage_path,
+            f" (authentication as {self.credential.username!r})" if self.credential else "",
         )  # fmt: skip
         return self
 
@@ -105,6 +236,15 @@ class EmbeddedMongo:
                 try:
                     client.admin.command("ping")
                     return
+                except OperationFailure as error:
+                    if error.code == _AUTHENTICATION_FAILED:
+                        self.stop()
+                        raise RuntimeError(
+                            f"The embedded SecantusDB server in {self.storage_path} refused the "
+                            f"credential of user {self.credential.username!r}. Delete "
+                            f"{self.storage_path / PROVISIONED_MARKER} and run again to set it."
+                        ) from None
+                    time.sleep(0.2)
                 except PyMongoError:
                     time.sleep(0.2)
         self.stop()

@@ -5,6 +5,11 @@ many indicators say suspicious (-1), neutral (0) and legitimate (1). ``Indicator
 wraps it as a scikit-learn transformer, so it sits inside the model's fitted ``Pipeline`` and
 inference applies exactly what training fitted.
 
+``CategoryCodes`` turns the indicator values into non-negative category codes (value + 1, so
+-1/0/1 become 0/1/2) for estimators that split on categories (``HistGradientBoostingClassifier``
+with ``categorical_features``): the values name a category (phishing-like, suspicious,
+legitimate), they are not a scale, and such estimators read negative codes as missing.
+
 ``feature_vector_groups`` gives every distinct feature vector one group id. The data set
 repeats many feature vectors; keeping each group on one side of a split (or of a CV fold) keeps
 copies of training rows out of the evaluation.
@@ -43,11 +48,16 @@ def engineer_features(frame: pd.DataFrame, feature_columns: Sequence[str]) -> pd
     """
     columns = _require_columns(frame, feature_columns, "engineer features")
     features = frame[columns]
-    counts = {
-        name: features.eq(value).sum(axis=1).astype("int64")
-        for name, value in INDICATOR_COUNTS.items()
-    }
-    return pd.concat([features, pd.DataFrame(counts, index=frame.index)], axis=1)
+    values = features.to_numpy()
+    counts = np.stack(
+        [(values == value).sum(axis=1) for value in INDICATOR_COUNTS.values()], axis=1
+    ).astype(np.int64)
+    names = [*columns, *INDICATOR_COUNTS]
+    if len(set(features.dtypes)) == 1 and values.dtype == np.int64:
+        # the usual case (validated int64 records): one block, built without per-column work
+        return pd.DataFrame(np.hstack([values, counts]), columns=names, index=frame.index)
+    engineered = pd.DataFrame(counts, columns=list(INDICATOR_COUNTS), index=frame.index)
+    return pd.concat([features, engineered], axis=1)
 
 
 class IndicatorCountFeatures(TransformerMixin, BaseEstimator):
@@ -87,6 +97,50 @@ class IndicatorCountFeatures(TransformerMixin, BaseEstimator):
         return np.asarray([*self.feature_names_in_, *INDICATOR_COUNTS], dtype=object)
 
 
+CATEGORY_OFFSET = 1
+"""Added to an indicator value to make its category code: -1/0/1 -> 0/1/2."""
+
+
+class CategoryCodes(TransformerMixin, BaseEstimator):
+    """scikit-learn transformer: ``columns`` + ``CATEGORY_OFFSET``, every other column unchanged.
+
+    Stateless (a constant shift, nothing learnt); returns a DataFrame with the input's columns
+    in the input's order, so a following estimator can name its categorical features.
+
+    Args:
+        columns: The indicator columns to code (the schema's feature columns).
+    """
+
+    def __init__(self, columns: Sequence[str] = ()) -> None:
+        self.columns = columns
+
+    def fit(self, X: pd.DataFrame, y: object = None) -> CategoryCodes:
+        """Check that the columns are there; nothing is learnt from the data."""
+        frame = _as_frame(X, None)
+        _require_columns(frame, self.columns, "make category codes")
+        self.feature_names_in_ = np.asarray(list(frame.columns), dtype=object)
+        self.n_features_in_ = len(self.feature_names_in_)
+        return self
+
+    def transform(self, X: pd.DataFrame) -> pd.DataFrame:
+        """Return ``X`` with ``CATEGORY_OFFSET`` added to ``columns``."""
+        if not hasattr(self, "feature_names_in_"):
+            raise RuntimeError("CategoryCodes is not fitted yet: call fit() first.")
+        frame = _as_frame(X, list(self.feature_names_in_))
+        columns = _require_columns(frame, self.columns, "make category codes")
+        if len(set(frame.dtypes)) == 1:  # one block: shift the columns in one numpy pass
+            values = frame.to_numpy(copy=True)
+            values[:, frame.columns.get_indexer(columns)] += CATEGORY_OFFSET
+            return pd.DataFrame(values, columns=frame.columns, index=frame.index)
+        coded = frame.copy()
+        coded[columns] = frame[columns] + CATEGORY_OFFSET
+        return coded
+
+    def get_feature_names_out(self, input_features: object = None) -> np.ndarray:
+        """The input's column names (codes keep their column's name)."""
+        return np.asarray(self.feature_names_in_, dtype=object)
+
+
 def _as_frame(X: object, feature_columns: Sequence[str] | None) -> pd.DataFrame:
     """Accept a DataFrame, or a 2-D array whose columns follow ``feature_columns``."""
     if isinstance(X, pd.DataFrame):
@@ -94,8 +148,9 @@ def _as_frame(X: object, feature_columns: Sequence[str] | None) -> pd.DataFrame:
     array = np.asarray(X)
     if feature_columns is None or array.ndim != 2 or array.shape[1] != len(feature_columns):
         raise ValueError(
-            "IndicatorCountFeatures needs a DataFrame with the feature columns, or a 2-D array "
-            f"with one column per feature column (got shape {array.shape})."
+            "The feature transformers need a DataFrame with the feature columns, or (once "
+            "fitted) a 2-D array with one column per fitted column (got shape "
+            f"{array.shape})."
         )
     return pd.DataFrame(array, columns=list(feature_columns))
 

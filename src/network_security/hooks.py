@@ -1,74 +1,116 @@
-"""Project hooks: local credentials from their template, and the embedded database for runs
-without ``MONGODB_URI``."""
+"""Project hooks: the embedded database for sessions without ``MONGODB_URI``, started only when
+a MongoDB dataset is used."""
 
 from __future__ import annotations
 
 import logging
-import os
-import shutil
+import threading
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 from kedro.framework.hooks import hook_impl
 
+from network_security.datasets.mongo_dataset import MongoDataset
 from network_security.embedded_mongo import EmbeddedMongo
 
 logger = logging.getLogger(__name__)
 
-MONGODB_URI = "MONGODB_URI"
-CREDENTIALS = Path("conf/local/credentials.yml")
-CREDENTIALS_TEMPLATE = Path("conf/local/credentials.yml.example")
+EMBEDDED_STORAGE = Path("data/mongo")
 
 
-def ensure_local_credentials(project_path: Path) -> None:
-    """Create conf/local/credentials.yml (ignored by git) from its committed template if missing.
-
-    The template holds no secret, only ``${oc.env:MONGODB_URI,''}``, so a fresh clone runs as is
-    and the file is there to edit for a literal URI.
-    """
-    target, template = project_path / CREDENTIALS, project_path / CREDENTIALS_TEMPLATE
-    if not target.exists() and template.exists():
-        shutil.copyfile(template, target)
-        logger.info("Created %s from %s", CREDENTIALS, CREDENTIALS_TEMPLATE)
+def mongo_datasets_without_uri(catalog: Any, names: Iterable[str] | None = None) -> list[Any]:
+    """The MongoDB datasets of ``catalog`` (those named in ``names``, if given) with no URI."""
+    found = []
+    for name in catalog.filter(by_type=MongoDataset):
+        if names is None or name in names:
+            dataset = catalog.get(name)
+            if not dataset.has_uri:
+                found.append(dataset)
+    return found
 
 
 class EmbeddedMongoHook:
-    """Make the database reachable for a session: local credentials from their template, and
-    SecantusDB started for the run when ``MONGODB_URI`` is not set (stopped afterwards).
+    """A SecantusDB server (data in ``data/mongo`` of the project) for MongoDB datasets that
+    have no URI (``MONGODB_URI`` unset and no literal URI in conf/local/credentials.yml).
 
-    The server keeps its data in ``data/mongo`` of the project, so records persist between runs.
-    It is stopped when the pipeline finishes or fails, and at interpreter exit for sessions that
-    never run a pipeline (``kedro viz``, ``kedro jupyter``).
+    Nothing starts when the context or the catalog is created, so commands that never touch
+    MongoDB (``kedro mlflow ui``, ``kedro jupyter``, ``kedro ipython``, ``kedro viz``,
+    ``kedro run --pipeline inference``) start no database:
+
+    - ``kedro run``: started before the pipeline when one of its datasets is a MongoDataset
+      without a URI; stopped when the pipeline finishes or fails.
+    - interactive sessions (``kedro ipython``, a Jupyter kernel, ``kedro viz run --include-hooks``
+      previews): started on the first load or save of such a dataset, stopped at interpreter
+      exit (or when the process that started it dies).
     """
 
     def __init__(self) -> None:
+        self._storage: Path | None = None
+        self._project: Path | None = None
         self._server: EmbeddedMongo | None = None
+        self._started_by_run = False
+        self._lock = threading.Lock()
 
-    @hook_impl(tryfirst=True)  # before kedro-mlflow's hook, which resolves credentials
+    @hook_impl
     def after_context_created(self, context: Any) -> None:
-        ensure_local_credentials(Path(context.project_path))
-        if os.environ.get(MONGODB_URI) or self._server is not None:
-            return
-        storage = Path(context.project_path) / "data" / "mongo"
-        logger.info("MONGODB_URI is not set: starting the embedded SecantusDB on %s", storage)
-        self._server = EmbeddedMongo(storage).start()
-        os.environ[MONGODB_URI] = self._server.uri
+        storage = Path(context.project_path) / EMBEDDED_STORAGE
+        if storage != self._storage:
+            self.stop()  # a session on another project in this process
+            self._storage = storage
+            self._project = Path(context.project_path)
 
     @hook_impl
-    def after_pipeline_run(self) -> None:
-        self._stop()
+    def after_catalog_created(self, catalog: Any) -> None:
+        for dataset in mongo_datasets_without_uri(catalog):
+            dataset.set_uri_provider(self.uri)
 
     @hook_impl
-    def on_pipeline_error(self) -> None:
-        self._stop()
-
-    def _stop(self) -> None:
-        if self._server is None:
+    def before_pipeline_run(self, pipeline: Any, catalog: Any) -> None:
+        if not mongo_datasets_without_uri(catalog, pipeline.datasets()):
             return
-        server, self._server = self._server, None
-        if os.environ.get(MONGODB_URI) == server.uri:
-            del os.environ[MONGODB_URI]
-        server.stop()
+        with self._lock:
+            if self._server is None:  # else an interactive session started it: it stays up
+                self._start()
+                self._started_by_run = True
+
+    @hook_impl
+    def after_pipeline_run(self, pipeline: Any, catalog: Any) -> None:
+        self._stop_after_run(pipeline, catalog)
+
+    @hook_impl
+    def on_pipeline_error(self, pipeline: Any, catalog: Any) -> None:
+        self._stop_after_run(pipeline, catalog)
+
+    def uri(self) -> str:
+        """The embedded server's URI, started on first use (the provider given to datasets)."""
+        with self._lock:
+            if self._server is None:
+                self._start()
+            return self._server.uri
+
+    def _start(self) -> None:
+        if self._project is None:
+            raise RuntimeError("No Kedro context yet: the embedded server's folder is unknown.")
+        logger.info("MONGODB_URI is not set: starting the embedded SecantusDB on %s", self._storage)
+        # private files, and authentication with the project's random password (conf/local)
+        self._server = EmbeddedMongo.for_project(self._project).start()
+
+    def _stop_after_run(self, pipeline: Any, catalog: Any) -> None:
+        if not self._started_by_run:
+            return
+        used = pipeline.datasets()
+        for name in catalog.filter(by_type=MongoDataset):
+            if name in used:
+                catalog.get(name).release()  # close its client: the server is about to stop
+        self.stop()
+
+    def stop(self) -> None:
+        """Stop the embedded server if it runs (it is also stopped at interpreter exit)."""
+        with self._lock:
+            server, self._server, self._started_by_run = self._server, None, False
+        if server is not None:
+            server.stop()
 
 
 class PromotionHook:

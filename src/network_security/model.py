@@ -42,6 +42,8 @@ class PhishingModel:
     trained_at: str = ""
     metrics: dict[str, float] = field(default_factory=dict)
     params: dict[str, Any] = field(default_factory=dict)
+    drift_reference: dict[str, Any] | None = None
+    """Category frequencies of each feature in the records it was fit on (``drift``)."""
     fitted_vector_codes: np.ndarray | None = None
     """``features.feature_vector_codes`` of the rows the estimator was fit on (sorted, unique):
     promotion compares models only on feature vectors neither has been fit on."""

@@ -3,10 +3,17 @@
 from kedro.config import OmegaConfigLoader
 from omegaconf.resolvers import oc
 
+from network_security.context import ProjectContext
 from network_security.hooks import EmbeddedMongoHook, PromotionHook
 from network_security.quiet import silence_third_party_warnings
+from network_security.training_lock import TrainingLockHook
 
-HOOKS = (EmbeddedMongoHook(), PromotionHook())
+# TrainingLockHook after PromotionHook: both act last in after_pipeline_run (trylast), in the
+# order they are listed, so the training lock is held until the promotion is done
+HOOKS = (EmbeddedMongoHook(), PromotionHook(), TrainingLockHook())
+
+# Kedro's context, creating conf/local/credentials.yml from its template when missing
+CONTEXT_CLASS = ProjectContext
 
 CONFIG_LOADER_CLASS = OmegaConfigLoader
 CONFIG_LOADER_ARGS = {

@@ -9,8 +9,11 @@ import pandas as pd
 import pytest
 from kedro.io import DatasetError
 from pymongo import MongoClient
+from pymongo.collection import Collection
+from pymongo.errors import AutoReconnect, DocumentTooLarge
 
 from network_security.datasets import MongoDataset
+from network_security.datasets.mongo_dataset import _Save
 from network_security.embedded_mongo import EmbeddedMongo, free_port
 
 
@@ -150,3 +153,184 @@ def test_auth_server_rejects_wrong_password_without_leaking_it(tmp_path):
         right.save(pd.DataFrame({"record_key": ["k"], "value": [1]}))
         assert right.load()["value"].tolist() == [1]
         right.release()
+
+
+# ------------------------------------------------------------------ streams, rollback, claims
+
+
+def records(keys: list[str]) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "record_key": keys,
+            "URL_Length": np.arange(len(keys), dtype="int64") % 3 - 1,
+            "Result": np.ones(len(keys), dtype="int64"),
+        }
+    )
+
+
+def keys(prefix: str, start: int, stop: int) -> list[str]:
+    return [f"{prefix}{i:03d}" for i in range(start, stop)]
+
+
+@pytest.fixture
+def small_batches(mongo_uri, mongo_client, mongo_database) -> MongoDataset:
+    """Batches of 4 documents, so that every save spans several inserts and rollback batches."""
+    return MongoDataset(
+        collection="records",
+        database=mongo_database,
+        credentials={"uri": mongo_uri},
+        batch_size=4,
+        write_concern={"w": 1, "j": True},
+    )
+
+
+def stored(mongo_client, mongo_database) -> list[str]:
+    return sorted(mongo_client[mongo_database]["records"].distinct("_id"))
+
+
+def test_a_stream_of_chunks_is_stored_in_batches_and_loads_back_without_bookkeeping(
+    small_batches, mongo_client, mongo_database
+):
+    chunks = [records(keys("k", 0, 10)), records(keys("k", 10, 13)), records(keys("k", 13, 30))]
+    small_batches.save(iter(chunks))
+    assert stored(mongo_client, mongo_database) == keys("k", 0, 30)
+    document = mongo_client[mongo_database]["records"].find_one({"_id": "k000"})
+    assert len(document["_save_id"]) == 32
+    loaded = small_batches.load()  # read by batches of 4
+    assert list(loaded.columns) == ["record_key", "URL_Length", "Result"]
+    assert loaded["record_key"].tolist() == keys("k", 0, 30)
+    assert (loaded.dtypes.drop("record_key") == np.int64).all()
+    assert mongo_client[mongo_database]["records_saves"].count_documents({}) == 0
+
+
+def failing_stream(chunks: list[pd.DataFrame], error: Exception):
+    yield from chunks
+    raise error
+
+
+def test_a_failing_stream_rolls_back_by_batches_and_keeps_earlier_records(
+    small_batches, mongo_client, mongo_database, monkeypatch
+):
+    small_batches.save(records(keys("old", 0, 6)))
+    deletes: list[int] = []
+    original = Collection.delete_many
+
+    def spy(self, filter, *args, **kwargs):  # noqa: A002 - pymongo's name
+        deletes.append(len(filter["_id"]["$in"]))
+        return original(self, filter, *args, **kwargs)
+
+    monkeypatch.setattr(Collection, "delete_many", spy)
+    chunks = [records(keys("new", 0, 9)), records(keys("old", 0, 6) + keys("new", 9, 12))]
+    with pytest.raises(DatasetError, match="bad chunk") as error:
+        small_batches.save(failing_stream(chunks, ValueError("bad chunk")))
+    assert isinstance(error.value.__cause__, ValueError)
+    assert stored(mongo_client, mongo_database) == keys("old", 0, 6)
+    assert sum(deletes) == 12 and max(deletes) <= 4  # by batches of at most batch_size keys
+    assert mongo_client[mongo_database]["records_saves"].count_documents({}) == 0
+
+
+def test_a_network_error_in_the_middle_of_insert_many_rolls_that_batch_back_too(
+    small_batches, mongo_client, mongo_database, monkeypatch
+):
+    original = Collection.insert_many
+    calls = []
+
+    def lost_reply(self, documents, *args, **kwargs):
+        calls.append(len(documents))
+        result = original(self, documents, *args, **kwargs)  # the server stores them...
+        if len(calls) == 3:
+            raise AutoReconnect("connection closed")  # ...and the reply is lost
+        return result
+
+    monkeypatch.setattr(Collection, "insert_many", lost_reply)
+    with pytest.raises(DatasetError) as error:
+        small_batches.save(records(keys("k", 0, 20)))
+    assert "AutoReconnect" in repr(error.value.__cause__) or "connection closed" in str(error.value)
+    assert stored(mongo_client, mongo_database) == []
+
+
+def test_an_error_during_the_rollback_is_logged_and_the_first_error_raised(
+    small_batches, mongo_client, mongo_database, monkeypatch, caplog
+):
+    def too_large(self, *args, **kwargs):
+        raise DocumentTooLarge("BSON document too large")  # not a PyMongoError subclass check
+
+    monkeypatch.setattr(Collection, "delete_many", too_large)
+    stream = failing_stream([records(keys("k", 0, 5))], ValueError("the first error"))
+    with caplog.at_level("ERROR"), pytest.raises(DatasetError, match="the first error") as error:
+        small_batches.save(stream)
+    assert isinstance(error.value.__cause__, ValueError)
+    assert "rollback failed too" in caplog.text
+    assert "DocumentTooLarge" in caplog.text
+    assert "_save_id" in caplog.text  # how to delete what it left
+
+
+def test_a_rollback_never_deletes_records_another_save_stored(
+    mongo_uri, mongo_client, mongo_database
+):
+    def dataset() -> MongoDataset:
+        return MongoDataset(
+            collection="records",
+            database=mongo_database,
+            credentials={"uri": mongo_uri},
+            batch_size=4,
+        )
+
+    def first_run():
+        yield records(keys("k", 0, 10))  # stored while the second run starts and finishes
+        dataset().save(records(keys("k", 5, 15)))  # overlaps k005-k009, finishes first
+        raise OSError("the first run dies")
+
+    with pytest.raises(DatasetError, match="the first run dies"):
+        dataset().save(first_run())
+    assert stored(mongo_client, mongo_database) == keys("k", 5, 15)
+
+
+def test_a_failed_claimer_withdraws_its_claims(mongo_uri, mongo_client, mongo_database):
+    def dataset() -> MongoDataset:
+        return MongoDataset(
+            collection="records", database=mongo_database, credentials={"uri": mongo_uri}
+        )
+
+    def second_run():
+        yield records(keys("k", 5, 15))  # claims k005-k009, stored by the first run
+        raise OSError("the second run dies")
+
+    def first_run():
+        yield records(keys("k", 0, 10))
+        with pytest.raises(DatasetError, match="second run dies"):
+            dataset().save(second_run())
+        raise OSError("the first run dies")
+
+    with pytest.raises(DatasetError, match="first run dies"):
+        dataset().save(first_run())
+    assert stored(mongo_client, mongo_database) == []
+
+
+def test_a_record_removed_by_a_rollback_before_the_claim_is_stored_again(
+    dataset, mongo_client, mongo_database
+):
+    records_collection, saves = dataset._write_collections()
+    saves.insert_one({"_id": "other-save", "state": "rolling back"})
+    document = {"_id": "k1", "URL_Length": 0, "Result": 1, "_save_id": "this-save"}
+    # the other save inserted k1, this save's insert was refused as a duplicate, and the
+    # other save's rollback deleted k1 before this save could claim it:
+    save = _Save("this-save")
+    dataset._keep_stored(records_collection, saves, [document], save)
+    assert mongo_client[mongo_database]["records"].find_one({"_id": "k1"})["_save_id"] == (
+        "this-save"
+    )
+    assert save.inserted == 1
+
+
+def test_write_concern_comes_from_the_catalog_and_w0_is_refused(mongo_database):
+    dataset = MongoDataset(
+        collection="records", database=mongo_database, write_concern={"w": 2, "j": False}
+    )
+    assert dataset._describe()["write_concern"] == {"w": 2, "j": False}
+    default = MongoDataset(collection="records", database=mongo_database)
+    assert default._describe()["write_concern"] == {"w": "majority", "j": True}
+    with pytest.raises(DatasetError, match="w: 0"):
+        MongoDataset(collection="records", database=mongo_database, write_concern={"w": 0})
+    with pytest.raises(DatasetError, match="Invalid write_concern"):
+        MongoDataset(collection="records", database=mongo_database, write_concern={"x": 1})

@@ -203,9 +203,8 @@ def feature_columns_of(batch: pd.DataFrame) -> list[str]:
     return [c for c in batch.columns if c != "url"]
 
 
-def test_json_records_accept_numbers_as_text_and_whole_floats(client, batch, champion):
+def test_json_records_accept_whole_floats_and_refuse_numbers_as_text(client, batch, champion):
     records = records_of(batch.head(3))
-    records[0] = {k: str(v) for k, v in records[0].items()}
     records[1] = {k: (float(v) if k != "url" else v) for k, v in records[1].items()}
     response = client.post("/predict", json={"records": records})
     assert response.status_code == 200
@@ -214,6 +213,12 @@ def test_json_records_accept_numbers_as_text_and_whole_floats(client, batch, cha
         champion.phishing_probability(batch.head(3)),
         rtol=1e-6,
     )
+    # the documented schema says integers: text is refused, as the schema says (fuzzing checks)
+    records[2] = {k: (str(v) if k != "url" else v) for k, v in records[2].items()}
+    refused = client.post("/predict", json={"records": records})
+    assert refused.status_code == 422
+    assert refused.json()["row"] == 3
+    assert "not text" in refused.json()["detail"]
 
 
 def test_upload_form_page(client):

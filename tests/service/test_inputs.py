@@ -58,18 +58,25 @@ def test_csv_problems_name_what_and_where(data, status, needle):
 
 
 def test_records_keep_extra_fields_as_sent_in_first_seen_order():
-    records = [{"a": 1, "b": "-1", "id": 7}, {"url": "u", "b": 1.0, "a": 0, "id": None}]
+    records = [{"a": 1, "b": -1, "id": 7}, {"url": "u", "b": 1.0, "a": 0, "id": None}]
     frame = records_frame(records, required_columns=["a", "b"], max_rows=10, max_columns=5)
     assert frame.columns.tolist() == ["a", "b", "id", "url"]
     assert frame["a"].tolist() == [1, 0]
-    assert frame["b"].tolist() == ["-1", 1]
+    assert frame["b"].tolist() == [-1, 1]
     assert pd.isna(frame["url"][0])
     assert frame["url"][1] == "u"
 
 
 @pytest.mark.parametrize(
     ("value", "described"),
-    [(True, "a boolean"), (None, "null"), ([1], "a list"), ({"x": 1}, "an object"), (0.5, "0.5")],
+    [
+        (True, "a boolean"),
+        (None, "null"),
+        ([1], "a list"),
+        ({"x": 1}, "an object"),
+        (0.5, "0.5"),
+        ("-1", "'-1'"),
+    ],
 )
 def test_a_record_value_a_feature_cannot_hold_names_record_and_field(value, described):
     records = [{"a": 1}, {"a": value}]

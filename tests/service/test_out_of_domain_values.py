@@ -54,10 +54,13 @@ def test_json_value_outside_the_domain_is_422_naming_column_and_record(
         assert str(value) in refused["detail"]
 
 
-def test_json_huge_integer_among_valid_text_cells_is_refused(client, batch):
+def test_json_huge_integer_among_text_cells_is_refused(client, batch):
     records = records_of(batch.head(3))
-    records[0]["Favicon"] = "1"  # text: the column is checked value by value
+    records[0]["Favicon"] = "1"  # text: JSON features are numbers (the OpenAPI enum)
     records[1]["Favicon"] = 18446744073709551615
+    response = client.post("/predict", json={"records": records})
+    assert_refused(response, "Favicon", 1)
+    records[0]["Favicon"] = 1
     response = client.post("/predict", json={"records": records})
     assert_refused(response, "Favicon", 2)
 
@@ -77,10 +80,12 @@ def test_csv_value_outside_the_domain_is_422_naming_column_and_row(client, batch
     assert body["value"] == cell
 
 
-def test_json_values_inside_the_domain_in_any_spelling_are_scored(client, batch, champion):
+def test_json_numbers_inside_the_domain_are_scored_and_text_is_refused(client, batch, champion):
     records = records_of(batch.head(3))
-    records[0]["Favicon"] = "-1"
-    records[1]["Favicon"] = -1.0
+    records[0]["Favicon"] = -1
+    records[1]["Favicon"] = -1.0  # a JSON number with an integral value
     response = client.post("/predict", json={"records": records})
     assert response.status_code == 200
     assert [p["Favicon"] for p in response.json()["predictions"]][:2] == [-1, -1]
+    records[0]["Favicon"] = "-1"  # JSON features are numbers, as the OpenAPI enum says
+    assert_refused(client.post("/predict", json={"records": records}), "Favicon", 1)

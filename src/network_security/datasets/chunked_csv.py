@@ -15,7 +15,9 @@ Saving is atomic: the rows go to a temporary file in the target's directory, whi
 target (``os.replace``) only once every chunk is written. If a chunk fails (a bad row found late
 in a large input, a full disk), the temporary file is removed and the target is left as it was,
 so no partial output is ever left behind. Text values are written in double quotes, numbers
-without (RFC 4180 quoting: any CSV reader reads them back as they were).
+without (RFC 4180 quoting: any CSV reader reads them back as they were); text cells that a
+spreadsheet would run as formulas (``=HYPERLINK(...)`` in a URL column) are written neutralised
+(``network_security.datasets.safe_csv``); numbers stay numbers.
 
 ``load`` checks that the file exists, is not empty and is text before returning the stream, so
 those problems are reported before anything is scored; read errors found later (a malformed line,
@@ -43,7 +45,9 @@ import pyarrow.csv as pa_csv
 from kedro.io import AbstractDataset, DatasetError
 from kedro_datasets._typing import TablePreview
 
+from network_security.datasets.safe_csv import neutralise_formulas
 from network_security.scoring import ChunkStream, InputValidationError
+from network_security.streams import CountedStream
 
 logger = logging.getLogger(__name__)
 
@@ -362,19 +366,38 @@ class ChunkedCSVDataset(AbstractDataset[Any, Any]):
                 source=source,
             )
 
+    def _estimate_rows(self) -> int | None:
+        """Data rows, estimated from the file size and the lines of its first 64 KiB."""
+        if self._filepath.suffix.lower() in {*_COMPRESSED, ".zst"}:
+            return None
+        size = self._filepath.stat().st_size
+        with self._filepath.open("rb") as handle:
+            head = handle.read(_SNIFF_BYTES)
+        if not head:
+            return None
+        if size <= len(head):  # the whole file: count its lines (the header is not a row)
+            return max(len(head.splitlines()) - 1, 0)
+        lines = head.count(b"\n")
+        return max(round(size * lines / len(head)) - 1, 0)
+
     def load(self) -> ChunkStream | pd.DataFrame:
-        """The rows as a lazy ``ChunkStream`` (or one DataFrame when ``chunksize`` is None)."""
+        """The rows as a lazy ``ChunkStream`` (or one DataFrame when ``chunksize`` is None).
+
+        The stream is a ``CountedStream`` whose ``total_rows`` estimates the data rows from the
+        file size, for progress reports (``exact`` is False).
+        """
         self._check_file()
         source = str(self._filepath)
         chunks = _CSVChunks(self._filepath, self._chunksize, self._options)
         if self._chunksize is None:
             return next(iter(chunks))
-        return ChunkStream(chunks, source)
+        return CountedStream(chunks, source, total_rows=self._estimate_rows(), exact=False)
 
     # -------------------------------------------------------------------- save
 
     def save(self, data: pd.DataFrame | Iterable[pd.DataFrame]) -> None:
-        """Write a DataFrame or an iterable of DataFrame chunks, atomically."""
+        """Write a DataFrame or an iterable of DataFrame chunks, atomically; formula-like text
+        cells are neutralised for spreadsheets."""
         if isinstance(data, pd.DataFrame):
             chunks: Iterable[pd.DataFrame] = [data]
         elif isinstance(data, Iterable) and not isinstance(data, str | bytes | dict):
@@ -408,7 +431,7 @@ class ChunkedCSVDataset(AbstractDataset[Any, Any]):
                             f"{list(chunk.columns)}, unlike the first chunk's {columns}."
                         )
                     pa_csv.write_csv(
-                        _arrow_table(chunk),
+                        _arrow_table(neutralise_formulas(chunk)),
                         stream,
                         write_options=pa_csv.WriteOptions(include_header=number == 0),
                     )

@@ -10,25 +10,63 @@ already stored, and ``insert_many(ordered=False)`` keeps going past such rejecti
 them as "already stored". Measured on the local server with the real data set, this runs at
 bare-insert speed, while a secondary unique index on a ``record_key`` field made inserts 3-4x
 slower and one upsert per document about 6x slower. Loading maps ``_id`` back to the key column.
+
+A dataset whose credentials give no URI (``MONGODB_URI`` unset) can be given a URI provider
+(``set_uri_provider``), called when it first connects: the project's hook gives it the embedded
+server, which thereby starts only when a MongoDB dataset is actually used.
+
+``save`` takes a DataFrame or a stream (any iterable) of DataFrame chunks and inserts in
+batches, so memory stays bounded whatever the size. A save is all or nothing:
+
+- every document it inserts carries the save's id (``_save_id``), and a save in progress is
+  registered in the companion collection ``<collection>_saves``;
+- if the save fails (a rejected document, a lost connection, a bad chunk in the stream), it
+  rolls back by batches: it deletes the documents carrying its id, batch by batch, whatever
+  was acknowledged, so a batch cut off by a network error is rolled back too;
+- it never deletes what another run stored: when a save finds a record already stored by a save
+  still in progress, it claims it (adds its id to ``_claimed_by``), and a rollback leaves
+  claimed documents in place; a claimer re-inserts a record that a rollback removed before its
+  claim landed, and a claimer that fails withdraws its claims as it rolls back;
+- an error during the rollback is logged with what to do, and the original error is raised.
+
+Writes use the write concern of the catalog entry (``write_concern``; default
+``{w: majority, j: true}``: a save reported done is journaled on a majority of a replica set,
+or on the one server of a standalone).
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import re
+import socket
+import uuid
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
 import pandas as pd
 from kedro.io import AbstractDataset, DatasetError
 from kedro_datasets._typing import TablePreview
-from pymongo import MongoClient
-from pymongo.errors import BulkWriteError, OperationFailure, PyMongoError
+from pymongo import MongoClient, WriteConcern
+from pymongo.collection import Collection
+from pymongo.errors import BulkWriteError, ConfigurationError, OperationFailure, PyMongoError
+
+from network_security.streams import Progress, stream_size
 
 logger = logging.getLogger(__name__)
 
 DUPLICATE_KEY = 11000
 DEFAULT_TIMEOUT_MS = 10_000
+DEFAULT_WRITE_CONCERN: dict[str, Any] = {"w": "majority", "j": True}
+SAVE_ID = "_save_id"
+"""Field holding the id of the save that inserted a document (used to roll that save back)."""
+CLAIMED_BY = "_claimed_by"
+"""Field listing saves in progress that also stored the document (a rollback keeps it)."""
+INTERNAL_FIELDS = (SAVE_ID, CLAIMED_BY)
+_UNCLAIMED = {f"{CLAIMED_BY}.0": {"$exists": False}}
+_CLAIM_ATTEMPTS = 5
 
 
 def redact_uri(uri: str) -> str:
@@ -38,12 +76,14 @@ def redact_uri(uri: str) -> str:
 
 def _hosts(uri: str) -> str:
     """``host:port`` list of a MongoDB URI, without credentials."""
+    if not uri:
+        return "(no URI yet)"
     netloc = urlsplit(redact_uri(uri)).netloc
     return netloc.split("@")[-1] or "localhost:27017"
 
 
-class MongoDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
-    """Loads a collection as a DataFrame (without ``_id``); saves a DataFrame idempotently.
+class MongoDataset(AbstractDataset[pd.DataFrame, Any]):
+    """Loads a collection as a DataFrame (without ``_id``); saves DataFrames idempotently.
 
     Example catalog entry::
 
@@ -53,6 +93,8 @@ class MongoDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
           database: network_security
           key: record_key
           credentials: mongo_credentials   # {uri: ${oc.env:MONGODB_URI}}
+          batch_size: 5000                 # documents per insert and per read batch
+          write_concern: {w: majority, j: true}
     """
 
     def __init__(  # noqa: PLR0913
@@ -65,6 +107,7 @@ class MongoDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
         projection: dict[str, Any] | list[str] | None = None,
         timeout_ms: int = DEFAULT_TIMEOUT_MS,
         batch_size: int = 5_000,
+        write_concern: dict[str, Any] | None = None,
         client_args: dict[str, Any] | None = None,
         metadata: dict[str, Any] | None = None,
     ) -> None:
@@ -76,9 +119,14 @@ class MongoDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
             credentials: ``{"uri": "mongodb://user:pass@host:port/"}``; the URI is never logged.
             key: Column identifying a record; stored as ``_id`` (unique), loaded back as ``key``.
             query: Optional filter applied on load.
-            projection: Optional projection applied on load (fields to include).
+            projection: Optional projection applied on load (fields to include, or a dict).
+                Without one, every field but this dataset's bookkeeping fields is loaded.
             timeout_ms: Bound for server selection, connecting and each operation.
-            batch_size: Documents per ``insert_many`` call.
+            batch_size: Documents per ``insert_many`` call, per read batch of the cursor and
+                per rollback batch.
+            write_concern: ``w`` and ``j`` (and ``wtimeout``) for writes; default
+                ``{"w": "majority", "j": True}``. ``w: 0`` is refused: unacknowledged writes
+                cannot tell a stored record from a rejected one.
             client_args: Extra ``MongoClient`` keyword arguments.
             metadata: Free-form metadata (kedro-viz layer, preview args).
         """
@@ -90,8 +138,26 @@ class MongoDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
         self._projection = projection
         self._timeout_ms = int(timeout_ms)
         self._batch_size = int(batch_size)
+        if self._batch_size < 1:
+            raise DatasetError(f"batch_size must be a positive number; got {batch_size}.")
+        concern = dict(DEFAULT_WRITE_CONCERN if write_concern is None else write_concern)
+        if concern.get("w") == 0:
+            raise DatasetError(
+                f"write_concern w: 0 for collection '{collection}': unacknowledged writes cannot "
+                "tell a stored record from a rejected one, so saves could not be idempotent or "
+                "rolled back. Use w: 1 or more, or 'majority'."
+            )
+        try:
+            self._write_concern = WriteConcern(**concern)
+        except (ConfigurationError, TypeError, ValueError) as exc:
+            raise DatasetError(
+                f"Invalid write_concern {concern!r} for collection '{collection}': {exc}. "
+                "Use keys w (a number or 'majority'), j (true/false) and wtimeout (ms)."
+            ) from exc
         self._client_args = dict(client_args or {})
         self._client: MongoClient | None = None
+        self._uri_provider: Callable[[], str] | None = None
+        self._uri_provided = False
         self.metadata = metadata
 
     # ------------------------------------------------------------------ connection
@@ -102,7 +168,22 @@ class MongoDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
             f"(database '{self._database}', collection '{self._collection}')"
         )
 
-    def _get_collection(self):
+    @property
+    def has_uri(self) -> bool:
+        """Whether a URI is known (from the credentials, or from the provider once connected)."""
+        return bool(self._uri)
+
+    def set_uri_provider(self, provider: Callable[[], str] | None) -> None:
+        """Where to get a URI at the first connection when the credentials give none.
+
+        The provider is called only then (it may start a server); the URI it returns is kept
+        until ``release()``.
+        """
+        self._uri_provider = provider
+
+    def _get_collection(self) -> Collection:
+        if not self._uri and self._uri_provider is not None:
+            self._uri, self._uri_provided = self._uri_provider(), True
         if not self._uri:
             raise DatasetError(
                 f"MongoDataset '{self._database}.{self._collection}' has no URI: set MONGODB_URI, "
@@ -120,8 +201,18 @@ class MongoDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
             )
         return self._client[self._database][self._collection]
 
+    def _write_collections(self) -> tuple[Collection, Collection]:
+        """The records collection and its register of saves in progress, with the write concern."""
+        records = self._get_collection().with_options(write_concern=self._write_concern)
+        saves = records.database.get_collection(
+            f"{self._collection}_saves", write_concern=self._write_concern
+        )
+        return records, saves
+
     def _error(self, action: str, exc: Exception) -> DatasetError:
-        detail = redact_uri(str(exc)).replace(self._uri, "***")
+        detail = redact_uri(str(exc))
+        if self._uri:
+            detail = detail.replace(self._uri, "***")
         if isinstance(exc, OperationFailure) and exc.code in (13, 18):
             hint = "check the user name, password and authSource in MONGODB_URI"
         else:
@@ -132,10 +223,12 @@ class MongoDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
         return DatasetError(f"Could not {action} {self._where}: {hint}. ({detail})")
 
     def release(self) -> None:
-        """Close the client; the next operation reconnects."""
+        """Close the client; the next operation reconnects (asking the provider again)."""
         if self._client is not None:
             self._client.close()
             self._client = None
+        if self._uri_provided:
+            self._uri, self._uri_provided = "", False
 
     # ------------------------------------------------------------------ kedro API
     def _describe(self) -> dict[str, Any]:
@@ -145,76 +238,139 @@ class MongoDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
             "collection": self._collection,
             "key": self._key,
             "query": self._query,
+            "write_concern": self._write_concern.document,
         }
 
-    def _find(self, limit: int = 0) -> pd.DataFrame:
+    def _load_projection(self) -> dict[str, Any]:
         fields = self._projection
         if isinstance(fields, list):
             fields = dict.fromkeys(fields, 1)
-        projection = None
-        if fields:
-            projection = {("_id" if k == self._key else k): v for k, v in fields.items()}
+        if not fields:
+            return dict.fromkeys(INTERNAL_FIELDS, 0)
+        projection = {("_id" if k == self._key else k): v for k, v in fields.items()}
+        if any(v for k, v in projection.items() if k != "_id"):  # fields to include
             projection.setdefault("_id", 0)
-        try:
-            cursor = self._get_collection().find(self._query, projection, limit=limit)
-            documents = list(cursor.sort("_id", 1))  # a stable order: by record key
-        except PyMongoError as exc:
-            raise self._error("read from", exc) from exc
+        else:  # fields to leave out
+            projection.update(dict.fromkeys(INTERNAL_FIELDS, 0))
+        return projection
+
+    def _frame(self, documents: list[dict[str, Any]]) -> pd.DataFrame:
         frame = pd.DataFrame.from_records(documents)
         if "_id" in frame.columns:
             ids = frame.pop("_id")
             if self._key not in frame.columns:  # documents not written by this dataset keep theirs
                 frame.insert(0, self._key, ids)
-        return _restore_integers(frame)
+        return frame
+
+    def _find(self, limit: int = 0) -> pd.DataFrame:
+        """The matching documents, read by batches of ``batch_size`` and ordered by key."""
+        frames: list[pd.DataFrame] = []
+        batch: list[dict[str, Any]] = []
+        try:
+            cursor = self._get_collection().find(
+                self._query, self._load_projection(), limit=limit, batch_size=self._batch_size
+            )
+            for document in cursor.sort("_id", 1):  # a stable order: by record key
+                batch.append(document)
+                if len(batch) >= self._batch_size:
+                    frames.append(_restore_integers(self._frame(batch)))
+                    batch = []
+        except PyMongoError as exc:
+            raise self._error("read from", exc) from exc
+        if batch or not frames:
+            frames.append(_restore_integers(self._frame(batch)))
+        if len(frames) == 1:
+            return frames[0]
+        return _restore_integers(pd.concat(frames, ignore_index=True))
 
     def load(self) -> pd.DataFrame:
         frame = self._find()
         logger.info("Loaded %d records from %s", len(frame), self._where)
         return frame
 
-    def save(self, data: pd.DataFrame) -> None:
-        if self._key not in data.columns:
+    def save(self, data: pd.DataFrame | Iterable[pd.DataFrame]) -> None:
+        """Store a DataFrame, or a stream of DataFrame chunks, all or nothing (see the module)."""
+        if isinstance(data, pd.DataFrame):
+            self._check_chunk(data, 0)
+            chunks: Iterable[pd.DataFrame] = [data]
+            total, exact = len(data), True
+        elif isinstance(data, Iterable) and not isinstance(data, str | bytes | dict):
+            chunks = data
+            total, exact = stream_size(data)
+        else:
+            raise DatasetError(
+                f"Cannot save a {type(data).__name__} to {self._where}: give a DataFrame or an "
+                "iterable of DataFrames."
+            )
+        records, saves = self._write_collections()
+        save = _Save(uuid.uuid4().hex)
+        try:
+            saves.insert_one(
+                {
+                    "_id": save.id,
+                    "state": "writing",
+                    "started": datetime.now(UTC),
+                    "host": socket.gethostname(),
+                    "pid": os.getpid(),
+                }
+            )
+        except PyMongoError as exc:
+            raise self._error("write to", exc) from exc
+        progress = Progress("Stored", self._where, total_rows=total, exact=exact)
+        try:
+            for number, chunk in enumerate(chunks):
+                self._check_chunk(chunk, number)
+                for start in range(0, len(chunk), self._batch_size):
+                    documents = _to_documents(
+                        chunk.iloc[start : start + self._batch_size].rename(
+                            columns={self._key: "_id"}
+                        ),
+                        {SAVE_ID: save.id},
+                    )
+                    self._insert_batch(records, saves, documents, save)
+                progress.update(len(chunk))
+        except BaseException:
+            self._roll_back(records, saves, save)
+            raise
+        self._finish(saves, save)
+        logger.info(
+            "Saved %d new records to %s (%d already stored)",
+            save.inserted,
+            self._where,
+            save.existing,
+        )
+
+    def _check_chunk(self, chunk: object, number: int) -> None:
+        if not isinstance(chunk, pd.DataFrame):
+            raise DatasetError(
+                f"Chunk {number} to save to {self._where} is a {type(chunk).__name__}, not a "
+                "DataFrame."
+            )
+        if self._key not in chunk.columns:
             raise DatasetError(
                 f"Cannot save to {self._where}: the data has no '{self._key}' column, which "
                 "makes saves idempotent. Add the record key before saving."
             )
-        if data[self._key].isna().any() or data[self._key].duplicated().any():
+        if chunk[self._key].isna().any() or chunk[self._key].duplicated().any():
             raise DatasetError(
                 f"Cannot save to {self._where}: column '{self._key}' has missing or repeated "
                 "values; every record needs its own key."
             )
-        collection = self._get_collection()
-        documents = _to_documents(data.rename(columns={self._key: "_id"}))
-        written: list[Any] = []
-        skipped = 0
-        try:
-            for start in range(0, len(documents), self._batch_size):
-                batch = documents[start : start + self._batch_size]
-                batch_written, batch_skipped = self._insert_batch(collection, batch, written)
-                skipped += batch_skipped
-        except Exception:
-            self._roll_back(collection, written)
-            raise
-        logger.info(
-            "Saved %d new records to %s (%d already stored)", len(written), self._where, skipped
-        )
 
     def _insert_batch(
-        self, collection, batch: list[dict[str, Any]], written: list[Any]
-    ) -> tuple[int, int]:
-        """Insert one batch, appending the keys it stored to ``written``.
-
-        Returns (documents inserted, documents already stored). Any rejection other than a
-        duplicate key raises, and the caller rolls back everything this save wrote.
-        """
+        self,
+        records: Collection,
+        saves: Collection,
+        documents: list[dict[str, Any]],
+        save: _Save,
+    ) -> None:
+        """Insert one batch; records already stored count as such, any other rejection raises."""
         try:
-            collection.insert_many(batch, ordered=False)
-            written.extend(doc["_id"] for doc in batch)
-            return len(batch), 0
+            records.insert_many(documents, ordered=False)
+            save.inserted += len(documents)
+            return
         except BulkWriteError as exc:
             errors = exc.details.get("writeErrors", [])
-            failed = {e["index"] for e in errors}
-            written.extend(doc["_id"] for i, doc in enumerate(batch) if i not in failed)
             others = [e for e in errors if e.get("code") != DUPLICATE_KEY]
             if others:
                 raise DatasetError(
@@ -222,25 +378,124 @@ class MongoDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
                     f"(first: {others[0].get('errmsg', 'unknown error')}). "
                     "Nothing of this save was kept."
                 ) from exc
-            return len(batch) - len(errors), len(errors)
+            if exc.details.get("writeConcernErrors"):
+                raise self._error("write (with the write concern) to", exc) from exc
+            duplicates = [documents[e["index"]] for e in errors]
+            save.inserted += len(documents) - len(duplicates)
+        except PyMongoError as exc:
+            raise self._error("write to", exc) from exc
+        try:
+            self._keep_stored(records, saves, duplicates, save)
         except PyMongoError as exc:
             raise self._error("write to", exc) from exc
 
-    def _roll_back(self, collection, keys: list[Any]) -> None:
-        if not keys:
-            return
+    def _keep_stored(
+        self,
+        records: Collection,
+        saves: Collection,
+        duplicates: list[dict[str, Any]],
+        save: _Save,
+    ) -> None:
+        """Make sure records found already stored stay stored, whatever other saves do.
+
+        A record stored by a save still in progress would vanish if that save rolled back, so it
+        is claimed for this save (a rollback keeps claimed records); one already removed by such
+        a rollback is inserted again. Records of finished saves need nothing.
+        """
+        by_key = {document["_id"]: document for document in duplicates}
+        keys = list(by_key)
+        for _ in range(_CLAIM_ATTEMPTS):
+            others = [d["_id"] for d in saves.find({"_id": {"$ne": save.id}}, {"_id": 1})]
+            if not others:
+                save.existing += len(keys)
+                return
+            at_risk = {"_id": {"$in": keys}, SAVE_ID: {"$in": others}}
+            if records.count_documents(at_risk, limit=1):
+                records.update_many(at_risk, {"$addToSet": {CLAIMED_BY: save.id}})
+                save.claimed = True
+            present = {d["_id"] for d in records.find({"_id": {"$in": keys}}, {"_id": 1})}
+            missing = [key for key in keys if key not in present]
+            save.existing += len(keys) - len(missing)
+            if not missing:
+                return
+            try:
+                records.insert_many([by_key[key] for key in missing], ordered=False)
+                save.inserted += len(missing)
+                return
+            except BulkWriteError as exc:
+                errors = exc.details.get("writeErrors", [])
+                if any(e.get("code") != DUPLICATE_KEY for e in errors):
+                    raise
+                again = [missing[e["index"]] for e in errors]
+                save.inserted += len(missing) - len(again)
+                keys = again
+        raise DatasetError(
+            f"Could not store {len(keys)} records in {self._where}: another ingestion kept "
+            "storing and rolling them back while this one ran. Run this ingestion again once "
+            "the other has finished."
+        )
+
+    def _finish(self, saves: Collection, save: _Save) -> None:
+        """Deregister the finished save (its records, and any claims it made, stay)."""
         try:
-            collection.delete_many({"_id": {"$in": keys}})
+            saves.delete_one({"_id": save.id})
+        except PyMongoError as exc:
             logger.warning(
-                "Rolled back %d records written by a failed save to %s", len(keys), self._where
-            )
-        except PyMongoError:
-            logger.error(
-                "A save to %s failed and %d of its records could not be rolled back; "
-                "re-run the same ingestion to complete it (saves are idempotent).",
+                "Every record was stored in %s, but save %s could not be marked finished (%s). "
+                "Its entry in '%s_saves' can be deleted.",
                 self._where,
-                len(keys),
+                save.id,
+                self._error("update", exc),
+                self._collection,
             )
+
+    def _roll_back(self, records: Collection, saves: Collection, save: _Save) -> None:
+        """Withdraw this save's claims, then delete by batches the records it inserted that no
+        other save claimed.
+
+        Never raises: an error here is logged with what to do, so the error that made the save
+        fail is the one reported.
+        """
+        mine = {SAVE_ID: save.id, **_UNCLAIMED}
+        deleted = 0
+        try:
+            saves.update_one({"_id": save.id}, {"$set": {"state": "rolling back"}})
+            if save.claimed:
+                records.update_many({CLAIMED_BY: save.id}, {"$pull": {CLAIMED_BY: save.id}})
+            batch: list[Any] = []
+            for document in records.find(mine, {"_id": 1}, batch_size=self._batch_size):
+                batch.append(document["_id"])
+                if len(batch) >= self._batch_size:
+                    deleted += records.delete_many({"_id": {"$in": batch}, **mine}).deleted_count
+                    batch = []
+            if batch:
+                deleted += records.delete_many({"_id": {"$in": batch}, **mine}).deleted_count
+            kept = records.count_documents({SAVE_ID: save.id})
+            saves.delete_one({"_id": save.id})
+        except Exception as exc:  # noqa: BLE001 - the save's own error is the one to report
+            detail = self._error("roll back", exc) if isinstance(exc, PyMongoError) else exc
+            logger.error(
+                "A save to %s failed and its rollback failed too, after deleting %d records "
+                "(%s: %s). Re-run the same ingestion to complete it (saves are idempotent), or "
+                "delete what it left: deleteMany({'%s': '%s', '%s.0': {$exists: false}}) on the "
+                "collection, then remove '%s' from '%s_saves'.",
+                self._where,
+                deleted,
+                type(exc).__name__,
+                detail,
+                SAVE_ID,
+                save.id,
+                CLAIMED_BY,
+                save.id,
+                self._collection,
+            )
+            return
+        logger.warning(
+            "Rolled back %d records written by a failed save to %s%s",
+            deleted,
+            self._where,
+            f"; kept {kept} that another ingestion also stored" if kept else "",
+        )
 
     def _exists(self) -> bool:
         try:
@@ -253,21 +508,40 @@ class MongoDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
         return TablePreview(self._find(limit=nrows).to_dict(orient="split"))
 
 
-def _to_documents(data: pd.DataFrame) -> list[dict[str, Any]]:
+class _Save:
+    """The bookkeeping of one save: its id and counts."""
+
+    def __init__(self, save_id: str) -> None:
+        self.id = save_id
+        self.inserted = 0
+        self.existing = 0
+        self.claimed = False
+
+
+def _to_documents(data: pd.DataFrame, extra: dict[str, Any]) -> list[dict[str, Any]]:
     """Rows as documents of plain Python values (numpy scalars are not BSON); NA becomes null."""
     columns = list(data.columns)
     values = data.astype(object)
     if data.isna().to_numpy().any():
         values = values.where(data.notna(), None)
-    return [dict(zip(columns, row, strict=True)) for row in values.to_numpy().tolist()]
+    return [{**dict(zip(columns, row, strict=True)), **extra} for row in values.to_numpy().tolist()]
 
 
 def _restore_integers(frame: pd.DataFrame) -> pd.DataFrame:
     """Columns stored as integers come back as int64, or nullable Int64 where a value is missing."""
     for column in frame.columns:
-        series = frame[column]
-        if series.dtype == "float64":
+        original = series = frame[column]
+        if series.dtype == object:
+            kind = pd.api.types.infer_dtype(series, skipna=True)
+            if kind not in ("integer", "floating", "mixed-integer-float"):
+                continue
+            series = pd.to_numeric(series)
+        if series.dtype in ("float64", "Float64"):
             present = series.dropna()
             if len(present) and (present == present.round()).all():
-                frame[column] = series.astype("Int64")
+                series = series.astype("Int64")
+        if series.dtype == "Int64" and not series.isna().any():
+            series = series.astype("int64")
+        if series is not original:
+            frame[column] = series
     return frame

@@ -29,20 +29,23 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from http import HTTPStatus
 from pathlib import Path, PurePath
-from typing import Any
+from typing import Annotated, Any
 
 import numpy as np
 import orjson
 import pandas as pd
-from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi import APIRouter, Depends, FastAPI, Request, Security
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fastapi.templating import Jinja2Templates
 from kedro.config import OmegaConfigLoader
 from markupsafe import Markup
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from network_security import __version__
@@ -65,7 +68,17 @@ from network_security.service.inputs import (
     read_records,
     records_table,
 )
-from network_security.service.settings import API_TOKEN_VARIABLE, ServiceSettings
+from network_security.service.openapi import (
+    AUTH_RESPONSES,
+    JOB_SCHEMA,
+    error_response,
+    install_openapi,
+)
+from network_security.service.settings import (
+    API_TOKEN_VARIABLE,
+    MIN_API_TOKEN_LENGTH,
+    ServiceSettings,
+)
 from network_security.service.training import TrainingAlreadyRunning, TrainingRunner
 
 logger = logging.getLogger(__name__)
@@ -356,12 +369,9 @@ def jsonable(value: Any) -> Any:
 class PredictRecords(BaseModel):
     """A JSON prediction request: the records to score, one object per site."""
 
-    model_config = ConfigDict(
-        extra="forbid",
-        json_schema_extra={
-            "examples": [{"records": [{"having_IP_Address": -1, "URL_Length": 1, "...": 0}]}]
-        },
-    )
+    # the documented schema and a valid example come from the project's schema once the
+    # service has started (network_security.service.openapi)
+    model_config = ConfigDict(extra="forbid")
     records: list[dict[str, Any]] = Field(
         description="Objects with every feature of the schema (values -1, 0 or 1); other fields "
         "(an id, a URL) are returned with the predictions."
@@ -592,7 +602,7 @@ def health(request: Request) -> dict[str, Any]:
     }
 
 
-@router.get("/model", tags=["service"])
+@router.get("/model", tags=["service"], responses={503: error_response("No champion model yet.")})
 def model_info(request: Request) -> dict[str, Any]:
     """The champion model: version, when it was trained, its test metrics and threshold."""
     state = _state(request)
@@ -636,8 +646,30 @@ def upload_form(request: Request) -> Response:
 
 async def _read_upload(request: Request, settings: ServiceSettings) -> tuple[bytes, str]:
     """The bytes and file name of the multipart field ``file``, within the upload limit."""
-    async with request.form(max_files=1, max_fields=10, max_part_size=64 * 1024) as form:
+    # the CSV may also come as the text of the field (curl -F 'file=<sites.csv'): the body
+    # limit bounds it like a file
+    async with request.form(
+        max_files=1, max_fields=10, max_part_size=settings.max_upload_bytes
+    ) as form:
+        unknown = sorted({name for name in form if name != "file"})
+        if unknown:
+            shown = ", ".join(repr(name[:40]) for name in unknown[:5])
+            raise RequestProblem(
+                422,
+                f"The upload has field(s) the service does not take ({shown}): send only the "
+                "CSV, in the multipart field 'file'.",
+                column=unknown[0][:100],
+            )
         upload = form.get("file")
+        if isinstance(upload, str):
+            data = upload.encode("utf-8")
+            if len(data) > settings.max_upload_bytes:
+                raise RequestProblem(
+                    413,
+                    f"The CSV in the field 'file' is {len(data)} bytes; the service accepts at "
+                    f"most {settings.max_upload_bytes} (NETWORK_SECURITY_MAX_UPLOAD_BYTES).",
+                )
+            return data, "the CSV in the field 'file'"
         if not isinstance(upload, UploadFile):
             raise RequestProblem(
                 422,
@@ -750,14 +782,28 @@ async def predict(request: Request) -> Response:
     )
 
 
-def require_token(request: Request) -> None:
-    """``Authorization: Bearer <token>`` must match ``NETWORK_SECURITY_API_TOKEN``."""
+_BEARER = HTTPBearer(
+    auto_error=False,
+    description="The server's NETWORK_SECURITY_API_TOKEN (training over HTTP is off without it).",
+)
+
+
+def require_token(
+    request: Request,
+    _declared: Annotated[HTTPAuthorizationCredentials | None, Security(_BEARER)] = None,
+) -> None:
+    """``Authorization: Bearer <token>`` must match ``NETWORK_SECURITY_API_TOKEN``.
+
+    (``_declared`` only puts the bearer scheme into the OpenAPI document; the header is read
+    here, so that every malformed value gets the same 401.)"""
     expected = _state(request).settings.api_token
-    if expected is None:
+    secret = expected.get_secret_value().strip() if expected is not None else ""
+    if len(secret) < MIN_API_TOKEN_LENGTH:  # unset; a short one never gets past the settings
         raise RequestProblem(
             403,
-            f"Training over HTTP is disabled: {API_TOKEN_VARIABLE} is not set on the server. "
-            "Set it and restart the service, or run `kedro run --pipeline training`.",
+            f"Training over HTTP is disabled: {API_TOKEN_VARIABLE} is not set on the server "
+            f"(or shorter than {MIN_API_TOKEN_LENGTH} characters). Set it and restart the "
+            "service, or run `kedro run --pipeline training`.",
         )
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
@@ -765,13 +811,45 @@ def require_token(request: Request) -> None:
         raise RequestProblem(
             401, "Missing credentials: send `Authorization: Bearer <token>` to use /train."
         )
-    if not hmac.compare_digest(
-        token.strip().encode("utf-8"), expected.get_secret_value().encode("utf-8")
-    ):
+    if not hmac.compare_digest(token.strip().encode("utf-8"), secret.encode("utf-8")):
         raise RequestProblem(401, "Invalid token for /train.")
 
 
-@router.post("/train", status_code=202, tags=["train"], dependencies=[Depends(require_token)])
+@router.post(
+    "/train",
+    status_code=202,
+    tags=["train"],
+    dependencies=[Depends(require_token)],
+    responses={
+        202: {
+            "description": "The run started; poll its status_url.",
+            "content": {
+                "application/json": {
+                    "schema": {
+                        "type": "object",
+                        "required": ["job_id", "status", "status_url"],
+                        "properties": {
+                            "job_id": {"type": "string"},
+                            "status": {"type": "string"},
+                            "status_url": {"type": "string"},
+                        },
+                    }
+                }
+            },
+            "headers": {"Location": {"schema": {"type": "string"}}},
+            "links": {
+                "status": {
+                    "operationId": "training_status_train__job_id__get",
+                    "parameters": {"job_id": "$response.body#/job_id"},
+                }
+            },
+        },
+        **AUTH_RESPONSES,
+        409: error_response(
+            "A training run of this project is in progress (here or in another process).",
+        ),
+    },
+)
 def start_training(request: Request) -> JSONResponse:
     """Start the training pipeline in the background; one run at a time."""
     runner = _state(request).runner
@@ -792,6 +870,11 @@ def start_training(request: Request) -> JSONResponse:
     name="training_status",
     tags=["train"],
     dependencies=[Depends(require_token)],
+    responses={
+        200: {"content": {"application/json": {"schema": JOB_SCHEMA}}},
+        **AUTH_RESPONSES,
+        404: error_response("No such job (jobs are forgotten when the service restarts)."),
+    },
 )
 def training_status(request: Request, job_id: str) -> dict[str, Any]:
     """A training job's status; when done, whether it promoted a new champion, and metrics."""
@@ -838,6 +921,17 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
     async def _on_problem(request: Request, problem: RequestProblem) -> Response:
         return _problem_response(request, problem)
 
+    @app.exception_handler(StarletteHTTPException)
+    async def _on_http_error(request: Request, error: StarletteHTTPException) -> Response:
+        headers = dict(error.headers or {})
+        if error.status_code == 405:  # every method of the path, not only one route's
+            headers["Allow"] = ", ".join(_allowed_methods(request.app, request.scope))
+        return JSONResponse(
+            {"detail": error.detail}, status_code=error.status_code, headers=headers or None
+        )
+
+    install_openapi(app)
+
     app.add_middleware(BodySizeLimitMiddleware, max_upload_bytes=settings.max_upload_bytes)
     if settings.cors_origins:
         app.add_middleware(
@@ -848,6 +942,19 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
             allow_headers=["Authorization", "Content-Type", "Accept"],
         )
     return app
+
+
+def _allowed_methods(app: FastAPI, scope: Scope) -> list[str]:
+    """The methods some route of the app takes at the request's path (each method is tried
+    against the routes, included routers too)."""
+    return [
+        method
+        for method in ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+        if any(
+            route.matches({**scope, "method": method})[0] == Match.FULL
+            for route in app.router.routes
+        )
+    ]
 
 
 _default_app: FastAPI | None = None

@@ -301,21 +301,21 @@ class RecordsTable:
 
 
 def _feature_cells(values: list[Any], column: str) -> list[Any]:
-    """A feature column's JSON values: integers or their text pass; whole floats become ints.
-
-    The text is judged by the schema check afterwards, as a CSV cell would be.
-    """
-    kinds = set(map(type, values))
-    if kinds <= {int, str}:
+    """A feature column's JSON values: integers pass (judged by the schema check afterwards);
+    whole floats (``1.0``, the same JSON number) become ints; anything else, text included, is
+    refused, as the documented request schema says (JSON carries numbers as numbers)."""
+    if set(map(type, values)) <= {int}:
         return values
     cells = []
     for row, value in enumerate(values, start=1):
-        if type(value) in (int, str):
+        if type(value) is int:
             cells.append(value)
         elif isinstance(value, float) and math.isfinite(value) and value.is_integer():
             cells.append(int(value))
         else:
-            raise _bad_value(column, row, value, "a whole number such as -1, 0 or 1")
+            raise _bad_value(
+                column, row, value, "a whole number such as -1, 0 or 1 (a JSON number, not text)"
+            )
     return cells
 
 

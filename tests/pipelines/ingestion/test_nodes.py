@@ -2,10 +2,21 @@
 
 from __future__ import annotations
 
+import hashlib
+
+import numpy as np
 import pandas as pd
 import pytest
 
-from network_security.pipelines.ingestion.nodes import IngestionError, add_record_keys, type_records
+from network_security.pipelines.ingestion.nodes import (
+    IngestionError,
+    OccurrenceCounter,
+    RepeatedRows,
+    add_record_keys,
+    type_records,
+)
+from network_security.scoring import ChunkStream
+from network_security.streams import CountedStream
 
 SCHEMA = {
     "record_key": "record_key",
@@ -60,3 +71,101 @@ def test_record_keys_are_deterministic_and_keep_identical_rows_apart():
     # the first copy of a row has the same key in any file it appears in
     alone = add_record_keys(typed.iloc[[2]].reset_index(drop=True), SCHEMA)
     assert alone["record_key"].iloc[0] == keyed["record_key"].iloc[2]
+
+
+# ------------------------------------------------------------------ chunked ingestion
+
+
+def reference_keys(records: pd.DataFrame, schema=SCHEMA) -> list[str]:
+    """The record keys as defined before chunked ingestion: a dictionary over the whole file."""
+    columns = [*schema["features"], schema["target"]["name"]]
+    seen: dict[str, int] = {}
+    keys = []
+    for row in records[columns].astype(object).to_numpy().tolist():
+        content = ",".join("" if value is pd.NA else str(value) for value in row)
+        occurrence = seen.get(content, 0)
+        seen[content] = occurrence + 1
+        keys.append(hashlib.sha256(f"{content}#{occurrence}".encode()).hexdigest()[:32])
+    return keys
+
+
+def stream_of(frame: pd.DataFrame, size: int) -> ChunkStream:
+    """A re-iterable stream of ``frame`` in chunks of ``size`` rows, as text (like the CSV)."""
+    text = frame.astype(str).fillna("")
+    chunks = [text.iloc[i : i + size] for i in range(0, len(text), size)]
+    return CountedStream(chunks, "batch.csv", total_rows=len(frame), exact=False)
+
+
+@pytest.fixture
+def repetitive() -> pd.DataFrame:
+    """600 rows with many copies of few contents (like the real data), and missing values."""
+    rng = np.random.default_rng(3)
+    frame = pd.DataFrame(
+        {
+            "having_IP_Address": rng.choice([-1, 1], 600),
+            "URL_Length": rng.choice([-1, 0, 1], 600),
+            "Result": rng.choice([-1, 1], 600),
+        }
+    ).astype("Int64")
+    frame.loc[[5, 77, 400], "URL_Length"] = pd.NA
+    return frame
+
+
+@pytest.mark.parametrize("size", [2, 7, 100, 600, 1000])
+def test_chunked_keys_equal_whole_file_keys_across_chunk_boundaries(repetitive, size):
+    typed = type_records(stream_of(repetitive, size), SCHEMA, "batch.csv")
+    assert isinstance(typed, CountedStream) and typed.total_rows == 600 and typed.exact
+    keyed = add_record_keys(typed, SCHEMA)
+    chunks = list(keyed)
+    assert [len(c) for c in chunks] == [len(c) for c in stream_of(repetitive, size)]
+    keys = pd.concat(chunks, ignore_index=True)["record_key"].tolist()
+    assert keys == reference_keys(repetitive)
+    assert len(set(keys)) == 600
+    assert list(keyed)[0]["record_key"].tolist() == keys[: len(chunks[0])]  # re-iterable
+
+
+def test_whole_frame_keys_equal_the_reference(repetitive):
+    keyed = add_record_keys(repetitive, SCHEMA)
+    assert keyed["record_key"].tolist() == reference_keys(repetitive)
+
+
+def test_a_bad_cell_in_a_late_chunk_fails_before_any_chunk_is_passed_on(repetitive):
+    text = repetitive.astype(str).fillna("")
+    text.loc[457, "URL_Length"] = "x1"
+    stream = CountedStream([text.iloc[i : i + 100] for i in range(0, 600, 100)], "big.csv")
+    with pytest.raises(IngestionError) as error:
+        type_records(stream, SCHEMA, "big.csv")
+    message = str(error.value)
+    for part in ("big.csv", "row 458", "line 459", "'URL_Length'", "'x1'"):
+        assert part in message
+
+
+def test_a_file_that_changes_between_check_and_store_fails(repetitive):
+    chunks = [repetitive.iloc[:300].astype(str).fillna("")]
+    typed = type_records(CountedStream(chunks, "f.csv"), SCHEMA, "f.csv")
+    chunks.append(chunks[0])  # the file grows after it was checked
+    with pytest.raises(IngestionError, match="changed while it was being ingested"):
+        list(typed)
+
+
+def test_repeated_rows_finds_every_repeat_across_chunks():
+    rng = np.random.default_rng(0)
+    hashes = rng.integers(0, 2**63, 50_000, dtype=np.int64).astype(np.uint64)
+    repeats = hashes[rng.choice(50_000, 300, replace=False)]
+    data = np.concatenate([hashes, repeats, repeats[:10]])
+    rng.shuffle(data)
+    finder = RepeatedRows(bits=2**20)
+    for start in range(0, len(data), 4_096):
+        finder.add(data[start : start + 4_096])
+    found = finder.result()
+    assert set(repeats.tolist()) <= set(found.tolist())
+    assert len(found) < 300 + 500  # few false positives
+
+
+def test_occurrence_counter_memory_stays_bounded_by_repeated_rows():
+    counter = OccurrenceCounter(repeated=np.array([5, 9], np.uint64))
+    first = counter.number(np.array([1, 5, 9, 5, 2], np.uint64))
+    second = counter.number(np.array([5, 3, 9], np.uint64))
+    assert first.tolist() == [0, 0, 0, 1, 0]
+    assert second.tolist() == [2, 0, 1]
+    assert len(counter) == 2

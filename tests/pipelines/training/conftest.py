@@ -33,7 +33,7 @@ def fast_params(training_params: dict[str, Any]) -> dict[str, Any]:
     params["candidates"] = {
         "logistic_regression": {
             "estimator": "sklearn.linear_model.LogisticRegression",
-            "one_hot": True,
+            "encoding": "one_hot",
             "params": {"max_iter": 500},
             "search": {"C": [1.0]},
         },

@@ -9,6 +9,7 @@ import pytest
 from sklearn.metrics import precision_score, recall_score
 from sklearn.model_selection import cross_val_predict
 
+from network_security.drift import build_drift_reference
 from network_security.features import IndicatorCountFeatures, feature_vector_codes, grouped_folds
 from network_security.model import PhishingModel
 from network_security.pipelines.training import nodes
@@ -296,10 +297,12 @@ def test_the_production_model_is_fit_on_all_records_and_knows_its_vectors(
         feature_vector_codes(frame.iloc[400:], feature_columns(schema))
     ).all()
 
+    reference = build_drift_reference(frame, schema)
     packaged = nodes.package_model_for_registry(
         production, evaluation, nodes.evaluate_model(evaluation, frame.iloc[400:], schema),
-        {"passed": True, "failures": []},
+        {"passed": True, "failures": []}, reference,
     )  # fmt: skip
+    assert packaged.drift_reference is reference and production.drift_reference is None
     assert packaged.estimator is production.estimator
     assert packaged.metrics["test_accuracy"] > 0.5 and packaged.metrics["quality_gate_passed"] == 1
     assert "training split" not in packaged.params["fitted_on"]
@@ -374,10 +377,3 @@ def test_first_model_that_passes_the_gate_is_promoted(make_frame, schema, fast_p
         "reason": "no champion yet",
     }
     assert nodes.select_model_in_use(model, decision, None) is model
-
-
-def test_the_drift_reference_follows_the_model_in_use():
-    trained, in_use = {"source": "training"}, {"source": "validation"}
-    assert nodes.select_drift_reference(trained, in_use, {"promote": True}) is trained
-    assert nodes.select_drift_reference(trained, in_use, {"promote": False}) is in_use
-    assert nodes.select_drift_reference(trained, None, {"promote": False}) is trained

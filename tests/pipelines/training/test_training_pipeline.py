@@ -4,7 +4,6 @@ through a KedroSession with kedro-mlflow, into a temporary MLflow store; then wh
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import pickle
@@ -72,15 +71,6 @@ def serve_invocations(tracking_uri: str, rows: pd.DataFrame) -> list[dict]:
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=30)
-
-
-@pytest.fixture(autouse=True)
-def _release_the_champion_alias(mlflow_tracking_uri: str):
-    """The session's MLflow store is shared: leave no `champion` alias for other tests' runs."""
-    yield
-    client = mlflow.MlflowClient(mlflow_tracking_uri)
-    with contextlib.suppress(mlflow.exceptions.MlflowException):
-        client.delete_registered_model_alias("network_security", "champion")
 
 
 def test_training_and_default_keep_their_model_logging_through_the_session_composition():
@@ -167,8 +157,8 @@ def test_training_run_logs_registers_and_promotes_then_gates(
     assert champion.version == version
     decision = json.loads((reporting / "promotion_decision.json").read_text())
     assert decision["promote"] is True
-    drift_reference = json.loads((models / "drift_reference.json").read_text())
-    assert drift_reference["source"] == "training"
+    assert champion.drift_reference["source"] == "training"  # the reference travels inside
+    assert champion.drift_reference["n_records"] == champion.params["training_rows"]
 
     assert champion.params["fitted_on"] == "all validated records"
     assert (
@@ -214,7 +204,6 @@ def test_training_run_logs_registers_and_promotes_then_gates(
 
     # a second run under an unreachable gate: logged and registered, never promoted
     champion_bytes = (models / "champion.pkl").read_bytes()
-    reference_bytes = (models / "drift_reference.json").read_bytes()
     run_kedro(
         kedro_project,
         "training",
@@ -228,7 +217,6 @@ def test_training_run_logs_registers_and_promotes_then_gates(
     assert int(gated.version) > int(version)
     assert str(client.get_model_version_by_alias("network_security", "champion").version) == version
     assert (models / "champion.pkl").read_bytes() == champion_bytes
-    assert (models / "drift_reference.json").read_bytes() == reference_bytes
     decision = json.loads((reporting / "promotion_decision.json").read_text())
     assert decision["promote"] is False
     assert decision["reason"].startswith("quality gate failed: test_accuracy")

@@ -10,18 +10,21 @@ import plotly.graph_objects as go
 import pytest
 from kedro_datasets.pandas import ParquetDataset
 
-from network_security.pipelines.validation.nodes import (
+from network_security.drift import (
     DataDriftError,
-    DataValidationError,
     build_drift_reference,
-    build_validation_report,
     compute_drift_report,
     enforce_drift_gate,
+    plot_drift,
+    resolve_drift_reference,
+)
+from network_security.model import PhishingModel
+from network_security.pipelines.validation.nodes import (
+    DataValidationError,
+    build_validation_report,
     enforce_validation_gate,
     find_schema_violations,
-    plot_drift,
     quarantine_rejected_records,
-    resolve_drift_reference,
     select_valid_records,
 )
 from network_security.schema import feature_columns, record_columns
@@ -229,12 +232,15 @@ def test_build_drift_reference_counts_every_category(make_records, schema):
     assert json.loads(json.dumps(reference)) == reference
 
 
-def test_resolve_drift_reference_creates_it_on_the_first_run(make_records, schema):
+def test_the_reference_is_the_champions_or_the_records_before_any_champion(make_records, schema):
     records = make_records(100)
     created = resolve_drift_reference(records, None, schema)
     assert created["source"] == "validation" and created["n_records"] == 100
     saved = build_drift_reference(make_records(50, seed=3), schema)
-    assert resolve_drift_reference(records, saved, schema) is saved
+    champion = PhishingModel(estimator=None, feature_columns=[], drift_reference=saved)
+    assert resolve_drift_reference(records, champion, schema) is saved
+    older = PhishingModel(estimator=None, feature_columns=[])  # a model without a reference
+    assert resolve_drift_reference(records, older, schema)["source"] == "validation"
 
 
 def test_same_distribution_is_stable(make_records, schema, drift_params):
@@ -282,6 +288,7 @@ def test_first_run_report_says_the_reference_was_created(make_records, schema, d
     assert report["drift_detected"] is False
     assert report["reference"]["source"] == "validation"
     assert "created from the validated records" in report["reference"]["note"]
+    assert "Train a model" in report["reference"]["note"]
     assert all(f["psi"] == 0 for f in report["features"].values())
 
 

@@ -6,15 +6,13 @@ import json
 
 import pandas as pd
 import pytest
-from kedro_datasets.json import JSONDataset
 from kedro_datasets.plotly import JSONDataset as PlotlyJSONDataset
 
+from network_security.champion import write_cache
 from network_security.datasets import MongoDataset
-from network_security.pipelines.validation.nodes import (
-    DataDriftError,
-    DataValidationError,
-    build_drift_reference,
-)
+from network_security.drift import DataDriftError, build_drift_reference
+from network_security.model import PhishingModel
+from network_security.pipelines.validation.nodes import DataValidationError
 from network_security.schema import record_columns
 
 
@@ -52,7 +50,6 @@ def test_validation_quarantines_reports_and_creates_the_reference(
     rejected = pd.read_parquet(data / "02_intermediate" / "rejected_records.parquet")
     report = read_json(data / "08_reporting" / "validation_report.json")
     drift = read_json(data / "08_reporting" / "drift_report.json")
-    reference = read_json(data / "06_models" / "drift_reference.json")
 
     assert len(validated) == 397 and validated["SSLfinal_State"].isin([-1, 0, 1]).all()
     assert list(validated.columns) == ["record_key", *record_columns(schema)]
@@ -61,8 +58,9 @@ def test_validation_quarantines_reports_and_creates_the_reference(
     assert report["passed"] is True
     assert report["totals"]["rejected"] == 3 and report["totals"]["records"] == 400
     assert report["failures_by_column"]["SSLfinal_State"]["rows_failed"] == 3
-    assert reference["source"] == "validation" and reference["n_records"] == 397
-    assert drift["reference"]["source"] == "validation"
+    assert drift["reference"]["source"] == "validation"  # no champion: the records themselves
+    assert drift["reference"]["n_records"] == 397
+    assert not (data / "06_models" / "drift_reference.json").exists()  # nothing left behind
     assert drift["drift_detected"] is False
     chart = PlotlyJSONDataset(filepath=str(data / "08_reporting" / "drift_chart.json")).load()
     assert len(chart.data[0].x) == len(schema["features"])
@@ -73,18 +71,18 @@ def test_validation_against_a_training_reference_reports_and_can_block_drift(
 ):
     records = make_records(600, seed=12)
     store_records(records)
-    # What a training run leaves behind: a reference in which SSLfinal_State is mostly 1.
+    # A champion trained on records in which SSLfinal_State is always 1 (the local cache; the
+    # session's registry has no champion alias).
     training = make_records(600, seed=13).assign(SSLfinal_State=1)
-    JSONDataset(filepath=str(kedro_project / "data" / "06_models" / "drift_reference.json")).save(
-        build_drift_reference(training, schema)
+    champion = PhishingModel(
+        estimator=None, feature_columns=[], drift_reference=build_drift_reference(training, schema)
     )
+    write_cache(champion, kedro_project / "data" / "06_models" / "champion.pkl")
 
     run_kedro(kedro_project, "validation")
     drift = read_json(kedro_project / "data" / "08_reporting" / "drift_report.json")
     assert drift["reference"]["source"] == "training"
     assert drift["drifted_features"] == ["SSLfinal_State"]
-    reference = read_json(kedro_project / "data" / "06_models" / "drift_reference.json")
-    assert reference["source"] == "training"  # validation never replaces a saved reference
 
     with pytest.raises(DataDriftError, match="SSLfinal_State"):
         run_kedro(kedro_project, "validation", {"validation": {"drift": {"fail_on_drift": True}}})

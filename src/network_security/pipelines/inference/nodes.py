@@ -1,14 +1,17 @@
-"""Nodes of the inference pipeline: pure functions over a DataFrame or a lazy chunk stream.
+"""Nodes of the inference pipeline: pure functions over a DataFrame, a stream or a Dask frame.
 
-The input dataset yields either one DataFrame or a ``ChunkStream`` of chunks (large files). Each
-node maps what it gets to the same kind: a DataFrame gives a DataFrame (so the pipeline also runs
-as one MLflow model on a DataFrame), a stream gives a stream. Streams are lazy: the rows are
-read, checked and scored chunk by chunk while the output dataset writes them.
+The input dataset yields one DataFrame, a ``ChunkStream`` of chunks (the pandas engine, for
+large files) or a lazy Dask DataFrame (the Dask engine). Each node maps what it gets to the same
+kind: a DataFrame gives a DataFrame (so the pipeline also runs as one MLflow model on a
+DataFrame), a stream gives a stream, a Dask frame a Dask frame. Streams and Dask frames are
+lazy: the rows are read, checked and scored chunk by chunk (partition by partition, on the
+cluster) while the output dataset writes them, with the same check and scoring functions.
 """
 
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING, Union
 
 import pandas as pd
 
@@ -21,20 +24,33 @@ from network_security.scoring import (
     score_chunks,
     score_frame,
 )
+from network_security.streams import CountedStream, stream_size, with_progress
 
 logger = logging.getLogger(__name__)
 
-Batch = pd.DataFrame | ChunkStream
+if TYPE_CHECKING:  # Dask is imported only when the Dask engine is used
+    import dask.dataframe as dd
+
+Batch = Union[pd.DataFrame, ChunkStream, "dd.DataFrame"]  # noqa: UP007 - a forward reference
+
+
+def _is_dask(batch: object) -> bool:
+    return type(batch).__module__.split(".")[0] == "dask"
 
 
 def check_inference_batch(batch: Batch, schema: Schema) -> Batch:
     """Check new sites against the schema's features (no target); feature columns -> int64.
 
-    Raises ``InputValidationError`` (for a stream: while it is consumed) naming the problem,
-    column, row and value. Extra columns are kept.
+    Raises ``InputValidationError`` (for a stream or a Dask frame: while it is computed) naming
+    the problem, column, row and value (and the file). Extra columns are kept.
     """
     if isinstance(batch, ChunkStream):
-        return check_chunks(batch, schema)
+        total, exact = stream_size(batch)
+        return CountedStream(check_chunks(batch, schema), batch.source, total, exact)
+    if _is_dask(batch):
+        from network_security.pipelines.inference.dask_engine import check_partitions
+
+        return check_partitions(batch, schema)
     return check_inference_frame(batch, schema)
 
 
@@ -52,7 +68,12 @@ def score_inference_batch(batch: Batch, model: PhishingModel | None, scoring: di
             "with `kedro run --pipeline training`."
         )
     if isinstance(batch, ChunkStream):
-        return score_chunks(model, batch, scoring)
+        total, exact = stream_size(batch)
+        return with_progress(score_chunks(model, batch, scoring), "Scored", total, exact)
+    if _is_dask(batch):
+        from network_security.pipelines.inference.dask_engine import score_partitions
+
+        return score_partitions(batch, model, scoring)
     scored = score_frame(model, batch, scoring)
     logger.info(
         "Scored %d row(s) with model %s; risk levels: %s",

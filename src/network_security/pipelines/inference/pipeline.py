@@ -1,6 +1,9 @@
-"""Inference pipeline: ``inference_batch`` (a CSV of new sites) -> ``inference_predictions``.
+"""Inference pipeline: ``inference_batch`` (new sites) -> ``inference_predictions``.
 
 ``kedro run --pipeline inference --params inference_input_path=<csv>,inference_output_path=<csv>``
+(the pandas engine), or with ``inference_engine=dask,dask_scheduler=tcp://HOST:PORT`` on a Dask
+cluster (CSV files, a glob or a Parquet folder in; Parquet parts out). The same two nodes serve
+both engines; the catalog's ``EngineDataset`` entries choose the datasets.
 """
 
 from kedro.pipeline import Pipeline, node

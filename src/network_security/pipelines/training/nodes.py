@@ -6,8 +6,7 @@ evaluation        evaluate_model, plot_confusion_matrix, plot_roc_curve,
                   compute_feature_importances -> plot_feature_importances,
                   build_model_selection_report, collect_mlflow_metrics
 registry          apply_quality_gate, build_input_example, package_model_for_registry,
-                  describe_model_fits, decide_promotion -> select_model_in_use,
-                  select_drift_reference
+                  describe_model_fits, decide_promotion -> select_model_in_use
 
 All I/O (parquet, pickles, MLflow runs and registry, charts) goes through the catalog; see the
 ``# ---- training`` section of conf/base/catalog.yml.
@@ -36,6 +35,7 @@ from network_security.pipelines.training.evaluation import (
     importance_frame,
     roc_curve_figure,
     threshold_objective,
+    threshold_objectives,
 )
 from network_security.pipelines.training.search import (
     CLASSIFIER_STEP,
@@ -166,7 +166,9 @@ def select_best_candidate(cv_results: pd.DataFrame, training: Params) -> dict[st
     """The configuration with the best mean CV score (``selection_metric``; ties: the other).
 
     Returns:
-        ``config_id``, ``candidate``, ``params`` and the CV scores of the winner.
+        ``config_id``, ``candidate``, ``params`` and the CV scores of the winner; with
+        ``training.baseline`` set, also ``baseline``: that grouped-CV accuracy, where it comes
+        from, and the winner's difference to it.
     """
     metric = _selection_metric(training)
     other = "accuracy" if metric == "roc_auc" else "roc_auc"
@@ -174,14 +176,7 @@ def select_best_candidate(cv_results: pd.DataFrame, training: Params) -> dict[st
         [f"cv_{metric}", f"cv_{other}", "config_id"], ascending=[False, False, True]
     )
     best = ranked.iloc[0]
-    logger.info(
-        "Selected %s %s: grouped-CV accuracy %.4f, ROC-AUC %.4f.",
-        best["candidate"],
-        best["params"],
-        best["cv_accuracy"],
-        best["cv_roc_auc"],
-    )
-    return {
+    selected: dict[str, Any] = {
         "config_id": str(best["config_id"]),
         "candidate": str(best["candidate"]),
         "params": dict(best["params"]),
@@ -200,6 +195,36 @@ def select_best_candidate(cv_results: pd.DataFrame, training: Params) -> dict[st
             )
         },
     }
+    baseline = _baseline(training)
+    comparison = ""
+    if baseline is not None:
+        difference = selected["cv_accuracy"] - baseline["cv_accuracy"]
+        selected["baseline"] = {**baseline, "difference": difference}
+        comparison = f" ({difference:+.4f} against the baseline {baseline['cv_accuracy']:.4f})"
+    logger.info(
+        "Selected %s %s: grouped-CV accuracy %.4f%s, ROC-AUC %.4f.",
+        best["candidate"],
+        best["params"],
+        best["cv_accuracy"],
+        comparison,
+        best["cv_roc_auc"],
+    )
+    return selected
+
+
+def _baseline(training: Params) -> dict[str, Any] | None:
+    """``training.baseline`` (``cv_accuracy`` and its ``source``), or None when not set."""
+    baseline = training.get("baseline")
+    if not baseline:
+        return None
+    try:
+        accuracy = float(baseline["cv_accuracy"])
+    except (KeyError, TypeError, ValueError) as error:
+        raise ValueError(
+            "training.baseline must have a numeric 'cv_accuracy' (and a 'source'), got "
+            f"{baseline!r}; fix conf/base/parameters_training.yml."
+        ) from error
+    return {"cv_accuracy": accuracy, "source": str(baseline.get("source", "not given"))}
 
 
 def choose_threshold(
@@ -229,9 +254,7 @@ def choose_threshold(
         6,
     )
     at_default = threshold_objective(labels, probability, 0.5, phishing, objective)
-    values = np.array(
-        [threshold_objective(labels, probability, t, phishing, objective) for t in grid]
-    )
+    values = threshold_objectives(labels, probability, grid, phishing, objective)
     best_value = values.max() if len(values) else at_default
     ties = grid[values >= best_value - 1e-12]
     candidate = float(ties[np.argmin(np.abs(ties - 0.5))]) if len(ties) else 0.5
@@ -406,17 +429,30 @@ def plot_feature_importances(feature_importances: pd.DataFrame) -> go.Figure:
 def build_model_selection_report(
     cv_results: pd.DataFrame, best_candidate: dict[str, Any], threshold_choice: dict[str, Any]
 ) -> dict[str, Any]:
-    """The selection as JSON: every configuration's CV scores, the winner and its threshold."""
+    """The selection as JSON: the winner against the baseline, its threshold, and every
+    configuration's CV scores (best ROC-AUC first).
+
+    ``baseline`` (when ``training.baseline`` is set) holds the previous winner's grouped-CV
+    accuracy, where that figure comes from, and this winner's accuracy and difference to it.
+    """
     table = cv_results.sort_values("cv_roc_auc", ascending=False)
-    return {
+    selected = {k: v for k, v in best_candidate.items() if k != "baseline"}
+    report: dict[str, Any] = {
         "cross_validation": "StratifiedGroupKFold, groups = distinct feature vectors",
-        "selected": best_candidate,
-        "threshold": threshold_choice,
-        "configurations": [
-            {k: (v if k == "params" else _jsonable(v)) for k, v in row.items()}
-            for row in table.to_dict(orient="records")
-        ],
+        "selected": selected,
     }
+    if "baseline" in best_candidate:
+        report["baseline"] = {
+            **best_candidate["baseline"],
+            "winner": selected["config_id"],
+            "winner_cv_accuracy": selected["cv_accuracy"],
+        }
+    report["threshold"] = threshold_choice
+    report["configurations"] = [
+        {k: (v if k == "params" else _jsonable(v)) for k, v in row.items()}
+        for row in table.to_dict(orient="records")
+    ]
+    return report
 
 
 def _jsonable(value: Any) -> Any:
@@ -435,7 +471,8 @@ def collect_mlflow_metrics(
     """Every metric of the run in kedro-mlflow's format (``{name: {"value": v, "step": 0}}``).
 
     ``test_<metric>`` on the test split; ``cv_<metric>`` of the selected configuration;
-    ``cv_<metric>.<candidate>`` of each candidate's best configuration.
+    ``cv_<metric>.<candidate>`` of each candidate's best configuration;
+    ``cv_accuracy_baseline`` and ``cv_accuracy_vs_baseline`` when a baseline is set.
     """
     metrics: dict[str, float] = {f"test_{k}": v for k, v in test_metrics.items()}
     for key in (
@@ -447,6 +484,9 @@ def collect_mlflow_metrics(
         "oof_roc_auc_distinct",
     ):
         metrics[key if key.startswith("cv_") else f"cv_{key}"] = best_candidate[key]
+    if "baseline" in best_candidate:
+        metrics["cv_accuracy_baseline"] = best_candidate["baseline"]["cv_accuracy"]
+        metrics["cv_accuracy_vs_baseline"] = best_candidate["baseline"]["difference"]
     metrics["decision_threshold"] = threshold_choice["threshold"]
     for key, value in threshold_choice["cv_metrics_at_threshold"].items():
         metrics[f"cv_oof_{key}_at_threshold"] = value
@@ -515,14 +555,18 @@ def package_model_for_registry(
     fitted_model: PhishingModel,
     test_metrics: dict[str, float],
     quality_gate: dict[str, Any],
+    training_drift_reference: dict[str, Any],
 ) -> PhishingModel:
-    """The production model with the evidence it is judged on: the evaluation model's metrics.
+    """The production model with the evidence it is judged on and its drift reference.
 
     ``production_model`` (fit on all validated records) is what gets registered. Its test
     metrics are those of ``fitted_model``, the same configuration fit on the training split
-    only and scored on the held-out split, which the production model has seen.
+    only and scored on the held-out split, which the production model has seen. The drift
+    reference (the feature distributions of the records it was fit on) travels inside it, so
+    validation compares new records with what the champion in use was trained on.
     """
     model = copy(production_model)
+    model.drift_reference = training_drift_reference
     model.metrics = {
         **production_model.metrics,
         **{f"test_{k}": v for k, v in test_metrics.items()},
@@ -675,18 +719,3 @@ def select_model_in_use(
     kedro-mlflow has registered the candidate.
     """
     return candidate_model if promotion_decision["promote"] else champion_model
-
-
-def select_drift_reference(
-    training_drift_reference: dict[str, Any],
-    drift_reference_in_use: dict[str, Any] | None,
-    promotion_decision: dict[str, Any],
-) -> dict[str, Any]:
-    """The reference validation compares later records against: that of the model in use.
-
-    A promoted model's training split becomes the reference; otherwise the current reference
-    is kept (the champion did not change).
-    """
-    if promotion_decision["promote"] or drift_reference_in_use is None:
-        return training_drift_reference
-    return drift_reference_in_use

@@ -22,6 +22,7 @@ from kedro_mlflow.pipeline import pipeline_ml_factory
 from kedro_mlflow.pipeline.pipeline_ml import PipelineML
 
 from network_security.champion import REGISTERED_MODEL_NAME
+from network_security.drift import build_drift_reference
 from network_security.mlflow_models import pip_requirements
 from network_security.pipelines.training.nodes import (
     apply_quality_gate,
@@ -40,10 +41,8 @@ from network_security.pipelines.training.nodes import (
     plot_roc_curve,
     search_candidates,
     select_best_candidate,
-    select_drift_reference,
     select_model_in_use,
 )
-from network_security.pipelines.validation.nodes import build_drift_reference
 
 INFERENCE_MODEL_NAME = "inference_pipeline"
 """Name of the logged inference pipeline model in each run: ``runs:/<run id>/<this>``."""
@@ -165,8 +164,20 @@ def create_pipeline(**kwargs) -> Pipeline:
                 name="build_input_example",
             ),
             node(
+                build_drift_reference,
+                inputs=["validated_records", "params:schema"],
+                outputs="training_drift_reference",
+                name="build_training_drift_reference",
+            ),
+            node(
                 package_model_for_registry,
-                inputs=["production_model", "fitted_model", "test_metrics", "quality_gate"],
+                inputs=[
+                    "production_model",
+                    "fitted_model",
+                    "test_metrics",
+                    "quality_gate",
+                    "training_drift_reference",
+                ],
                 outputs="candidate_model",
                 name="register_model",
             ),
@@ -194,22 +205,6 @@ def create_pipeline(**kwargs) -> Pipeline:
                 inputs=["candidate_model", "promotion_decision", "champion_model"],
                 outputs="model_in_use",
                 name="select_model_in_use",
-            ),
-            node(
-                build_drift_reference,
-                inputs=["model_input_train", "params:schema"],
-                outputs="training_drift_reference",
-                name="build_training_drift_reference",
-            ),
-            node(
-                select_drift_reference,
-                inputs=[
-                    "training_drift_reference",
-                    "drift_reference_in_use",
-                    "promotion_decision",
-                ],
-                outputs="drift_reference_from_training",
-                name="select_drift_reference",
             ),
         ]
     )

@@ -3,10 +3,20 @@
 The candidates and their search spaces are data (``training.candidates`` in
 conf/base/parameters_training.yml). Each is built into one scikit-learn ``Pipeline``:
 
-    IndicatorCountFeatures  ->  [one-hot encoding, for linear models]  ->  classifier
+    features  ->  [encode]  ->  classifier
 
-so the engineered indicator counts are computed inside the fitted model, and inference applies
-exactly what training fitted.
+``features`` is ``IndicatorCountFeatures`` (the 30 indicators plus the engineered indicator
+counts, computed inside the fitted model so inference applies exactly what training fitted).
+``encode`` follows the candidate's ``encoding``:
+
+- ``ordinal`` (default): no step; the indicators are fed as the numbers -1 < 0 < 1.
+- ``one_hot``: one 0/1 column per indicator value (``OneHotEncoder``) and the counts
+  standardised (``StandardScaler``): for linear models, and trees that split per category.
+- ``categorical``: ``CategoryCodes`` (indicator + 1, so -1/0/1 -> 0/1/2) and the classifier's
+  ``categorical_features`` set to the indicators, so ``HistGradientBoostingClassifier`` splits
+  on any subset of an indicator's categories (the values mean phishing-like / suspicious /
+  legitimate, not a scale: a suspicious ``SSLfinal_State`` is more often phishing than a
+  phishing-like one). The counts stay numeric.
 
 Cross-validation uses ``StratifiedGroupKFold`` with one group per distinct feature vector: about
 half the rows of the phishing data set repeat another row's vector, and a plain K-fold would score
@@ -18,7 +28,6 @@ threads outnumber the free cores).
 
 from __future__ import annotations
 
-import itertools
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -32,18 +41,21 @@ from sklearn.base import BaseEstimator, clone
 from sklearn.compose import ColumnTransformer
 from sklearn.ensemble import VotingClassifier
 from sklearn.metrics import accuracy_score, roc_auc_score
+from sklearn.model_selection import ParameterGrid
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 from sklearn.utils.parallel import Parallel, delayed
 from threadpoolctl import threadpool_limits
 
-from network_security.features import INDICATOR_COUNTS, IndicatorCountFeatures
+from network_security.features import INDICATOR_COUNTS, CategoryCodes, IndicatorCountFeatures
 
 logger = logging.getLogger(__name__)
 
 CLASSIFIER_STEP = "classifier"
 ALLOWED_ESTIMATOR_PREFIX = "sklearn."
-CANDIDATE_KEYS = frozenset({"estimator", "params", "search", "one_hot"})
+CANDIDATE_KEYS = frozenset({"estimator", "encoding", "params", "search"})
+ENCODINGS = ("ordinal", "one_hot", "categorical")
+"""How a candidate's classifier sees the indicators (see the module docstring)."""
 
 
 @dataclass(frozen=True)
@@ -98,20 +110,41 @@ def build_estimator(spec: Mapping[str, Any], random_state: int) -> BaseEstimator
     return estimator_class(**params)
 
 
+def candidate_encoding(name: str, spec: Mapping[str, Any]) -> str:
+    """The ``encoding`` of candidate ``name`` (default ``ordinal``).
+
+    Raises:
+        ValueError: If the encoding is not one of ``ENCODINGS``.
+    """
+    encoding = str(spec.get("encoding", "ordinal"))
+    if encoding not in ENCODINGS:
+        raise ValueError(
+            f"training.candidates.{name}.encoding is {encoding!r}; use one of "
+            f"{list(ENCODINGS)} in conf/base/parameters_training.yml."
+        )
+    return encoding
+
+
 def build_model_pipeline(
     spec: Mapping[str, Any],
     feature_columns: Sequence[str],
     random_state: int,
     engineered_features: bool = True,
+    name: str = "candidate",
 ) -> Pipeline:
-    """The full model: engineered features, optional one-hot encoding, then the classifier."""
+    """The full model: engineered features, the candidate's encoding, then the classifier.
+
+    Raises:
+        ValueError: If the encoding is unknown, or ``categorical`` is asked of an estimator
+            without ``categorical_features``.
+    """
     columns = list(feature_columns)
+    encoding = candidate_encoding(name, spec)
     steps: list[tuple[str, Any]] = [
-        ("features", IndicatorCountFeatures(columns if engineered_features else None))
+        ("features", IndicatorCountFeatures(columns) if engineered_features else "passthrough")
     ]
-    if not engineered_features:
-        steps = [("features", "passthrough")]
-    if spec.get("one_hot", False):
+    classifier = build_estimator(spec, random_state)
+    if encoding == "one_hot":
         numeric = list(INDICATOR_COUNTS) if engineered_features else []
         transformers: list[tuple[str, Any, list[str]]] = [
             ("one_hot", OneHotEncoder(handle_unknown="ignore"), columns)
@@ -119,7 +152,16 @@ def build_model_pipeline(
         if numeric:
             transformers.append(("counts", StandardScaler(), numeric))
         steps.append(("encode", ColumnTransformer(transformers, remainder="drop")))
-    steps.append((CLASSIFIER_STEP, build_estimator(spec, random_state)))
+    elif encoding == "categorical":
+        if "categorical_features" not in classifier.get_params(deep=False):
+            raise ValueError(
+                f"training.candidates.{name}: encoding 'categorical' needs an estimator with "
+                f"'categorical_features' (HistGradientBoostingClassifier), not "
+                f"{type(classifier).__name__}; use encoding 'one_hot' or 'ordinal'."
+            )
+        steps.append(("encode", CategoryCodes(columns)))
+        classifier.set_params(categorical_features=columns)
+    steps.append((CLASSIFIER_STEP, classifier))
     return Pipeline(steps)
 
 
@@ -129,27 +171,60 @@ def build_ensemble(
     feature_columns: Sequence[str],
     random_state: int,
     engineered_features: bool = True,
+    n_jobs: int | None = None,
 ) -> VotingClassifier:
     """A soft-voting ensemble of full candidate models (``members``: candidate -> params).
 
     Each member is its candidate's whole pipeline with the given classifier parameters, so the
-    ensemble's P(phishing) is the mean of its members' probabilities.
+    ensemble's P(phishing) is the mean of its members' probabilities. ``n_jobs`` members are
+    fitted at once (in worker processes; prediction is unaffected).
     """
     estimators = []
     for name, params in members.items():
         model = build_model_pipeline(
-            candidates[name], feature_columns, random_state, engineered_features
+            candidates[name], feature_columns, random_state, engineered_features, name
         )
         model.set_params(**{f"{CLASSIFIER_STEP}__{k}": v for k, v in dict(params).items()})
         estimators.append((name, model))
-    return VotingClassifier(estimators, voting="soft")
+    return VotingClassifier(estimators, voting="soft", n_jobs=n_jobs)
+
+
+def build_selected_model(
+    best_candidate: Mapping[str, Any],
+    training: Mapping[str, Any],
+    feature_columns: Sequence[str],
+) -> BaseEstimator:
+    """The unfitted model of the selected configuration, ready to fit on any records.
+
+    ``best_candidate`` is ``select_best_candidate``'s output: a candidate's pipeline with the
+    winning classifier parameters, or, for an ensemble, the soft vote of its members' best
+    configurations (members fitted ``training.n_jobs`` at a time).
+    """
+    name = str(best_candidate["candidate"])
+    seed = int(training.get("random_state", 42))
+    engineered = bool(training.get("engineered_features", True))
+    params = dict(best_candidate["params"])
+    if name in (training.get("ensembles") or {}):
+        return build_ensemble(
+            params,
+            training["candidates"],
+            feature_columns,
+            seed,
+            engineered,
+            n_jobs=int(training.get("n_jobs", 1)),
+        )
+    model = build_model_pipeline(
+        training["candidates"][name], feature_columns, seed, engineered, name
+    )
+    return model.set_params(**{f"{CLASSIFIER_STEP}__{k}": v for k, v in params.items()})
 
 
 def expand_search_space(candidates: Mapping[str, Mapping[str, Any]]) -> list[Configuration]:
-    """Every configuration of every candidate: the grid of each ``search`` mapping.
+    """Every configuration of every candidate: the ``ParameterGrid`` of each ``search`` mapping.
 
     Raises:
-        ValueError: If there is no candidate or a search value is not a non-empty list.
+        ValueError: If there is no candidate, a candidate has an unknown key or encoding, or a
+            search value is not a non-empty list.
     """
     if not candidates:
         raise ValueError(
@@ -164,17 +239,17 @@ def expand_search_space(candidates: Mapping[str, Mapping[str, Any]]) -> list[Con
                 f"training.candidates.{name} must have an 'estimator' and only the keys "
                 f"{sorted(CANDIDATE_KEYS)}; got unknown key(s) {unknown}."
             )
-        search = dict(spec.get("search") or {})
-        for key, values in search.items():
-            if not isinstance(values, list | tuple) or not values:
-                raise ValueError(
-                    f"training.candidates.{name}.search.{key} must be a non-empty list of "
-                    f"values, got {values!r}."
-                )
-        keys = sorted(search)
-        for index, combination in enumerate(itertools.product(*(search[k] for k in keys))):
-            params = dict(zip(keys, combination, strict=True))
-            configurations.append(Configuration(f"{name}#{index}", name, params))
+        candidate_encoding(name, spec)
+        try:
+            grid = list(ParameterGrid(dict(spec.get("search") or {})))
+        except (TypeError, ValueError) as error:
+            raise ValueError(
+                f"training.candidates.{name}.search must map parameter names to non-empty "
+                f"lists of values: {error}"
+            ) from error
+        configurations.extend(
+            Configuration(f"{name}#{index}", name, params) for index, params in enumerate(grid)
+        )
     return configurations
 
 
@@ -193,6 +268,7 @@ def configure_models(
             feature_columns,
             random_state,
             engineered_features,
+            configuration.candidate,
         )
         models[configuration.config_id] = model.set_params(
             **{f"{CLASSIFIER_STEP}__{k}": v for k, v in configuration.params.items()}

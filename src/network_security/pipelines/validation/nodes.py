@@ -5,23 +5,19 @@ mode, so every failing row and column is reported, not just the first. Rows that
 check are quarantined with a reason; the run stops only when a required column is missing or
 the rejected fraction exceeds ``max_invalid_fraction``.
 
-Drift compares the category frequencies of each feature with a reference saved by the last
-training run (chi-square test of homogeneity and the population stability index, both of which
-suit categorical data). With no reference yet, one is created from the current records.
+Drift (``network_security.drift``) compares the category frequencies of each feature with the
+reference the champion carries.
 """
 
 from __future__ import annotations
 
 import logging
-import math
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import pandera.pandas as pa
-import plotly.graph_objects as go
 from pandas.api.types import is_bool_dtype, is_float_dtype, is_integer_dtype
-from scipy.stats import chi2_contingency
 
 from network_security.schema import (
     Schema,
@@ -52,10 +48,6 @@ COLUMN_LEVEL_ROW = -1
 
 class DataValidationError(ValueError):
     """The records cannot be used: a required column is missing or too many rows failed."""
-
-
-class DataDriftError(ValueError):
-    """The feature distributions drifted from the reference and ``fail_on_drift`` is set."""
 
 
 # ---------------------------------------------------------------------------- schema checks
@@ -412,242 +404,3 @@ def enforce_validation_gate(
             len(valid_records),
         )
     return valid_records
-
-
-# ---------------------------------------------------------------------------- drift
-def _category_counts(values: pd.Series, categories: list[int]) -> dict[str, int]:
-    """Count of each category (JSON keys are the category values as text)."""
-    counts = values.value_counts()
-    return {str(c): int(counts.get(c, 0)) for c in categories}
-
-
-def build_drift_reference(
-    train_frame: pd.DataFrame, schema: Schema, source: str = "training"
-) -> dict[str, Any]:
-    """The reference distribution: category counts and frequencies of every feature.
-
-    The training pipeline calls this on its training split and saves the result as
-    ``drift_reference_from_training``; validation compares later records against it.
-
-    Args:
-        train_frame: Records with every feature column (in-domain integer values).
-        schema: The project schema.
-        source: Where the reference comes from (``training``, or ``validation`` when the first
-            validation run creates it from its own records).
-    """
-    if train_frame.empty:
-        raise ValueError("Cannot build a drift reference from an empty frame.")
-    features: dict[str, Any] = {}
-    for name, categories in allowed_values(schema).items():
-        if name not in train_frame.columns:
-            raise KeyError(f"Cannot build a drift reference: feature column '{name}' is missing.")
-        counts = _category_counts(train_frame[name], categories)
-        total = sum(counts.values())
-        features[name] = {
-            "counts": counts,
-            "frequencies": {k: round(v / total, 8) for k, v in counts.items()},
-        }
-    return {"source": source, "n_records": len(train_frame), "features": features}
-
-
-def resolve_drift_reference(
-    validated_records: pd.DataFrame, drift_reference: dict[str, Any] | None, schema: Schema
-) -> dict[str, Any]:
-    """The reference to compare against: the saved one, or (first run) one from these records.
-
-    Its output is saved to the reference file, so the first run leaves a reference behind;
-    a saved reference is passed through unchanged.
-    """
-    if drift_reference is not None:
-        logger.info(
-            "Drift reference: %s (%d records)",
-            drift_reference.get("source", "unknown"),
-            drift_reference.get("n_records", 0),
-        )
-        return drift_reference
-    logger.warning(
-        "No drift reference yet (no training run has saved one): creating it from the %d "
-        "current validated records.",
-        len(validated_records),
-    )
-    return build_drift_reference(validated_records, schema, source="validation")
-
-
-def _psi(current: np.ndarray, reference: np.ndarray, epsilon: float) -> float:
-    """Population stability index between two frequency vectors (floored at ``epsilon``)."""
-    p = np.clip(current, epsilon, None)
-    q = np.clip(reference, epsilon, None)
-    return float(np.sum((p - q) * np.log(p / q)))
-
-
-def _chi_square(current: np.ndarray, reference: np.ndarray) -> tuple[float, float]:
-    """Chi-square test of homogeneity of two count vectors: (statistic, p-value)."""
-    table = np.vstack([current, reference])
-    table = table[:, table.sum(axis=0) > 0]
-    if table.shape[1] < 2 or (table.sum(axis=1) == 0).any():
-        return 0.0, 1.0
-    statistic, p_value, _, _ = chi2_contingency(table, correction=False)
-    return float(statistic), float(p_value)
-
-
-def compute_drift_report(
-    validated_records: pd.DataFrame,
-    drift_reference: dict[str, Any],
-    schema: Schema,
-    drift_params: dict[str, Any],
-) -> dict[str, Any]:
-    """Per feature: frequencies now vs the reference, chi-square, PSI and a verdict.
-
-    A feature ``drift``s when its PSI reaches ``psi_threshold`` and the chi-square p-value is
-    below ``chi2_alpha`` (a shift both material and statistically significant); it is a
-    ``warning`` when PSI reaches ``psi_warning_threshold`` otherwise; else ``stable``. The
-    chi-square test alone is not used as a verdict: with thousands of records it flags shifts
-    too small to matter. Overall drift: at least ``min_drifted_features`` features drift.
-    """
-    psi_threshold = float(drift_params.get("psi_threshold", 0.2))
-    psi_warning = float(drift_params.get("psi_warning_threshold", 0.1))
-    alpha = float(drift_params.get("chi2_alpha", 0.01))
-    epsilon = float(drift_params.get("epsilon", 1e-4))
-    min_drifted = int(drift_params.get("min_drifted_features", 1))
-    n_current = len(validated_records)
-    features: dict[str, Any] = {}
-    for name, categories in allowed_values(schema).items():
-        reference = drift_reference["features"].get(name)
-        current_counts = _category_counts(validated_records[name], categories)
-        if reference is None:
-            features[name] = {"verdict": "no_reference", "current_counts": current_counts}
-            continue
-        keys = sorted(set(current_counts) | set(reference["counts"]), key=int)
-        cur = np.array([current_counts.get(k, 0) for k in keys], dtype=float)
-        ref = np.array([reference["counts"].get(k, 0) for k in keys], dtype=float)
-        cur_freq = cur / cur.sum() if cur.sum() else cur
-        ref_freq = ref / ref.sum() if ref.sum() else ref
-        psi = _psi(cur_freq, ref_freq, epsilon)
-        statistic, p_value = _chi_square(cur, ref)
-        if psi >= psi_threshold and p_value < alpha:
-            verdict = "drift"
-        elif psi >= psi_warning:
-            verdict = "warning"
-        else:
-            verdict = "stable"
-        features[name] = {
-            "verdict": verdict,
-            "psi": round(psi, 6),
-            "chi2": round(statistic, 6),
-            "chi2_p_value": p_value if math.isfinite(p_value) else 1.0,
-            "current_frequencies": {
-                k: round(float(f), 6) for k, f in zip(keys, cur_freq, strict=True)
-            },
-            "reference_frequencies": {
-                k: round(float(f), 6) for k, f in zip(keys, ref_freq, strict=True)
-            },
-        }
-    drifted = [n for n, f in features.items() if f["verdict"] == "drift"]
-    warnings = [n for n, f in features.items() if f["verdict"] == "warning"]
-    source = drift_reference.get("source", "unknown")
-    if source == "validation":
-        note = (
-            "No training run has saved a reference yet: the reference was created from the "
-            "validated records of the first validation run. Train a model to replace it."
-        )
-    else:
-        note = f"Reference saved by the last {source} run."
-    report = {
-        "drift_detected": len(drifted) >= min_drifted,
-        "drifted_features": drifted,
-        "warning_features": warnings,
-        "reference": {
-            "source": source,
-            "n_records": drift_reference.get("n_records"),
-            "note": note,
-        },
-        "current_records": n_current,
-        "thresholds": {
-            "psi_threshold": psi_threshold,
-            "psi_warning_threshold": psi_warning,
-            "chi2_alpha": alpha,
-            "min_drifted_features": min_drifted,
-        },
-        "features": features,
-    }
-    if drifted or warnings:
-        logger.warning(
-            "Drift vs the %s reference: drifted %s; warnings %s",
-            source,
-            drifted or "none",
-            warnings or "none",
-        )
-    else:
-        logger.info("No drift vs the %s reference (%d features stable).", source, len(features))
-    return report
-
-
-_VERDICT_COLOURS = {"stable": "#2ca02c", "warning": "#ff7f0e", "drift": "#d62728"}
-
-
-def plot_drift(drift_report: dict[str, Any]) -> go.Figure:
-    """Bar chart of PSI per feature coloured by verdict, with the two PSI thresholds."""
-    scored = {n: f for n, f in drift_report["features"].items() if "psi" in f}
-    names = sorted(scored, key=lambda n: scored[n]["psi"], reverse=True)
-    figure = go.Figure(
-        go.Bar(
-            x=names,
-            y=[scored[n]["psi"] for n in names],
-            marker_color=[_VERDICT_COLOURS[scored[n]["verdict"]] for n in names],
-            customdata=[[scored[n]["verdict"], scored[n]["chi2_p_value"]] for n in names],
-            hovertemplate=(
-                "%{x}<br>PSI %{y:.4f}<br>%{customdata[0]}<br>chi2 p=%{customdata[1]:.3g}"
-                "<extra></extra>"
-            ),
-        )
-    )
-    thresholds = drift_report["thresholds"]
-    figure.add_hline(
-        y=thresholds["psi_threshold"],
-        line_dash="dash",
-        line_color="#d62728",
-        annotation_text="drift",
-    )
-    figure.add_hline(
-        y=thresholds["psi_warning_threshold"],
-        line_dash="dot",
-        line_color="#ff7f0e",
-        annotation_text="warning",
-    )
-    reference = drift_report["reference"]
-    figure.update_layout(
-        title=(
-            f"Feature drift (PSI) of {drift_report['current_records']} records vs the "
-            f"{reference['source']} reference ({reference['n_records']} records)"
-        ),
-        xaxis_title="feature",
-        yaxis_title="population stability index",
-        xaxis_tickangle=-45,
-        template="plotly_white",
-    )
-    return figure
-
-
-def enforce_drift_gate(
-    validated_records: pd.DataFrame, drift_report: dict[str, Any], drift_params: dict[str, Any]
-) -> pd.DataFrame:
-    """Pass the records on; stop the run on drift only when ``fail_on_drift`` is true.
-
-    Raises:
-        DataDriftError: If drift was detected and ``fail_on_drift`` is set.
-    """
-    if drift_report["drift_detected"]:
-        details = ", ".join(
-            f"{n} (PSI {drift_report['features'][n]['psi']:.3f})"
-            for n in drift_report["drifted_features"]
-        )
-        if drift_params.get("fail_on_drift", False):
-            raise DataDriftError(
-                f"Feature drift against the {drift_report['reference']['source']} reference in "
-                f"{len(drift_report['drifted_features'])} feature(s): {details}. See "
-                "data/08_reporting/drift_report.json. Retrain on the new data, or set "
-                "validation.drift.fail_on_drift: false in conf/base/parameters_validation.yml "
-                "to record drift without stopping."
-            )
-        logger.warning("Feature drift recorded (not blocking): %s", details)
-    return validated_records

@@ -1,21 +1,23 @@
 """Validation pipeline: MongoDB records -> checked, quarantined, reported and drift-tested.
 
 Order matters for what is on disk when a gate stops the run: the rejected records and the
-validation report are saved before ``enforce_validation_gate``; the drift reference is saved
-before ``validated_records``, so a training run that follows overwrites it with its own.
+validation report are saved before ``enforce_validation_gate``. Drift is measured against the
+reference the champion carries (``network_security.drift``).
 """
 
 from kedro.pipeline import Pipeline, node
 
-from network_security.pipelines.validation.nodes import (
-    build_validation_report,
+from network_security.drift import (
     compute_drift_report,
     enforce_drift_gate,
+    plot_drift,
+    resolve_drift_reference,
+)
+from network_security.pipelines.validation.nodes import (
+    build_validation_report,
     enforce_validation_gate,
     find_schema_violations,
-    plot_drift,
     quarantine_rejected_records,
-    resolve_drift_reference,
     select_valid_records,
 )
 
@@ -62,15 +64,15 @@ def create_pipeline(**kwargs) -> Pipeline:
             ),
             node(
                 resolve_drift_reference,
-                inputs=["quality_checked_records", "drift_reference", "params:schema"],
-                outputs="drift_reference_in_use",
+                inputs=["quality_checked_records", "champion_model", "params:schema"],
+                outputs="drift_reference",
                 name="resolve_drift_reference",
             ),
             node(
                 compute_drift_report,
                 inputs=[
                     "quality_checked_records",
-                    "drift_reference_in_use",
+                    "drift_reference",
                     "params:schema",
                     "params:validation.drift",
                 ],

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from network_security.datasets.safe_csv import neutralise_formulas
 from network_security.schema import (
     Schema,
     allowed_values,
@@ -377,8 +378,9 @@ def sample_records(
 
 
 def frame_to_csv(frame: pd.DataFrame) -> str:
-    """The CSV text written for a synthetic frame (no index, ``\\n`` line ends)."""
-    return frame.to_csv(index=False, lineterminator="\n")
+    """The CSV text written for a synthetic frame (no index, ``\\n`` line ends; text cells
+    neutralised for spreadsheets like every CSV the project writes)."""
+    return neutralise_formulas(frame).to_csv(index=False, lineterminator="\n")
 
 
 def make_batch(profile: Profile, schema: Schema, n_rows: int, seed: int) -> pd.DataFrame:

@@ -1,0 +1,85 @@
+"""Project CLI commands (Kedro loads ``cli`` from here, ahead of its own and the plugins').
+
+``kedro jupyter lab``, ``kedro jupyter notebook``, ``kedro jupyter setup`` and ``kedro ipython``
+are Kedro's own commands, first checking that the packages they need are installed: when one is
+missing, the message names it and says how to install it (Kedro's own message points at a
+``requirements.txt`` this project does not have).
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.util
+import sys
+from typing import Any
+
+import click
+from kedro.framework.cli import jupyter as kedro_jupyter
+from kedro.framework.cli import project as kedro_project
+
+INSTALL_HINT = 'pip install -e ".[dev]"'
+
+# command -> (importable module, pip distribution) it needs; ipykernel runs the Kedro kernel
+REQUIREMENTS: dict[str, tuple[tuple[str, str], ...]] = {
+    "jupyter lab": (("jupyterlab", "jupyterlab"), ("ipykernel", "ipykernel")),
+    "jupyter notebook": (("notebook", "notebook"), ("ipykernel", "ipykernel")),
+    "jupyter setup": (("ipykernel", "ipykernel"),),
+    "ipython": (("IPython", "ipython"),),
+}
+
+
+def missing_packages(command: str) -> list[str]:
+    """The pip distributions ``kedro <command>`` needs that are not installed."""
+    return [
+        distribution
+        for module, distribution in REQUIREMENTS[command]
+        if importlib.util.find_spec(module) is None
+    ]
+
+
+def require_packages(command: str) -> None:
+    """Stop with a message naming what to install when ``kedro <command>`` lacks a package."""
+    missing = missing_packages(command)
+    if missing:
+        names = " and ".join(f"'{name}'" for name in missing)
+        raise click.ClickException(
+            f"`kedro {command}` needs the Python package {names}, not installed in this "
+            f"environment ({sys.executable}). Install the project with its development extras: "
+            f"{INSTALL_HINT} (or only: pip install {' '.join(missing)})."
+        )
+
+
+def _checked(command: click.Command, name: str) -> click.Command:
+    """Kedro's ``command``, checking its packages (``REQUIREMENTS[name]``) before it runs."""
+    original = command.callback
+
+    @functools.wraps(original)
+    def callback(*args: Any, **kwargs: Any) -> Any:
+        require_packages(name)
+        return original(*args, **kwargs)
+
+    checked = click.Command(
+        name=command.name,
+        callback=callback,
+        params=command.params,
+        help=command.help,
+        short_help=command.short_help,
+        context_settings=command.context_settings,
+    )
+    return checked
+
+
+@click.group(name="network_security")
+def cli() -> None:
+    """Commands of the network_security project."""
+
+
+@cli.group()
+def jupyter() -> None:
+    """Open Jupyter Notebook / Lab with project specific variables loaded."""
+
+
+jupyter.add_command(_checked(kedro_jupyter.jupyter_lab, "jupyter lab"), "lab")
+jupyter.add_command(_checked(kedro_jupyter.jupyter_notebook, "jupyter notebook"), "notebook")
+jupyter.add_command(_checked(kedro_jupyter.setup, "jupyter setup"), "setup")
+cli.add_command(_checked(kedro_project.ipython, "ipython"), "ipython")

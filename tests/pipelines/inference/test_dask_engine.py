@@ -1,0 +1,307 @@
+"""The Dask engine of ``kedro run --pipeline inference`` against a real cluster on loopback.
+
+A scheduler and two workers (``python -m dask scheduler`` / ``dask worker --nthreads 1``) are
+started for this module over TCP and stopped at its end; the runs go through a KedroSession on
+a temporary copy of the project, as ``kedro run`` does.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from kedro.io import DatasetError
+
+from network_security.datasets.dask_datasets import DaskParquetPartsDataset, DaskTableDataset
+from network_security.embedded_mongo import free_port
+from network_security.pipelines.inference.nodes import check_inference_batch, score_inference_batch
+from network_security.schema import feature_columns
+from network_security.scoring import OUTPUT_COLUMNS, InputValidationError
+
+SRC = Path(__file__).resolve().parents[3] / "src"
+CSV_TEXT = {"dtype": object, "keep_default_na": False}
+
+
+def cause(error: BaseException) -> InputValidationError:
+    current: BaseException | None = error
+    while current is not None and not isinstance(current, InputValidationError):
+        current = current.__cause__
+    assert current is not None, f"no InputValidationError behind {error!r}"
+    return current
+
+
+def _stop(process: subprocess.Popen) -> None:
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def dask_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """``tcp://127.0.0.1:PORT`` of a scheduler with two single-thread workers (processes)."""
+    from distributed import Client
+
+    port = free_port()
+    address = f"tcp://127.0.0.1:{port}"
+    logs = tmp_path_factory.mktemp("dask-logs")
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(SRC), os.environ.get("PYTHONPATH", "")]),
+        "OMP_NUM_THREADS": "1",
+    }
+    common = ["--no-dashboard"]
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-m", "dask", "scheduler", "--host", "127.0.0.1", "--port",
+             str(port), *common],
+            stdout=subprocess.DEVNULL, stderr=(logs / "scheduler.log").open("w"), env=env,
+        )
+    ]  # fmt: skip
+    try:
+        for name in ("w1", "w2"):
+            processes.append(
+                subprocess.Popen(
+                    [sys.executable, "-m", "dask", "worker", address, "--nthreads", "1",
+                     "--name", name, "--host", "127.0.0.1", "--memory-limit", "2GiB", *common],
+                    stdout=subprocess.DEVNULL, stderr=(logs / f"{name}.log").open("w"), env=env,
+                )
+            )  # fmt: skip
+        with Client(address, timeout="60s") as client:
+            client.wait_for_workers(2, timeout=120)
+        yield address
+    finally:
+        for process in reversed(processes):
+            _stop(process)
+
+
+def executed_per_worker(address: str) -> dict[str, int]:
+    from distributed import Client
+
+    with Client(address, timeout="30s") as client:
+        return client.run(lambda dask_worker: dask_worker.state.executed_count)
+
+
+@pytest.fixture
+def project(kedro_project: Path, write_champion) -> Path:
+    write_champion(kedro_project)
+    return kedro_project
+
+
+@pytest.fixture
+def batches(tmp_path: Path, new_sites) -> list[Path]:
+    """Three CSV files of 30,000 new sites each (with a url column) in one folder."""
+    folder = tmp_path / "batches"
+    folder.mkdir()
+    paths = []
+    for i in range(3):
+        path = folder / f"sites-{i}.csv"
+        new_sites(30_000, seed=10 + i).to_csv(path, index=False)
+        paths.append(path)
+    return paths
+
+
+def read_parts(folder: Path) -> pd.DataFrame:
+    parts = sorted(folder.glob("part.*.parquet"))
+    return pd.concat([pd.read_parquet(p) for p in parts], ignore_index=True)
+
+
+def test_dask_engine_on_a_cluster_equals_the_pandas_engine_row_for_row(
+    project, run_kedro, batches, dask_cluster, tmp_path, schema
+):
+    before = executed_per_worker(dask_cluster)
+    output = tmp_path / "scored_parquet"
+    run_kedro(
+        project,
+        "inference",
+        {
+            "inference_engine": "dask",
+            "dask_scheduler": dask_cluster,
+            "inference_input_path": str(batches[0].parent / "*.csv"),
+            "inference_output_path": str(output),
+            "dask_blocksize": "512KiB",  # several partitions per file
+        },
+    )
+    after = executed_per_worker(dask_cluster)
+    assert len(after) == 2 and all(after[w] > before.get(w, 0) for w in after), (before, after)
+    parts = sorted(output.glob("part.*.parquet"))
+    assert len(parts) >= 9
+    assert [p.name for p in output.parent.iterdir() if p.name.startswith(".")] == []  # no temp
+    dask_scored = read_parts(output)
+
+    together = tmp_path / "together.csv"  # the pandas engine on the same rows in the same order
+    pd.concat([pd.read_csv(p, dtype={"url": str}) for p in batches]).to_csv(together, index=False)
+    pandas_output = tmp_path / "pandas.csv"
+    run_kedro(
+        project,
+        "inference",
+        {"inference_input_path": str(together), "inference_output_path": str(pandas_output)},
+    )
+    pandas_scored = pd.read_csv(pandas_output, dtype={"url": str})
+
+    assert len(dask_scored) == 90_000
+    assert list(dask_scored.columns) == list(pandas_scored.columns)
+    assert list(dask_scored.columns) == ["url", *feature_columns(schema), *OUTPUT_COLUMNS]
+    for column in dask_scored.columns:
+        if column == "phishing_probability":
+            np.testing.assert_allclose(
+                dask_scored[column].to_numpy(), pandas_scored[column].to_numpy(), rtol=0, atol=1e-12
+            )
+        else:
+            assert dask_scored[column].astype(str).tolist() == (
+                pandas_scored[column].astype(str).tolist()
+            ), column
+
+
+def test_a_text_cell_in_one_file_fails_naming_file_row_column_and_leaves_no_output(
+    project, run_kedro, batches, dask_cluster, tmp_path
+):
+    bad = batches[1]
+    lines = bad.read_text().splitlines()
+    header = lines[0].split(",")
+    row = 23_456  # data row of that file (line 23,457)
+    cells = lines[row].split(",")
+    cells[header.index("SFH")] = "abc"
+    lines[row] = ",".join(cells)
+    bad.write_text("\n".join(lines) + "\n")
+    output = tmp_path / "scored_parquet"
+    with pytest.raises(DatasetError) as error:
+        run_kedro(
+            project,
+            "inference",
+            {
+                "inference_engine": "dask",
+                "dask_scheduler": dask_cluster,
+                "inference_input_path": str(bad.parent / "*.csv"),
+                "inference_output_path": str(output),
+                "dask_blocksize": "512KiB",
+            },
+        )
+    problem = cause(error.value)
+    assert (problem.column, problem.row, problem.value) == ("SFH", row, "abc")
+    assert problem.source == str(bad)
+    for part in ("'SFH'", f"row {row}", "'abc'", str(bad)):
+        assert part in str(error.value)
+    assert not output.exists()
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
+
+
+def test_an_unreachable_scheduler_fails_within_60_s_naming_its_address(
+    project, run_kedro, batches, tmp_path
+):
+    address = f"tcp://127.0.0.1:{free_port()}"  # nothing listens there
+    output = tmp_path / "scored_parquet"
+    started = time.monotonic()
+    with pytest.raises(DatasetError) as error:
+        run_kedro(
+            project,
+            "inference",
+            {
+                "inference_engine": "dask",
+                "dask_scheduler": address,
+                "inference_input_path": str(batches[0]),
+                "inference_output_path": str(output),
+            },
+        )
+    assert time.monotonic() - started < 60
+    assert address in str(error.value)
+    assert "dask scheduler" in str(error.value)
+    assert not output.exists()
+
+
+# ------------------------------------------------------------------ the datasets and the graph
+
+
+def test_partitions_know_their_file_and_rows_and_the_model_is_in_the_graph_once(
+    batches, phishing_model, schema, scoring
+):
+    import dask
+
+    table = DaskTableDataset(
+        str(batches[0].parent / "*.csv"), blocksize="256KiB", load_args=CSV_TEXT
+    )
+    frame = table.load()
+    assert frame.npartitions >= 15
+    partitions = dask.compute(*frame.to_delayed(), scheduler="sync")
+    by_file: dict[str, int] = {}
+    for partition in partitions:
+        source = partition.attrs["source"]
+        assert partition.attrs["row_offset"] == by_file.get(source, 0)
+        assert partition.index[0] == partition.attrs["row_offset"]
+        by_file[source] = by_file.get(source, 0) + len(partition)
+    assert by_file == {str(p): 30_000 for p in batches}
+
+    scored = score_inference_batch(check_inference_batch(frame, schema), phishing_model, scoring)
+    graph = dict(scored.__dask_graph__())
+    holding_model = [
+        key for key, task in graph.items() if phishing_model is getattr(task, "value", task)
+    ]
+    assert len(holding_model) == 1, holding_model
+    assert scored.npartitions == frame.npartitions
+
+
+def test_parquet_folders_are_read_by_row_group_and_errors_name_file_and_row(
+    tmp_path, new_sites, schema, phishing_model, scoring
+):
+    import dask
+
+    folder = tmp_path / "parquet_in"
+    folder.mkdir()
+    sites = new_sites(5_000, seed=4).astype({"SFH": str})  # a text column, as a CSV export may give
+    sites.iloc[:3_000].to_parquet(folder / "a.parquet", row_group_size=1_000, index=False)
+    broken = sites.iloc[3_000:].copy()
+    broken.loc[broken.index[1_234], "SFH"] = "abc"
+    broken.to_parquet(folder / "b.parquet", row_group_size=500, index=False)
+    frame = DaskTableDataset(str(folder)).load()
+    assert frame.npartitions == 3 + 4
+    checked = check_inference_batch(frame, schema)
+    with pytest.raises(InputValidationError) as error:
+        dask.compute(checked, scheduler="sync")
+    assert (error.value.column, error.value.row, error.value.value) == ("SFH", 1_235, "abc")
+    assert error.value.source == str(folder / "b.parquet")
+
+
+def test_inputs_that_do_not_exist_or_disagree_fail_clearly(tmp_path, new_sites):
+    with pytest.raises(DatasetError, match="No file matches"):
+        DaskTableDataset(str(tmp_path / "nothing" / "*.csv")).load()
+    with pytest.raises(DatasetError, match="Input not found"):
+        DaskTableDataset(str(tmp_path / "missing.csv")).load()
+    new_sites(10).to_csv(tmp_path / "a.csv", index=False)
+    new_sites(10).drop(columns="url").to_csv(tmp_path / "b.csv", index=False)
+    with pytest.raises(InputValidationError, match="columns differ"):
+        DaskTableDataset(str(tmp_path / "*.csv"), load_args=CSV_TEXT).load()
+    (tmp_path / "empty.csv").write_text("")
+    with pytest.raises(InputValidationError, match="empty"):
+        DaskTableDataset(str(tmp_path / "empty.csv")).load()
+
+
+@pytest.mark.slow
+def test_without_a_scheduler_a_local_cluster_scores_and_is_stopped(
+    tmp_path, new_sites, schema, phishing_model, scoring
+):
+    import psutil
+
+    source = tmp_path / "sites.csv"
+    new_sites(2_000, seed=5).to_csv(source, index=False)
+    frame = DaskTableDataset(str(source), blocksize="64KiB", load_args=CSV_TEXT).load()
+    scored = score_inference_batch(check_inference_batch(frame, schema), phishing_model, scoring)
+    children_before = {p.pid for p in psutil.Process().children(recursive=True)}
+    output = tmp_path / "out"
+    DaskParquetPartsDataset(str(output), cluster_args={"n_workers": 2}).save(scored)
+    assert len(read_parts(output)) == 2_000
+    left = [
+        " ".join(p.cmdline())
+        for p in psutil.Process().children(recursive=True)
+        if p.pid not in children_before and p.is_running()
+    ]
+    assert [c for c in left if "resource_tracker" not in c] == []  # workers and nannies gone

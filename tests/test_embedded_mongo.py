@@ -1,0 +1,152 @@
+"""The embedded SecantusDB server keeps its data private: a 0700 data folder, a 0600 log, and for
+a project's server authentication with a random password kept in conf/local (0600)."""
+
+from __future__ import annotations
+
+import logging
+import os
+import stat
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+from kedro.framework.session import KedroSession
+from kedro.framework.startup import bootstrap_project
+from pymongo import MongoClient
+from pymongo.errors import OperationFailure
+
+from network_security.embedded_mongo import (
+    PROJECT_CREDENTIAL,
+    PROVISIONED_MARKER,
+    EmbeddedMongo,
+    MongoCredential,
+)
+
+
+def mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+@pytest.fixture(autouse=True)
+def permissive_umask() -> Iterator[None]:
+    """The usual umask 022, under which a plain mkdir/open gives files everyone can read."""
+    previous = os.umask(0o022)
+    try:
+        yield
+    finally:
+        os.umask(previous)
+
+
+def password_of(project: Path) -> str:
+    return yaml.safe_load((project / PROJECT_CREDENTIAL).read_text())["password"]
+
+
+def test_a_plain_server_keeps_its_folder_and_log_private(tmp_path):
+    storage = tmp_path / "data"
+    with EmbeddedMongo(storage) as server:
+        MongoClient(server.uri).db.items.insert_one({"a": 1})
+        log = server.log_path
+    assert mode(storage) == 0o700
+    assert mode(log) == 0o600
+    loose = [p.name for p in storage.rglob("*") if p.is_file() and mode(p) & 0o077]
+    assert loose == []  # the server's own files, created under umask 077
+
+
+def test_a_project_server_requires_its_random_password(tmp_path):
+    project = tmp_path / "project"
+    server = EmbeddedMongo.for_project(project)
+    with server:
+        credential = project / PROJECT_CREDENTIAL
+        assert mode(credential) == 0o600
+        password = password_of(project)
+        assert len(password) >= 32
+        assert password not in repr(server.credential)
+        anonymous = MongoClient(f"mongodb://127.0.0.1:{server.port}/")
+        with pytest.raises(OperationFailure) as refused:
+            anonymous.network_security.list_collection_names()
+        assert refused.value.code == 13  # Unauthorized
+        with MongoClient(server.uri) as client:
+            client.network_security.records.insert_one({"_id": "k", "value": 1})
+    assert mode(project / "data" / "mongo") == 0o700
+    assert mode(project / "data" / "mongo.log") == 0o600
+    assert password not in (project / "data" / "mongo.log").read_text(errors="replace")
+    assert (project / "data" / "mongo" / PROVISIONED_MARKER).is_file()
+
+
+def test_another_project_gets_another_password(tmp_path):
+    first = EmbeddedMongo.for_project(tmp_path / "a").credential
+    second = EmbeddedMongo.for_project(tmp_path / "b").credential
+    assert first.password != second.password
+    assert EmbeddedMongo.for_project(tmp_path / "a").credential == first  # kept, not remade
+
+
+def test_deleting_the_credential_file_gives_a_new_password_and_keeps_the_data(tmp_path):
+    project = tmp_path / "project"
+    with EmbeddedMongo.for_project(project) as server, MongoClient(server.uri) as client:
+        client.network_security.records.insert_one({"_id": "k", "value": 1})
+    old_password = password_of(project)
+    (project / PROJECT_CREDENTIAL).unlink()
+    with EmbeddedMongo.for_project(project) as server:
+        assert password_of(project) != old_password
+        with MongoClient(server.uri) as client:
+            assert client.network_security.records.find_one({"_id": "k"})["value"] == 1
+        stale = server.uri.replace(password_of(project), old_password)
+        with (
+            MongoClient(stale, serverSelectionTimeoutMS=3_000) as client,
+            pytest.raises(OperationFailure),
+        ):
+            client.network_security.list_collection_names()
+
+
+def test_a_refused_credential_fails_clearly_without_showing_the_password(tmp_path):
+    storage = tmp_path / "mongo"
+    EmbeddedMongo(storage, credential=MongoCredential("analyst", "first-secret-pw")).start().stop()
+    wrong = MongoCredential("analyst", "second-secret-pw")
+    (storage / PROVISIONED_MARKER).write_text(wrong.fingerprint())  # a stale record
+    with pytest.raises(RuntimeError) as error:
+        EmbeddedMongo(storage, credential=wrong, startup_timeout=20).start()
+    message = str(error.value)
+    assert "refused the credential" in message and "analyst" in message
+    assert "second-secret-pw" not in message and "first-secret-pw" not in message
+
+
+def test_loose_permissions_left_by_an_older_version_are_tightened(tmp_path):
+    storage = tmp_path / "data"
+    storage.mkdir(mode=0o755)
+    log = tmp_path / "data.log"
+    log.write_text("")
+    log.chmod(0o644)
+    with EmbeddedMongo(storage):
+        pass
+    assert (mode(storage), mode(log)) == (0o700, 0o600)
+
+
+def test_a_run_on_the_embedded_default_leaves_only_private_files(
+    kedro_project, monkeypatch, mlflow_tracking_uri, caplog, capfd
+):
+    monkeypatch.delenv("MONGODB_URI", raising=False)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_tracking_uri)
+    caplog.set_level(logging.DEBUG)
+    bootstrap_project(kedro_project)
+    with KedroSession.create(project_path=kedro_project) as session:
+        session.run(pipeline_name="ingestion")
+    local, data = kedro_project / "conf" / "local", kedro_project / "data"
+    assert mode(local / "credentials.yml") == 0o600
+    assert mode(local / "embedded_mongo.yml") == 0o600
+    assert mode(data / "mongo") == 0o700
+    assert mode(data / "mongo.log") == 0o600
+    password = password_of(kedro_project)
+    # the run stored the sample behind authentication, and never showed the password
+    port_free_uri = f"mongodb://network_security:{password}@"
+    assert "MONGODB_URI" not in os.environ
+    output = capfd.readouterr()
+    for text in (caplog.text, output.out, output.err, (data / "mongo.log").read_text()):
+        assert password not in text
+        assert port_free_uri not in text
+    with EmbeddedMongo.for_project(kedro_project) as server:
+        anonymous = MongoClient(f"mongodb://127.0.0.1:{server.port}/")
+        with pytest.raises(OperationFailure):
+            anonymous.network_security.list_collection_names()
+        with MongoClient(server.uri) as client:
+            assert client.network_security.phishing_records.count_documents({}) > 0
