@@ -45,7 +45,7 @@ FOREST_GTIL_MAX_ROWS = 16
 """Forests: batches up to this many rows go through GTIL (measured break-even ~15 rows)."""
 BOOSTING_GTIL_MAX_ROWS = 128
 """Gradient boosting: batches up to this many rows go through GTIL (break-even ~130 rows)."""
-PARALLEL_MIN_ROWS = 256
+PARALLEL_MIN_ROWS = 2048
 """Batches of at least twice this many rows are split over worker threads."""
 
 

@@ -406,12 +406,12 @@ def _arrow_text_block(columns: Mapping[Any, pd.Series], features: list[str]) -> 
         if not (isinstance(dtype, pd.StringDtype) and dtype.storage == "pyarrow"):
             return None
         arrow = pa.array(columns[name].array)
-        for chunk in arrow.chunks if isinstance(arrow, pa.ChunkedArray) else [arrow]:
-            chunks.append(
-                chunk.cast(pa.large_string()) if chunk.type != pa.large_string() else chunk
-            )
+        chunks.extend(arrow.chunks if isinstance(arrow, pa.ChunkedArray) else [arrow])
+    kinds = {chunk.type for chunk in chunks}
+    kind = kinds.pop() if len(kinds) == 1 else pa.large_string()
+    chunks = [chunk if chunk.type == kind else chunk.cast(kind) for chunk in chunks]
     try:
-        parsed = pc.cast(pa.chunked_array(chunks, pa.large_string()), pa.int64())
+        parsed = pc.cast(pa.chunked_array(chunks, kind), pa.int64())
     except pa.ArrowInvalid:
         return None
     if parsed.null_count:
