@@ -14,7 +14,8 @@ project, against one SecantusDB server started here (``MONGODB_URI``):
 
 For each: wall time and rows/s end to end (interpreter, imports, Kedro start-up and, for Dask,
 the cluster's start included), Kedro's own "pipeline execution" time, and the peak RSS of each
-process (sampled every 0.1 s: the ``kedro run`` process, each Dask worker process). The machine
+process (its high-water mark, followed every 0.1 s: the ``kedro run`` process, each Dask worker
+process). The machine
 may be shared: compare the ratios of one run, not absolute figures across runs.
 
 The model is a random forest (100 trees) fitted on the committed synthetic sample, so the
@@ -136,6 +137,20 @@ def role(process: psutil.Process, root_pid: int) -> str:
     return "other"
 
 
+def high_water_mib(process: psutil.Process) -> float:
+    """Peak RSS so far (Linux ``VmHWM``: spikes between samples count), else the current RSS.
+
+    Not ``wait4``'s ``ru_maxrss``, which also counts the forked parent's memory before exec.
+    """
+    try:
+        for line in Path(f"/proc/{process.pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return process.memory_info().rss / 2**20
+
+
 def measure(command: list[str], cwd: Path, env: dict[str, str]) -> dict[str, Any]:
     """Run ``command``; wall seconds, Kedro's execution seconds, peak RSS per process (MiB)."""
     peaks: dict[int, tuple[str, float]] = {}
@@ -160,7 +175,7 @@ def measure(command: list[str], cwd: Path, env: dict[str, str]) -> dict[str, Any
                 members = []
             for member in members:
                 try:
-                    rss = member.memory_info().rss / 2**20
+                    rss = high_water_mib(member)
                     name = peaks.get(member.pid, (role(member, process.pid), 0.0))[0]
                 except psutil.Error:
                     continue

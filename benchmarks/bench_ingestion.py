@@ -7,8 +7,9 @@ Usage::
     python benchmarks/bench_ingestion.py --data FILE.csv --rows 5000
 
 Starts one SecantusDB server on a free port with a temporary data directory and, in the same
-run, times (a) the ingestion pipeline (CSV dataset -> type_records -> add_record_keys ->
-MongoDataset with its idempotent insert) into a fresh database, and (b) a bare ``insert_many`` of
+run, times (a) the ingestion pipeline (chunked CSV dataset -> type_records -> add_record_keys ->
+MongoDataset with its idempotent insert, the catalog's batch size and write concern) into a
+fresh database, and (b) a bare ``insert_many`` of
 the same rows (already parsed, no key) into another fresh database. Prints documents/s for both,
 best of ``--repeat`` runs, and their ratio.
 
@@ -30,10 +31,10 @@ import pandas as pd
 import yaml
 from kedro.io import DataCatalog, MemoryDataset
 from kedro.runner import SequentialRunner
-from kedro_datasets.pandas import CSVDataset
 from pymongo import MongoClient
 
 from network_security.datasets import MongoDataset
+from network_security.datasets.chunked_csv import ChunkedCSVDataset
 from network_security.embedded_mongo import EmbeddedMongo
 from network_security.pipelines.ingestion import create_pipeline
 
@@ -44,13 +45,19 @@ QUICK_ROWS = 1_000
 
 
 def time_pipeline(data: Path, uri: str, database: str, schema: dict) -> float:
+    config = yaml.safe_load((ROOT / "conf/base/catalog.yml").read_text())
+    csv, records = config["raw_phishing_csv"], config["phishing_records"]
     catalog = DataCatalog(
-        {
-            "raw_phishing_csv": CSVDataset(
-                filepath=str(data), load_args={"dtype": str, "keep_default_na": False}
+        {  # the catalog's own settings: chunks, insert batches, write concern
+            "raw_phishing_csv": ChunkedCSVDataset(
+                filepath=str(data), chunksize=10_000, load_args=csv["load_args"]
             ),
             "phishing_records": MongoDataset(
-                collection="phishing_records", database=database, credentials={"uri": uri}
+                collection="phishing_records",
+                database=database,
+                credentials={"uri": uri},
+                batch_size=records["batch_size"],
+                write_concern=records["write_concern"],
             ),
             "params:schema": MemoryDataset(schema),
             "params:raw_data_path": MemoryDataset(str(data)),

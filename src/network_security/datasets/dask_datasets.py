@@ -299,9 +299,7 @@ class DaskTableDataset(AbstractDataset[dd.DataFrame, None]):
                 )
                 parts.append(delayed(_tag, pure=True)(raw, source, offset))
                 offset = delayed(operator.add, pure=True)(offset, delayed(len, pure=True)(raw))
-        assert meta is not None
-        with dask.config.set({"dataframe.convert-string": False}):  # text stays as pandas reads it
-            return dd.from_delayed(parts, meta=meta, verify_meta=False)
+        return self._collection(parts, meta)
 
     # -------------------------------------------------------------------- Parquet
 
@@ -341,7 +339,6 @@ class DaskTableDataset(AbstractDataset[dd.DataFrame, None]):
                         )
                     )
                 offset += rows
-        assert meta is not None
         if not parts:
             raise InputValidationError(
                 f"{self._filepath}: no data rows to score (the Parquet files hold no row). "
@@ -350,7 +347,14 @@ class DaskTableDataset(AbstractDataset[dd.DataFrame, None]):
                 rows_affected=0,
                 source=self._filepath,
             )
-        with dask.config.set({"dataframe.convert-string": False}):
+        return self._collection(parts, meta)
+
+    def _collection(self, parts: list[Any], meta: pd.DataFrame | None) -> dd.DataFrame:
+        """The partitions as one Dask DataFrame; its ``_meta.attrs`` name the input."""
+        if meta is None:
+            raise DatasetError(f"No file to read at {self._filepath}.")
+        meta.attrs = {"source": self._filepath, "row_offset": 0}
+        with dask.config.set({"dataframe.convert-string": False}):  # text stays as pandas reads it
             return dd.from_delayed(parts, meta=meta, verify_meta=False)
 
     # -------------------------------------------------------------------- kedro API

@@ -519,12 +519,20 @@ class _Save:
 
 
 def _to_documents(data: pd.DataFrame, extra: dict[str, Any]) -> list[dict[str, Any]]:
-    """Rows as documents of plain Python values (numpy scalars are not BSON); NA becomes null."""
-    columns = list(data.columns)
-    values = data.astype(object)
-    if data.isna().to_numpy().any():
-        values = values.where(data.notna(), None)
-    return [{**dict(zip(columns, row, strict=True)), **extra} for row in values.to_numpy().tolist()]
+    """Rows as documents of plain Python values (numpy scalars are not BSON); NA becomes null.
+
+    ``extra`` fields (the same for every row) are added to each document.
+    """
+    names = [*map(str, data.columns), *extra]
+    columns = []
+    for name in data.columns:
+        series = data[name]
+        if series.hasnans:
+            columns.append(series.astype(object).where(series.notna(), None).tolist())
+        else:
+            columns.append(series.tolist())
+    columns.extend([value] * len(data) for value in extra.values())
+    return [dict(zip(names, row, strict=True)) for row in zip(*columns, strict=True)]
 
 
 def _restore_integers(frame: pd.DataFrame) -> pd.DataFrame:

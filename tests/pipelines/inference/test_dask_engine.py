@@ -305,3 +305,15 @@ def test_without_a_scheduler_a_local_cluster_scores_and_is_stopped(
         if p.pid not in children_before and p.is_running()
     ]
     assert [c for c in left if "resource_tracker" not in c] == []  # workers and nannies gone
+
+
+def test_a_missing_feature_column_fails_before_any_work_naming_the_input(
+    tmp_path, new_sites, schema
+):
+    new_sites(50).drop(columns="SFH").to_csv(tmp_path / "a.csv", index=False)
+    pattern = str(tmp_path / "*.csv")
+    frame = DaskTableDataset(pattern, load_args=CSV_TEXT).load()
+    with pytest.raises(InputValidationError) as error:
+        check_inference_batch(frame, schema)
+    assert (error.value.column, error.value.problem) == ("SFH", "missing_column")
+    assert error.value.source == pattern

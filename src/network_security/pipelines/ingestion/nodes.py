@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import re
 from collections.abc import Iterator
 
 import numpy as np
@@ -34,6 +35,31 @@ class IngestionError(ValueError):
     """A raw file that cannot be ingested; the message names file, row, column and value."""
 
 
+_PLAIN_INTEGER = re.compile(r"[+-]?[0-9]+")
+
+
+def _plain_integers(raw: pd.DataFrame, columns: list[str]) -> pd.DataFrame | None:
+    """The columns as int64 when every cell is a plain decimal integer, else None.
+
+    Each column's distinct texts (a handful) are checked, then Arrow parses the column at once.
+    """
+    data = {}
+    for column in columns:
+        if raw[column].dtype == np.int64:
+            data[column] = raw[column].to_numpy()
+            continue
+        try:
+            text = pa.array(raw[column], type=pa.string())
+            if text.null_count or not all(
+                _PLAIN_INTEGER.fullmatch(value) for value in pc.unique(text).to_pylist()
+            ):
+                return None
+            data[column] = pc.cast(text, pa.int64()).to_numpy()
+        except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
+            return None  # not text, or out of the int64 range
+    return pd.DataFrame(data, columns=columns)
+
+
 def _type_chunk(
     raw: pd.DataFrame,
     schema: Schema,
@@ -52,10 +78,9 @@ def _type_chunk(
     extra = [c for c in raw.columns if c not in columns]
     if extra and warn:
         logger.warning("%s: ignoring columns that are not in the schema: %s", source, extra)
-    try:  # the fast path: every cell is an integer
-        return raw[columns].astype("int64").reset_index(drop=True)
-    except (TypeError, ValueError):
-        pass  # find out what is wrong, and where
+    fast = _plain_integers(raw, columns)
+    if fast is not None:
+        return fast
     text = raw[columns].apply(lambda column: column.str.strip())
     numbers = text.apply(pd.to_numeric, errors="coerce")
     bad = text.ne("") & (numbers.isna() | numbers.ne(numbers.round()))
