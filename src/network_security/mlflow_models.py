@@ -18,6 +18,7 @@ RUNTIME_DISTRIBUTIONS: tuple[str, ...] = (
     "pandas",
     "pyarrow",
     "scikit-learn",
+    "treelite",
     "kedro",
     "kedro-datasets",
     "kedro-mlflow",

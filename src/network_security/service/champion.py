@@ -101,6 +101,7 @@ class ChampionStore:
                 champion.version,
                 champion.model.trained_at,
             ):
+                champion.model.compiled  # noqa: B018 - compile now, not on the first request
                 self._loaded = LoadedModel(
                     model=champion.model,
                     version=champion.version,
