@@ -16,6 +16,7 @@ from sklearn.ensemble import (
     RandomForestClassifier,
     VotingClassifier,
 )
+from sklearn.inspection import permutation_importance
 from sklearn.model_selection import ParameterGrid
 from sklearn.pipeline import Pipeline
 
@@ -23,6 +24,7 @@ from network_security.features import CategoryCodes, IndicatorCountFeatures
 from network_security.pipelines.training import nodes
 from network_security.pipelines.training.evaluation import (
     classification_metrics,
+    permutation_importances,
     threshold_objectives,
 )
 from network_security.pipelines.training.search import (
@@ -205,6 +207,28 @@ def test_threshold_objectives_equal_the_metrics_at_every_threshold():
         )
     with pytest.raises(ValueError, match="objective must be"):
         threshold_objectives(labels, probability, grid, -1, "recall")
+
+
+# ---------------------------------------------------------------- feature importances
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_batched_permutation_importances_equal_scikit_learns(make_frame, schema, workers):
+    frame = make_frame(400, middle_value_rule, seed=14, noise=0.1)
+    features, target = feature_columns(schema), target_column(schema)
+    spec = {"estimator": HGB, "encoding": "categorical", "params": {"max_iter": 20}}
+    model = build_model_pipeline(spec, features, 0).fit(frame[features], frame[target])
+    test = make_frame(300, middle_value_rule, seed=15, noise=0.1)
+    labels = test[target].to_numpy()
+
+    expected = permutation_importance(
+        model, test[features], labels, scoring="roc_auc", n_repeats=3, random_state=7
+    ).importances
+    batched = permutation_importances(model, test[features], labels, 3, 7, workers=workers)
+
+    np.testing.assert_allclose(batched, expected, rtol=0, atol=1e-12)
+    assert batched.shape == (len(features), 3)
+    assert features[int(np.argmax(batched.mean(axis=1)))] == "SSLfinal_State"
 
 
 # ---------------------------------------------------------------- report against the baseline

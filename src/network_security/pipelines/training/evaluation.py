@@ -8,6 +8,8 @@ stores them as artifacts.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -89,6 +91,65 @@ def threshold_objectives(
         return correct / max(len(order), 1)
     denominator = flagged + is_phishing.sum()
     return np.where(denominator > 0, 2 * caught / np.maximum(denominator, 1), 0.0)
+
+
+PERMUTATION_BATCH_ROWS = 262_144
+"""Rows per ``predict_proba`` call of ``permutation_importances`` (bounds its memory)."""
+
+
+def permutation_importances(
+    estimator: Any,
+    features: pd.DataFrame,
+    labels: np.ndarray,
+    n_repeats: int,
+    random_state: int,
+    workers: int = 1,
+) -> np.ndarray:
+    """Permutation importance of every column: the drop in ROC-AUC when it is shuffled.
+
+    The same permutations, hence the same numbers, as scikit-learn's
+    ``permutation_importance(estimator, features, labels, scoring="roc_auc",
+    n_repeats=n_repeats, random_state=random_state)``, but the permuted copies are stacked and
+    scored in a few large ``predict_proba`` calls (split over ``workers`` threads; tree
+    traversals release the GIL) instead of one call per column and repeat: per-call overheads
+    are most of the cost of a call on a few thousand rows.
+
+    Returns:
+        ``(n_columns, n_repeats)`` array of baseline ROC-AUC minus permuted ROC-AUC.
+    """
+    values = features.to_numpy()
+    n_rows, n_columns = values.shape
+    seed = np.random.RandomState(random_state).randint(np.iinfo(np.int32).max + 1)
+    permuted: list[tuple[int, np.ndarray]] = []  # (column, its values), column-major
+    for column in range(n_columns):
+        generator = np.random.RandomState(seed)  # scikit-learn reseeds for every column
+        order = np.arange(n_rows)
+        shuffled = values[:, column]
+        for _ in range(n_repeats):
+            generator.shuffle(order)
+            shuffled = shuffled[order]  # scikit-learn shuffles the shuffled column again
+            permuted.append((column, shuffled))
+
+    def legitimate_probability(block: np.ndarray) -> np.ndarray:
+        frame = pd.DataFrame(block, columns=features.columns)
+        return estimator.predict_proba(frame)[:, 1]  # the scorer's column: classes_[1]
+
+    copies = max(1, PERMUTATION_BATCH_ROWS // max(n_rows, 1))
+    scores = []
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        baseline = roc_auc_score(labels, legitimate_probability(values))
+        for start in range(0, len(permuted), copies):
+            batch = permuted[start : start + copies]
+            stacked = np.tile(values, (len(batch), 1))
+            for index, (column, shuffled) in enumerate(batch):
+                stacked[index * n_rows : (index + 1) * n_rows, column] = shuffled
+            parts = np.array_split(stacked, max(1, min(workers, len(batch))))
+            probability = np.concatenate(list(pool.map(legitimate_probability, parts)))
+            scores.extend(
+                roc_auc_score(labels, probability[index * n_rows : (index + 1) * n_rows])
+                for index in range(len(batch))
+            )
+    return baseline - np.asarray(scores).reshape(n_columns, n_repeats)
 
 
 def confusion_matrix_figure(
