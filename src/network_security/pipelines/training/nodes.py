@@ -341,6 +341,33 @@ def fit_phishing_model(
     )
 
 
+def fit_evaluation_model(
+    model_input_train: pd.DataFrame,
+    best_candidate: dict[str, Any],
+    threshold_choice: dict[str, Any],
+    schema: Schema,
+    training: Params,
+) -> PhishingModel:
+    """The selected configuration fit on the training split: scored on the held-out split."""
+    return fit_phishing_model(
+        model_input_train, best_candidate, threshold_choice, schema, training, "the training split"
+    )
+
+
+def fit_production_model(
+    validated_records: pd.DataFrame,
+    best_candidate: dict[str, Any],
+    threshold_choice: dict[str, Any],
+    schema: Schema,
+    training: Params,
+) -> PhishingModel:
+    """The selected configuration refit on all validated records: registered and promoted."""
+    return fit_phishing_model(
+        validated_records, best_candidate, threshold_choice, schema, training,
+        "all validated records",
+    )  # fmt: skip
+
+
 def _test_probability(
     model: PhishingModel, model_input_test: pd.DataFrame, schema: Schema
 ) -> tuple[np.ndarray, np.ndarray]:

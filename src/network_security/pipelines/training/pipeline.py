@@ -15,8 +15,6 @@ one) silently turns it back into a plain ``Pipeline``.
 
 from __future__ import annotations
 
-from functools import partial
-
 from kedro.pipeline import Pipeline, node
 from kedro_mlflow.pipeline import pipeline_ml_factory
 from kedro_mlflow.pipeline.pipeline_ml import PipelineML
@@ -34,7 +32,8 @@ from network_security.pipelines.training.nodes import (
     decide_promotion,
     describe_model_fits,
     evaluate_model,
-    fit_phishing_model,
+    fit_evaluation_model,
+    fit_production_model,
     package_model_for_registry,
     plot_confusion_matrix,
     plot_feature_importances,
@@ -80,7 +79,7 @@ def create_pipeline(**kwargs) -> Pipeline:
                 name="choose_threshold",
             ),
             node(
-                partial(fit_phishing_model, fitted_on="the training split"),
+                fit_evaluation_model,
                 inputs=[
                     "model_input_train",
                     "best_candidate",
@@ -92,7 +91,7 @@ def create_pipeline(**kwargs) -> Pipeline:
                 name="fit_evaluation_model",
             ),
             node(
-                partial(fit_phishing_model, fitted_on="all validated records"),
+                fit_production_model,
                 inputs=[
                     "validated_records",
                     "best_candidate",
