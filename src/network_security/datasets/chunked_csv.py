@@ -120,6 +120,12 @@ def _load_options(load_args: dict[str, Any]) -> dict[str, Any]:
     return options
 
 
+def csv_options(load_args: dict[str, Any] | None) -> dict[str, Any]:
+    """The checked reading options (encoding, sep, quotechar) of a CSV read as text, shared by
+    this dataset and the Dask engine's ``DaskTableDataset``."""
+    return _load_options(dict(load_args or {}))
+
+
 class _CSVChunks:
     """Re-iterable chunks of one CSV file; read errors become ``InputValidationError``."""
 
