@@ -50,7 +50,10 @@ def time_pipeline(data: Path, uri: str, database: str, schema: dict) -> float:
     catalog = DataCatalog(
         {  # the catalog's own settings: chunks, insert batches, write concern
             "raw_phishing_csv": ChunkedCSVDataset(
-                filepath=str(data), chunksize=10_000, load_args=csv["load_args"]
+                filepath=str(data),
+                chunksize=5_000,
+                block_size=csv["block_size"],
+                load_args=csv["load_args"],
             ),
             "phishing_records": MongoDataset(
                 collection="phishing_records",

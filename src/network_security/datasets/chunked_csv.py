@@ -61,6 +61,27 @@ LOAD_ARGS = {"encoding": "utf-8", "sep": ",", "quotechar": '"'}
 _TEXT_DTYPES = {"object", "str", "string"}
 
 
+def _parse_bytes(size: int | str | None) -> int | None:
+    """``"128KiB"``, ``"1MiB"``, ``"65536"`` or a number of bytes (at least 4 KiB), or None."""
+    if size is None:
+        return None
+    text = str(size).strip()
+    units = {"kib": 1 << 10, "mib": 1 << 20, "kb": 1000, "mb": 1000**2, "b": 1}
+    for unit, factor in units.items():
+        if text.lower().endswith(unit):
+            number, scale = text[: -len(unit)], factor
+            break
+    else:
+        number, scale = text, 1
+    try:
+        value = int(float(number) * scale)
+    except ValueError:
+        value = 0
+    if value < 4096:
+        raise DatasetError(f"block_size must be at least 4KiB (e.g. '128KiB'); got {size!r}.")
+    return value
+
+
 def _current_umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
@@ -99,13 +120,26 @@ def _load_options(load_args: dict[str, Any]) -> dict[str, Any]:
     return options
 
 
+def csv_options(load_args: dict[str, Any] | None) -> dict[str, Any]:
+    """The checked reading options (encoding, sep, quotechar) of a CSV read as text, shared by
+    this dataset and the Dask engine's ``DaskTableDataset``."""
+    return _load_options(dict(load_args or {}))
+
+
 class _CSVChunks:
     """Re-iterable chunks of one CSV file; read errors become ``InputValidationError``."""
 
-    def __init__(self, path: Path, chunksize: int | None, options: dict[str, Any]) -> None:
+    def __init__(
+        self,
+        path: Path,
+        chunksize: int | None,
+        options: dict[str, Any],
+        block_size: int | None = None,
+    ) -> None:
         self._path = path
         self._chunksize = chunksize
         self._options = options
+        self._fixed_block_size = block_size
 
     # -------------------------------------------------------------------- reading
 
@@ -119,7 +153,10 @@ class _CSVChunks:
         return pa.OSFile(str(self._path), "rb")
 
     def _block_size(self) -> int:
-        """Bytes per block read: about ``chunksize`` rows, from the length of the first lines."""
+        """Bytes per block read: as configured, else about ``chunksize`` rows (from the length of
+        the first lines)."""
+        if self._fixed_block_size is not None:
+            return self._fixed_block_size
         with self._path.open("rb") as handle:
             head = handle.read(_SNIFF_BYTES)
         lines = max(head.count(b"\n"), 1)
@@ -138,7 +175,11 @@ class _CSVChunks:
             self._source(),
             read_options=pa_csv.ReadOptions(
                 use_threads=False,  # row numbers in messages; parsing keeps up with scoring
-                block_size=self._block_size() if names is not None else _MIN_BLOCK,
+                block_size=(
+                    self._block_size()
+                    if names is not None
+                    else min(_MIN_BLOCK, self._fixed_block_size or _MIN_BLOCK)  # the header
+                ),
                 encoding="utf8" if encoding in {"utf8", "utf8sig"} else options["encoding"],
             ),
             parse_options=pa_csv.ParseOptions(
@@ -288,6 +329,7 @@ class ChunkedCSVDataset(AbstractDataset[Any, Any]):
         load_args: dict[str, Any] | None = None,
         save_args: dict[str, Any] | None = None,
         metadata: dict[str, Any] | None = None,
+        block_size: int | str | None = None,
     ) -> None:
         """Declare the file; nothing is read or written until ``load`` or ``save``.
 
@@ -301,11 +343,16 @@ class ChunkedCSVDataset(AbstractDataset[Any, Any]):
                 ``keep_default_na: false`` are accepted: they are what it always does.
             save_args: ``index: false`` only (the index is never written).
             metadata: Free-form metadata (kedro-viz layer, preview args).
+            block_size: Bytes per block Arrow reads (``"128KiB"`` or a number); by default
+                about ``chunksize`` rows, at least 1 MiB. Arrow's streaming reader holds a few
+                dozen blocks at a time, so a small block bounds the memory of reading (the
+                ingestion's catalog entry sets one).
         """
         if chunksize is not None and int(chunksize) < 1:
             raise DatasetError(f"chunksize must be a positive number of rows; got {chunksize}.")
         self._filepath = Path(filepath)
         self._chunksize = int(chunksize) if chunksize is not None else None
+        self._block_size = _parse_bytes(block_size)
         self._load_args = dict(load_args or {})
         self._options = _load_options(self._load_args)
         self._save_args = dict(save_args or {})
@@ -388,7 +435,7 @@ class ChunkedCSVDataset(AbstractDataset[Any, Any]):
         """
         self._check_file()
         source = str(self._filepath)
-        chunks = _CSVChunks(self._filepath, self._chunksize, self._options)
+        chunks = _CSVChunks(self._filepath, self._chunksize, self._options, self._block_size)
         if self._chunksize is None:
             return next(iter(chunks))
         return CountedStream(chunks, source, total_rows=self._estimate_rows(), exact=False)
@@ -455,6 +502,7 @@ class ChunkedCSVDataset(AbstractDataset[Any, Any]):
         return {
             "filepath": str(self._filepath),
             "chunksize": self._chunksize,
+            "block_size": self._block_size,
             "load_args": self._load_args,
             "save_args": self._save_args,
         }

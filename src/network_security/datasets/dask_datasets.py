@@ -38,19 +38,22 @@ import dask
 import dask.dataframe as dd
 import fsspec
 import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 from dask import delayed
 from fsspec.utils import infer_compression, read_block
 from kedro.io import AbstractDataset, DatasetError
 from kedro_datasets._typing import TablePreview
 
+from network_security.datasets.chunked_csv import csv_options
 from network_security.scoring import InputValidationError
 from network_security.streams import Progress
 
 logger = logging.getLogger(__name__)
 
 _PARQUET_SUFFIXES = (".parquet", ".pq", ".parq")
-_LINE_IN_ERROR = re.compile(r"line (\d+)")
+_LINE_IN_ERROR = re.compile(r"Row #(\d+)")
 _MAGIC = ("*", "?", "[")
 DEFAULT_BLOCKSIZE = "8MiB"
 
@@ -80,6 +83,38 @@ def _lines_before(fs: fsspec.AbstractFileSystem, path: str, offset: int) -> int:
     return count
 
 
+def _arrow_csv_options(
+    options: dict[str, Any], columns: list[str], errors: list[Any]
+) -> dict[str, Any]:
+    """Arrow's CSV options: every cell as text, as written, like ``ChunkedCSVDataset``."""
+
+    def invalid_row(row: Any) -> str:
+        errors.append(row)
+        return "error"
+
+    encoding = options["encoding"].lower().replace("-", "").replace("_", "")
+    return {
+        "read_options": pa_csv.ReadOptions(
+            use_threads=False,
+            block_size=1 << 26,
+            encoding="utf8" if encoding in {"utf8", "utf8sig"} else options["encoding"],
+        ),
+        "parse_options": pa_csv.ParseOptions(
+            delimiter=options["sep"],
+            quote_char=options["quotechar"],
+            newlines_in_values=True,
+            ignore_empty_lines=True,
+            invalid_row_handler=invalid_row,
+        ),
+        "convert_options": pa_csv.ConvertOptions(
+            column_types=dict.fromkeys(columns, pa.string()),
+            strings_can_be_null=False,
+            quoted_strings_can_be_null=False,
+            check_utf8=True,
+        ),
+    }
+
+
 def _read_csv_block(  # noqa: PLR0913
     fs: fsspec.AbstractFileSystem,
     path: str,
@@ -88,38 +123,56 @@ def _read_csv_block(  # noqa: PLR0913
     length: int | None,
     header: bytes,
     columns: list[str],
-    load_args: dict[str, Any],
+    options: dict[str, Any],
 ) -> pd.DataFrame:
-    """Parse one block of a CSV file (``length`` None: the whole, possibly compressed, file)."""
+    """Parse one block of a CSV file (``length`` None: the whole, possibly compressed, file).
+
+    Every cell is read as text, as written (Arrow's CSV reader, as the pandas engine reads).
+    """
+    errors: list[Any] = []
     try:
         if length is None:
             with fs.open(path, "rb", compression=infer_compression(path)) as handle:
-                frame = pd.read_csv(handle, **load_args)
+                data = handle.read()
         else:
             with fs.open(path, "rb") as handle:
-                block = read_block(handle, start, length, delimiter=b"\n")
+                data = read_block(handle, start, length, delimiter=b"\n")
             if start > 0:
-                block = header + block
-            frame = pd.read_csv(io.BytesIO(block), **load_args)
-    except pd.errors.ParserError as exc:
-        before = _lines_before(fs, path, start) if start else 0  # only when it failed
-        match = _LINE_IN_ERROR.search(str(exc))
-        line = (int(match.group(1)) + (before - 1 if start else 0)) if match else None
+                data = header + data
+        table = pa_csv.read_csv(io.BytesIO(data), **_arrow_csv_options(options, columns, errors))
+    except pa.ArrowInvalid as exc:
+        message = str(exc)
+        if "UTF8" in message or "utf8" in message.lower() and "invalid" in message.lower():
+            raise InputValidationError(
+                f"{source}: bytes after byte {start} are not {options['encoding']} text "
+                "(invalid UTF-8 bytes). Save the file as a UTF-8 CSV and run again.",
+                problem="not_text",
+                source=source,
+            ) from exc
+        # Lines of the file before the block (counted only when it failed): a block after the
+        # first starts just after the first line end at or after its offset.
+        before = _lines_before(fs, path, start) + 1 if start else 0
+        number = errors[0].number if errors else None
+        if number is None:
+            match = _LINE_IN_ERROR.search(message)
+            number = int(match.group(1)) if match else None
+        line = number + (before - 1 if start else 0) if number else None
+        detail = (
+            f"expected {errors[0].expected_columns} fields (as the header has), got "
+            f"{errors[0].actual_columns}"
+            if errors
+            else message.removeprefix("CSV parse error: ")[:300]
+        )
         where = f"at line {line} (data row {line - 1})" if line else f"after byte {start}"
         raise InputValidationError(
-            f"{source}: malformed CSV {where}: {exc}. Every line must have the same number of "
-            "fields as the header (quote cells that contain commas); fix the line and run again.",
+            f"{source}: malformed CSV {where}: {detail}. Every line must have the same number "
+            "of fields as the header (quote cells that contain commas); fix the line and run "
+            "again.",
             row=line - 1 if line else None,
             problem="malformed",
             source=source,
         ) from exc
-    except UnicodeDecodeError as exc:
-        raise InputValidationError(
-            f"{source}: bytes after byte {start} are not {load_args.get('encoding', 'utf-8')} "
-            f"text ({exc.reason}). Save the file as a UTF-8 CSV and run again.",
-            problem="not_text",
-            source=source,
-        ) from exc
+    frame = table.to_pandas()
     if [str(c) for c in frame.columns] != columns:
         frame = frame[columns]
     return frame
@@ -150,7 +203,7 @@ class DaskTableDataset(AbstractDataset[dd.DataFrame, None]):
           filepath: s3://crawl/2024-06-01/*.csv   # a file, a glob, or a Parquet folder
           file_format: auto                       # csv, parquet, or auto (by path)
           blocksize: 8MiB                         # CSV bytes per partition
-          load_args: {dtype: object, keep_default_na: false}   # pandas.read_csv arguments
+          load_args: {encoding: utf-8}            # CSV: encoding, sep, quotechar
           credentials: {key: ..., secret: ...}    # fsspec storage options
     """
 
@@ -173,7 +226,8 @@ class DaskTableDataset(AbstractDataset[dd.DataFrame, None]):
                 Parquet, anything else CSV).
             blocksize: Bytes of CSV per partition (``"8MiB"``, or a number); compressed CSV
                 files are one partition each.
-            load_args: Keyword arguments of ``pandas.read_csv`` (CSV only).
+            load_args: CSV reading options, as ``ChunkedCSVDataset`` takes them: ``encoding``,
+                ``sep``, ``quotechar`` (every cell is read as text, as written).
             credentials: fsspec storage options holding secrets (merged into ``fs_args``).
             fs_args: Other fsspec storage options.
             metadata: Free-form metadata (kedro-viz layer, preview args).
@@ -188,8 +242,7 @@ class DaskTableDataset(AbstractDataset[dd.DataFrame, None]):
         if self._blocksize < 1:
             raise DatasetError(f"blocksize must be a positive size; got {blocksize!r}.")
         self._load_args = dict(load_args or {})
-        for reserved in ("chunksize", "iterator", "nrows", "skiprows", "header"):
-            self._load_args.pop(reserved, None)
+        self._options = csv_options(self._load_args)
         self._storage_options = {**deepcopy(fs_args or {}), **deepcopy(credentials or {})}
         self.metadata = metadata
 
@@ -254,16 +307,29 @@ class DaskTableDataset(AbstractDataset[dd.DataFrame, None]):
         return header
 
     def _csv_columns(self, header: bytes, source: str) -> pd.DataFrame:
-        args = {k: v for k, v in self._load_args.items() if k not in ("usecols",)}
+        """The empty frame of a file's columns (all text), from its header line."""
         try:
-            return pd.read_csv(io.BytesIO(header), **args).iloc[:0]
-        except (UnicodeDecodeError, pd.errors.ParserError) as exc:
+            names = pa_csv.read_csv(
+                io.BytesIO(header), **_arrow_csv_options(self._options, [], [])
+            ).column_names
+        except pa.ArrowInvalid as exc:
             raise InputValidationError(
                 f"{source}: the header line cannot be read as CSV text ({exc}). Save the file "
                 "as a UTF-8 CSV with a header line and run again.",
                 problem="not_text",
                 source=source,
             ) from exc
+        repeated = sorted({name for name in names if names.count(name) > 1})
+        if repeated:
+            raise InputValidationError(
+                f"{source}: column {repeated[0]!r} appears more than once in the header; keep "
+                "one column per name and run again.",
+                column=repeated[0],
+                problem="malformed",
+                source=source,
+            )
+        empty = pa.table({name: pa.array([], pa.string()) for name in names})
+        return empty.to_pandas()
 
     def _load_csv(self, fs: fsspec.AbstractFileSystem, files: list[str]) -> dd.DataFrame:
         meta: pd.DataFrame | None = None
@@ -295,7 +361,7 @@ class DaskTableDataset(AbstractDataset[dd.DataFrame, None]):
             offset: Any = 0
             for start, length in blocks:
                 raw = delayed(_read_csv_block, pure=True)(
-                    fs, path, source, start, length, header, columns, self._load_args
+                    fs, path, source, start, length, header, columns, self._options
                 )
                 parts.append(delayed(_tag, pure=True)(raw, source, offset))
                 offset = delayed(operator.add, pure=True)(offset, delayed(len, pure=True)(raw))
@@ -400,7 +466,10 @@ class DaskTableDataset(AbstractDataset[dd.DataFrame, None]):
                 frame = pq.ParquetFile(handle).read_row_group(0).to_pandas().head(nrows)
         else:
             with fs.open(files[0], "rb", compression=infer_compression(files[0])) as handle:
-                frame = pd.read_csv(handle, nrows=nrows, **self._load_args)
+                head = b"".join(handle.readline() for _ in range(int(nrows) + 1))
+            columns = list(self._csv_columns(head, files[0]).columns)
+            options = _arrow_csv_options(self._options, columns, [])
+            frame = pa_csv.read_csv(io.BytesIO(head), **options).to_pandas()
         return TablePreview(frame.to_dict(orient="split"))
 
 

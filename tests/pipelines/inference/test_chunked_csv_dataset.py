@@ -130,3 +130,18 @@ def test_preview_shows_the_first_rows(tmp_path, random_sites):
     random_sites(40).to_csv(path, index=False)
     preview = ChunkedCSVDataset(str(path), load_args=TEXT).preview(nrows=3)
     assert len(preview["data"]) == 3 and len(preview["columns"]) == 30
+
+
+def test_a_small_read_block_gives_the_same_chunks_and_an_estimated_size(tmp_path, random_sites):
+    path = tmp_path / "sites.csv"
+    random_sites(20_000, seed=3).to_csv(path, index=False)
+    default = ChunkedCSVDataset(str(path), chunksize=3_000).load()
+    small = ChunkedCSVDataset(str(path), chunksize=3_000, block_size="16KiB").load()
+    assert small.total_rows == pytest.approx(20_000, rel=0.05) and small.exact is False
+    pairs = list(zip(default, small, strict=True))
+    assert [len(b) for _, b in pairs] == [3_000] * 6 + [2_000]
+    for a, b in pairs:
+        pd.testing.assert_frame_equal(a, b)
+    assert ChunkedCSVDataset(str(path), block_size=65536)._describe()["block_size"] == 65536
+    with pytest.raises(DatasetError, match="block_size"):
+        ChunkedCSVDataset(str(path), block_size="1KiB")

@@ -26,7 +26,7 @@ from network_security.schema import feature_columns
 from network_security.scoring import OUTPUT_COLUMNS, InputValidationError
 
 SRC = Path(__file__).resolve().parents[3] / "src"
-CSV_TEXT = {"dtype": object, "keep_default_na": False}
+CSV_TEXT = {"encoding": "utf-8"}
 
 
 def cause(error: BaseException) -> InputValidationError:
@@ -317,3 +317,23 @@ def test_a_missing_feature_column_fails_before_any_work_naming_the_input(
         check_inference_batch(frame, schema)
     assert (error.value.column, error.value.problem) == ("SFH", "missing_column")
     assert error.value.source == pattern
+
+
+def test_a_malformed_line_in_a_late_block_names_the_file_and_its_line(tmp_path, new_sites):
+    import dask
+
+    path = tmp_path / "sites.csv"
+    new_sites(6_000, seed=6).to_csv(path, index=False)
+    lines = path.read_text().splitlines()
+    lines[4_321] += ",surplus"  # data row 4,321: one field too many
+    path.write_text("\n".join(lines) + "\n")
+    frame = DaskTableDataset(str(path), blocksize="64KiB").load()
+    assert frame.npartitions > 3
+    with pytest.raises(InputValidationError) as error:
+        dask.compute(frame, scheduler="sync")
+    assert (error.value.problem, error.value.row, error.value.source) == (
+        "malformed",
+        4_321,
+        str(path),
+    )
+    assert "line 4322" in str(error.value)
