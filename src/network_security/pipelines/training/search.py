@@ -377,10 +377,12 @@ def cross_validate_configurations(
         ``(results, oof)``: one row per configuration (see ``summarize_configuration``), and
         one column of out-of-fold P(phishing) per configuration (index = row of ``features``).
     """
+    # fold by fold, so the workers tend to run different estimators side by side (a boosting
+    # fit holds the GIL more than a forest's tree building)
     tasks = [
         (configuration, train_index, test_index)
-        for configuration in configurations
         for train_index, test_index in folds
+        for configuration in configurations
     ]
     if backend not in PARALLEL_BACKENDS:
         raise ValueError(
