@@ -28,9 +28,9 @@ each would be if it won. That table is how the production list was chosen.
 
 Usage::
 
-    python benchmarks/bench_holdout.py                  # 10 seeds, production candidates
+    python benchmarks/bench_holdout.py                  # 10 seeds, production candidates, ~5 min
     python benchmarks/bench_holdout.py --quick          # 2 seeds, ~1 min
-    python benchmarks/bench_holdout.py --explore        # plus the broad comparison (~15 min)
+    python benchmarks/bench_holdout.py --explore        # plus the broad comparison, ~25 min
     python benchmarks/bench_holdout.py --select-from broad   # select among the broad list
 
 Threads: ``--jobs`` worker processes (default 2, the machine's cores), one OpenMP thread each.
@@ -141,6 +141,7 @@ BROAD_CANDIDATES: dict[str, dict[str, Any]] = {
 BROAD_VOTES: dict[str, list[str]] = {
     "vote_hgb_ordinal_31+random_forest_100": ["hgb_ordinal_31", "random_forest_100"],
     "vote_hgb_ordinal_31+extra_trees_150": ["hgb_ordinal_31", "extra_trees_150"],
+    "vote_hgb_categorical_31+extra_trees_100": ["hgb_categorical_31", "extra_trees_100"],
     "vote_hgb_categorical_31+extra_trees_150": ["hgb_categorical_31", "extra_trees_150"],
     "vote_hgb_categorical_31+extra_trees_300": ["hgb_categorical_31", "extra_trees_300"],
     "vote_hgb_categorical_31+extra_trees_150_entropy": [

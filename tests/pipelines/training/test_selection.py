@@ -76,6 +76,21 @@ def test_bad_candidate_specs_name_the_candidate_and_the_fix(spec, message):
         expand_search_space({"boost": spec})
 
 
+def test_threads_and_processes_give_the_same_search(make_frame, schema, fast_params):
+    frame = make_frame(300, middle_value_rule, seed=16, noise=0.05)
+    fast_params["n_jobs"] = 2
+    runs = {}
+    for backend in ("threading", "loky"):
+        fast_params["parallel_backend"] = backend
+        runs[backend] = nodes.search_candidates(frame, schema, fast_params)
+    pd.testing.assert_frame_equal(runs["threading"][0], runs["loky"][0])
+    pd.testing.assert_frame_equal(runs["threading"][1], runs["loky"][1])
+
+    fast_params["parallel_backend"] = "dask"
+    with pytest.raises(ValueError, match="parallel_backend must be one of"):
+        nodes.search_candidates(frame, schema, fast_params)
+
+
 # ---------------------------------------------------------------- encodings
 
 
@@ -126,12 +141,11 @@ def test_the_selected_model_is_the_winners_configuration(schema, fast_params):
     assert isinstance(model, Pipeline)
     assert model.named_steps[CLASSIFIER_STEP].max_depth == 4
 
-    fast_params["n_jobs"] = 2
     fast_params["ensembles"] = {"vote": {"members": ["logistic_regression", "decision_tree"]}}
     members = {"logistic_regression": {"C": 1.0}, "decision_tree": {"max_depth": 8}}
     vote = build_selected_model({"candidate": "vote", "params": members}, fast_params, features)
     assert isinstance(vote, VotingClassifier)
-    assert vote.voting == "soft" and vote.n_jobs == 2
+    assert vote.voting == "soft" and vote.n_jobs is None
     assert [name for name, _ in vote.estimators] == list(members)
     assert vote.estimators[1][1].named_steps[CLASSIFIER_STEP].max_depth == 8
 

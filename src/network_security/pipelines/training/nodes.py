@@ -130,6 +130,7 @@ def search_candidates(
         phishing,
         int(training.get("n_jobs", 2)),
         threads,
+        str(training.get("parallel_backend", "threading")),
     )
     results, oof = score_ensembles(
         results,

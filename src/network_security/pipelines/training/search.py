@@ -21,15 +21,16 @@ counts, computed inside the fitted model so inference applies exactly what train
 Cross-validation uses ``StratifiedGroupKFold`` with one group per distinct feature vector: about
 half the rows of the phishing data set repeat another row's vector, and a plain K-fold would score
 a model on copies of its own training rows. Every (configuration, fold) fit runs as one joblib
-task: ``n_jobs`` worker processes, each limited to ``threads_per_fit`` OpenMP/BLAS threads, so the
-machine's cores are used once (OpenMP estimators slow down by orders of magnitude when their
-threads outnumber the free cores).
+task: ``n_jobs`` workers (threads by default), each limited to ``threads_per_fit`` OpenMP/BLAS
+threads, so the machine's cores are used once (OpenMP estimators slow down by orders of
+magnitude when their threads outnumber the free cores).
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any
 
@@ -54,6 +55,7 @@ logger = logging.getLogger(__name__)
 CLASSIFIER_STEP = "classifier"
 ALLOWED_ESTIMATOR_PREFIX = "sklearn."
 CANDIDATE_KEYS = frozenset({"estimator", "encoding", "params", "search"})
+PARALLEL_BACKENDS = ("threading", "loky")
 ENCODINGS = ("ordinal", "one_hot", "categorical")
 """How a candidate's classifier sees the indicators (see the module docstring)."""
 
@@ -177,7 +179,7 @@ def build_ensemble(
 
     Each member is its candidate's whole pipeline with the given classifier parameters, so the
     ensemble's P(phishing) is the mean of its members' probabilities. ``n_jobs`` members are
-    fitted at once (in worker processes; prediction is unaffected).
+    fitted at once (joblib's active backend; prediction is unaffected).
     """
     estimators = []
     for name, params in members.items():
@@ -198,21 +200,17 @@ def build_selected_model(
 
     ``best_candidate`` is ``select_best_candidate``'s output: a candidate's pipeline with the
     winning classifier parameters, or, for an ensemble, the soft vote of its members' best
-    configurations (members fitted ``training.n_jobs`` at a time).
+    configurations. The vote fits its members one after the other: joblib's default process
+    pool for ``n_jobs`` members costs more to start (3-4 s here) than a member takes to fit
+    (about 1 s); wrap the fit in ``joblib.parallel_config(backend="threading")`` and pass
+    ``n_jobs`` to ``build_ensemble`` to overlap them.
     """
     name = str(best_candidate["candidate"])
     seed = int(training.get("random_state", 42))
     engineered = bool(training.get("engineered_features", True))
     params = dict(best_candidate["params"])
     if name in (training.get("ensembles") or {}):
-        return build_ensemble(
-            params,
-            training["candidates"],
-            feature_columns,
-            seed,
-            engineered,
-            n_jobs=int(training.get("n_jobs", 1)),
-        )
+        return build_ensemble(params, training["candidates"], feature_columns, seed, engineered)
     model = build_model_pipeline(
         training["candidates"][name], feature_columns, seed, engineered, name
     )
@@ -289,10 +287,14 @@ def _fit_and_predict(
     train_index: np.ndarray,
     test_index: np.ndarray,
     phishing_label: int,
-    threads: int,
+    threads: int | None,
 ) -> np.ndarray:
-    """Fit a clone on one fold's training rows; P(phishing) for its validation rows."""
-    with threadpool_limits(limits=threads):
+    """Fit a clone on one fold's training rows; P(phishing) for its validation rows.
+
+    ``threads`` limits the OpenMP/BLAS threads of a worker process; ``None`` leaves the limit
+    to the caller (worker threads share the process's limit).
+    """
+    with nullcontext() if threads is None else threadpool_limits(limits=threads):
         fitted = clone(model).fit(features.iloc[train_index], labels[train_index])
         return phishing_probability(fitted, features.iloc[test_index], phishing_label)
 
@@ -361,21 +363,39 @@ def cross_validate_configurations(
     phishing_label: int,
     n_jobs: int,
     threads: int,
+    backend: str = "threading",
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Grouped CV of every configuration: per-configuration scores and OOF probabilities.
 
-    ``models`` maps each ``config_id`` to its unfitted model (see ``configure_models``).
+    ``models`` maps each ``config_id`` to its unfitted model (see ``configure_models``). The
+    (configuration, fold) fits run on ``n_jobs`` workers of joblib's ``backend``, each with
+    ``threads`` OpenMP/BLAS threads: ``threading`` (threads of this process: no start-up, the
+    tree builders release the GIL) or ``loky`` (worker processes: a few seconds to start,
+    scales where the GIL would bind).
 
     Returns:
         ``(results, oof)``: one row per configuration (see ``summarize_configuration``), and
         one column of out-of-fold P(phishing) per configuration (index = row of ``features``).
     """
+    # fold by fold, so the workers tend to run different estimators side by side (a boosting
+    # fit holds the GIL more than a forest's tree building)
     tasks = [
         (configuration, train_index, test_index)
-        for configuration in configurations
         for train_index, test_index in folds
+        for configuration in configurations
     ]
-    with parallel_config(backend="loky", inner_max_num_threads=threads):
+    if backend not in PARALLEL_BACKENDS:
+        raise ValueError(
+            f"training.parallel_backend must be one of {list(PARALLEL_BACKENDS)}, got "
+            f"{backend!r}; fix conf/base/parameters_training.yml."
+        )
+    if backend == "threading":  # one process-wide limit, set once (not per worker thread)
+        context = parallel_config(backend="threading")
+        limits, task_threads = threadpool_limits(limits=threads), None
+    else:
+        context = parallel_config(backend="loky", inner_max_num_threads=threads)
+        limits, task_threads = nullcontext(), threads
+    with context, limits:
         predictions = Parallel(n_jobs=n_jobs)(
             delayed(_fit_and_predict)(
                 models[configuration.config_id],
@@ -384,7 +404,7 @@ def cross_validate_configurations(
                 train_index,
                 test_index,
                 phishing_label,
-                threads,
+                task_threads,
             )
             for configuration, train_index, test_index in tasks
         )
