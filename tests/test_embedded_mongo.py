@@ -6,6 +6,9 @@ from __future__ import annotations
 import logging
 import os
 import stat
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,6 +25,7 @@ from network_security.embedded_mongo import (
     EmbeddedMongo,
     MongoCredential,
 )
+from network_security.secantus_guard import STOP_GRACE
 
 
 def mode(path: Path) -> int:
@@ -150,3 +154,61 @@ def test_a_run_on_the_embedded_default_leaves_only_private_files(
             anonymous.network_security.list_collection_names()
         with MongoClient(server.uri) as client:
             assert client.network_security.phishing_records.count_documents({}) > 0
+
+
+# ---------------------------------------------------------------- the server ends with its parent
+
+_PARENT = """
+import os, sys
+from network_security.embedded_mongo import EmbeddedMongo
+server = EmbeddedMongo(sys.argv[1]).start()
+print(server.process.pid, flush=True)
+os._exit(1)  # as a Jupyter kernel leaves when its server is gone: no atexit, no stop()
+"""
+
+
+def test_the_server_ends_when_the_process_that_started_it_dies_abruptly(tmp_path):
+    import psutil
+
+    parent = subprocess.run(
+        [sys.executable, "-c", _PARENT, str(tmp_path / "db")],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    server = psutil.Process(int(parent.stdout.split()[0]))
+    try:
+        server.wait(timeout=STOP_GRACE + 15)
+    except psutil.TimeoutExpired:
+        server.kill()
+        pytest.fail("the embedded server outlived the process that started it")
+
+
+_STUBBORN = """
+import os, signal, subprocess, sys, time
+if sys.argv[1] == "parent":  # start the child, then die at once
+    child = subprocess.Popen([sys.executable, "-c", sys.argv[2], "child", str(os.getpid())])
+    print(child.pid, flush=True)
+    time.sleep(1)
+    os._exit(1)
+signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a server whose shutdown hangs
+from network_security.secantus_guard import watch_parent
+watch_parent(int(sys.argv[2]), poll_seconds=0.1)
+time.sleep(300)
+"""
+
+
+def test_a_server_whose_shutdown_hangs_still_ends_after_the_grace_period():
+    import psutil
+
+    parent = subprocess.Popen(
+        [sys.executable, "-c", _STUBBORN, "parent", _STUBBORN],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+    )  # fmt: skip
+    child = psutil.Process(int(parent.stdout.readline()))
+    parent.wait(timeout=60)
+    started = time.monotonic()  # the parent is gone
+    try:
+        child.wait(timeout=STOP_GRACE + 20)
+    except psutil.TimeoutExpired:
+        child.kill()
+        pytest.fail("a process ignoring SIGTERM outlived its parent")
+    assert time.monotonic() - started >= STOP_GRACE - 2  # SIGTERM first, the forced end after

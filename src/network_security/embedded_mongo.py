@@ -1,9 +1,10 @@
 """An embedded MongoDB-compatible server (SecantusDB) for runs and tests without ``MONGODB_URI``.
 
-SecantusDB speaks the MongoDB wire protocol on top of WiredTiger and runs as its own process:
-``python -m secantus --host 127.0.0.1 --port <free port> --storage-path <dir> --standalone``.
-``EmbeddedMongo`` starts it on a free loopback port, waits until it answers a ping, and stops it
-(terminate, then kill) when asked, at interpreter exit, or when its parent process dies.
+SecantusDB speaks the MongoDB wire protocol on top of WiredTiger and runs as its own process
+(``python -m secantus``, here through ``network_security.secantus_guard``, which also ends it
+when the process that started it is gone). ``EmbeddedMongo`` starts it on a free loopback port,
+waits until it answers a ping, and stops it (terminate, then kill) when asked, at interpreter
+exit, or when its parent process dies (however it died).
 
 Nobody else on the machine can read what it keeps: the data folder is 0700, its log 0600, and
 the server creates its files with umask 077. ``EmbeddedMongo.for_project`` (the server of a
@@ -197,7 +198,8 @@ class EmbeddedMongo:
         if self.credential is not None:
             self._provision()
         command = [
-            sys.executable, "-m", "secantus",
+            sys.executable, "-m", "network_security.secantus_guard",  # python -m secantus,
+            "--parent-pid", str(os.getpid()),  # ended when this process is gone
             "--host", self.host,
             "--port", str(self.port),
             "--storage-path", str(self.storage_path),

@@ -62,5 +62,6 @@ def test_ingesting_300000_rows_peaks_under_400_mib_and_stores_them_all(
         )  # fmt: skip
         peak = peak_rss_mib(process)
     assert process.wait() == 0, log.read_text()[-3000:]
+    print(f"ingestion of 300,000 rows: peak RSS {peak:.0f} MiB (limit {LIMIT_MIB})")
     assert 0 < peak <= LIMIT_MIB, f"peak RSS {peak:.0f} MiB"
     assert mongo_client[mongo_database]["phishing_records"].count_documents({}) == 300_000
