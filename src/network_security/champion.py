@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from network_security.model import PhishingModel
+from network_security.sanitize import redact
 
 logger = logging.getLogger(__name__)
 
@@ -54,16 +55,6 @@ def _client(tracking_uri: str | None) -> Any:
     import mlflow
 
     return mlflow.MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
-
-
-def redact_uri(uri: str | None) -> str:
-    """``uri`` without a password (``scheme://user:***@host``), for messages."""
-    if not uri or "@" not in uri or "://" not in uri:
-        return str(uri)
-    scheme, rest = uri.split("://", 1)
-    credentials, host = rest.rsplit("@", 1)
-    user = credentials.split(":", 1)[0]
-    return f"{scheme}://{user}:***@{host}"
 
 
 # ------------------------------------------------------------------------------ the cache
@@ -136,12 +127,12 @@ def champion_version(
         if error.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
             return None
         raise ChampionError(
-            f"The model registry at {redact_uri(tracking_uri)} could not be asked for "
+            f"The model registry at {redact(tracking_uri)} could not be asked for "
             f"'{registered_model_name}@{alias}': {error.message}"
         ) from error
     except Exception as error:  # noqa: BLE001 - a store that cannot be opened at all
         raise ChampionError(
-            f"The model registry at {redact_uri(tracking_uri)} could not be reached "
+            f"The model registry at {redact(tracking_uri)} could not be reached "
             f"({type(error).__name__})."
         ) from error
     return str(version.version)
@@ -164,7 +155,7 @@ def download_registered_model(
     except Exception as error:  # noqa: BLE001 - reported with what to do
         raise ChampionError(
             f"Version {version} of the registered model '{registered_model_name}' could not be "
-            f"loaded from {redact_uri(tracking_uri)} ({type(error).__name__}: {error})."
+            f"loaded from {redact(tracking_uri)} ({type(error).__name__}: {error})."
         ) from error
     finally:
         mlflow.set_tracking_uri(previous[0])
@@ -241,7 +232,7 @@ def check_registered_version(
     except Exception as error:  # noqa: BLE001 - reported with what to do
         raise ChampionError(
             f"Version {model.version} of '{registered_model_name}' is not in the registry at "
-            f"{redact_uri(tracking_uri)} ({type(error).__name__}); the run's model was not "
+            f"{redact(tracking_uri)} ({type(error).__name__}); the run's model was not "
             "registered. Run the training again."
         ) from error
     if registered.run_id != run_id:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,6 +28,15 @@ logger = logging.getLogger(__name__)
 
 _COMPILE_LOCK = threading.Lock()
 _NOT_COMPILED = "_compiled"  # instance attribute holding the compiled form (or False)
+
+
+def flags_phishing(probability: np.ndarray | Sequence[float], threshold: float) -> np.ndarray:
+    """The decision rule, the one place it is written: phishing when P(phishing) >= threshold.
+
+    Training (the threshold search, the metrics, the CV scores), the registered model, the
+    inference pipeline and the service all decide through this function.
+    """
+    return np.asarray(probability, dtype=np.float64) >= threshold
 
 
 @dataclass
@@ -118,5 +128,5 @@ class PhishingModel:
 
     def predict(self, features: pd.DataFrame) -> np.ndarray:
         """Labels in the coding of ``Result``: phishing when P(phishing) >= threshold."""
-        probability = self.phishing_probability(features)
-        return np.where(probability >= self.threshold, self.phishing_label, self.legitimate_label)
+        phishing = flags_phishing(self.phishing_probability(features), self.threshold)
+        return np.where(phishing, self.phishing_label, self.legitimate_label)

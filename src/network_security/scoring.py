@@ -39,7 +39,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from kedro.io import DatasetError
 
-from network_security.model import PhishingModel
+from network_security.model import PhishingModel, flags_phishing
 from network_security.schema import Schema, allowed_values, feature_columns
 
 logger = logging.getLogger(__name__)
@@ -673,8 +673,7 @@ def verdicts_of(model: PhishingModel, probability: np.ndarray, scoring: Mapping)
     legitimate_ceiling = _level_index(scoring, "legitimate_max_level", levels, len(levels) - 1)
 
     probability = np.clip(np.asarray(probability, dtype=np.float64), 0, 1)
-    # The rule of PhishingModel.predict, applied to the probabilities computed once.
-    is_phishing = probability >= model.threshold
+    is_phishing = flags_phishing(probability, model.threshold)  # the rule of PhishingModel.predict
     prediction = np.where(is_phishing, model.phishing_label, model.legitimate_label)
     band = np.searchsorted(bounds, probability, side="right") - 1
     band = np.where(

@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 import socket
 import uuid
 from collections.abc import Callable, Iterable
@@ -53,6 +52,7 @@ from pymongo import MongoClient, WriteConcern
 from pymongo.collection import Collection
 from pymongo.errors import BulkWriteError, ConfigurationError, OperationFailure, PyMongoError
 
+from network_security.sanitize import redact
 from network_security.streams import Progress, stream_size
 
 logger = logging.getLogger(__name__)
@@ -69,16 +69,11 @@ _UNCLAIMED = {f"{CLAIMED_BY}.0": {"$exists": False}}
 _CLAIM_ATTEMPTS = 5
 
 
-def redact_uri(uri: str) -> str:
-    """The URI with any user name and password replaced by ``***``."""
-    return re.sub(r"//[^@/]*@", "//***@", uri)
-
-
 def _hosts(uri: str) -> str:
     """``host:port`` list of a MongoDB URI, without credentials."""
     if not uri:
         return "(no URI yet)"
-    netloc = urlsplit(redact_uri(uri)).netloc
+    netloc = urlsplit(redact(uri)).netloc
     return netloc.split("@")[-1] or "localhost:27017"
 
 
@@ -210,7 +205,7 @@ class MongoDataset(AbstractDataset[pd.DataFrame, Any]):
         return records, saves
 
     def _error(self, action: str, exc: Exception) -> DatasetError:
-        detail = redact_uri(str(exc))
+        detail = redact(str(exc))
         if self._uri:
             detail = detail.replace(self._uri, "***")
         if isinstance(exc, OperationFailure) and exc.code in (13, 18):

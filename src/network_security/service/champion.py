@@ -20,8 +20,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-from network_security.champion import ChampionError, load_champion, redact_uri
+from network_security.champion import ChampionError, load_champion
 from network_security.model import PhishingModel
+from network_security.sanitize import redact
 
 logger = logging.getLogger(__name__)
 
@@ -87,7 +88,7 @@ class ChampionStore:
                 self.last_error = f"{error}"
                 logger.error(
                     "Could not load the champion (registry %s): %s; keeping the model in memory.",
-                    redact_uri(self.tracking_uri), error,
+                    redact(self.tracking_uri), error,
                 )  # fmt: skip
                 return self._loaded
             finally:

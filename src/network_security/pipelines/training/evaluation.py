@@ -24,6 +24,8 @@ from sklearn.metrics import (
     roc_curve,
 )
 
+from network_security.model import flags_phishing
+
 METRIC_NAMES: tuple[str, ...] = ("accuracy", "precision", "recall", "f1", "roc_auc")
 
 
@@ -36,7 +38,7 @@ def classification_metrics(
     one label is present.
     """
     is_phishing = np.asarray(labels) == phishing_label
-    predicted = np.asarray(probability) >= threshold
+    predicted = flags_phishing(probability, threshold)
     metrics = {
         "accuracy": float(accuracy_score(is_phishing, predicted)),
         "precision": float(precision_score(is_phishing, predicted, zero_division=0)),
@@ -191,7 +193,7 @@ def roc_curve_figure(
     is_phishing = np.asarray(labels) == phishing_label
     fpr, tpr, _ = roc_curve(is_phishing, probability)
     auc = roc_auc_score(is_phishing, probability)
-    predicted = np.asarray(probability) >= threshold
+    predicted = flags_phishing(probability, threshold)
     point_fpr = float((predicted & ~is_phishing).sum() / max((~is_phishing).sum(), 1))
     point_tpr = float((predicted & is_phishing).sum() / max(is_phishing.sum(), 1))
     figure = go.Figure()

@@ -46,6 +46,7 @@ from network_security.pipelines.training.search import (
     expand_search_space,
     score_ensembles,
 )
+from network_security.sanitize import jsonable
 from network_security.schema import (
     Schema,
     allowed_values,
@@ -479,16 +480,10 @@ def build_model_selection_report(
         }
     report["threshold"] = threshold_choice
     report["configurations"] = [
-        {k: (v if k == "params" else _jsonable(v)) for k, v in row.items()}
+        {k: (v if k == "params" else jsonable(v)) for k, v in row.items()}
         for row in table.to_dict(orient="records")
     ]
     return report
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, np.generic):
-        return value.item()
-    return value
 
 
 def collect_mlflow_metrics(

@@ -49,6 +49,7 @@ from sklearn.utils.parallel import Parallel, delayed
 from threadpoolctl import threadpool_limits
 
 from network_security.features import INDICATOR_COUNTS, CategoryCodes, IndicatorCountFeatures
+from network_security.model import flags_phishing
 
 logger = logging.getLogger(__name__)
 
@@ -304,7 +305,7 @@ def score_probabilities(
 ) -> dict[str, float]:
     """Accuracy (at ``threshold``) and ROC-AUC, phishing as the positive class."""
     is_phishing = labels == phishing_label
-    predicted_phishing = probability >= threshold
+    predicted_phishing = flags_phishing(probability, threshold)
     scores = {"accuracy": float(accuracy_score(is_phishing, predicted_phishing))}
     scores["roc_auc"] = (
         float(roc_auc_score(is_phishing, probability))
