@@ -1,4 +1,5 @@
-"""Training pipeline: model inputs -> selected, evaluated, registered model -> promotion decision.
+"""Training pipeline: model inputs -> selected, evaluated, registered model -> promotion decision
+(namespace ``training``).
 
 ``create_pipeline()`` holds the model-training nodes (inputs ``model_input_train``,
 ``model_input_test``, ``validated_records`` and the ``champion_model``). The selected
@@ -15,7 +16,7 @@ one) silently turns it back into a plain ``Pipeline``.
 
 from __future__ import annotations
 
-from kedro.pipeline import Pipeline, node
+from kedro.pipeline import Node, Pipeline
 from kedro_mlflow.pipeline import pipeline_ml_factory
 from kedro_mlflow.pipeline.pipeline_ml import PipelineML
 
@@ -50,23 +51,52 @@ INFERENCE_MODEL_INPUT = "model_input_example"
 """The features DataFrame the logged inference pipeline scores (its example is persisted)."""
 
 
+INPUTS = {"model_input_train", "model_input_test", "validated_records", "champion_model"}
+"""What the training nodes read from the other pipelines and the catalog."""
+
+OUTPUTS = {
+    INFERENCE_MODEL_INPUT,
+    "candidate_model",
+    "drift_reference",
+    "model_in_use",
+    "promotion_decision",
+    "model_fits",
+    "training_metrics",
+    "model_selection_report",
+    "feature_importances",
+    "confusion_matrix_chart",
+    "roc_curve_chart",
+    "feature_importance_chart",
+}
+"""What the training nodes write under their own names: catalog entries (the registered
+``candidate_model`` and the MLflow artifacts, metrics and charts), the drift reference packed
+into the model, and ``model_in_use`` (what ``__default__`` scores its demo batch with). The
+``PromotionHook`` reads ``promotion_decision`` and ``candidate_model`` by these names."""
+
+
 def create_pipeline(**kwargs) -> Pipeline:
-    """The model-training nodes (inputs ``model_input_train``/``model_input_test``)."""
+    """The ``training`` modular pipeline: the model-training nodes.
+
+    Inputs and outputs keep their names (``INPUTS``, ``OUTPUTS``); the selection internals
+    (``cv_results``, ``oof_probabilities``, ``best_candidate``, ``threshold_choice``,
+    ``fitted_model``, ``production_model``, ``test_metrics``, ``quality_gate``) are in-memory
+    datasets of the namespace, ``training.cv_results`` and so on.
+    """
     return Pipeline(
         [
-            node(
+            Node(
                 search_candidates,
                 inputs=["model_input_train", "params:schema", "params:training"],
                 outputs=["cv_results", "oof_probabilities"],
                 name="search_candidates",
             ),
-            node(
+            Node(
                 select_best_candidate,
                 inputs=["cv_results", "params:training"],
                 outputs="best_candidate",
                 name="select_best_candidate",
             ),
-            node(
+            Node(
                 choose_threshold,
                 inputs=[
                     "oof_probabilities",
@@ -78,7 +108,7 @@ def create_pipeline(**kwargs) -> Pipeline:
                 outputs="threshold_choice",
                 name="choose_threshold",
             ),
-            node(
+            Node(
                 fit_evaluation_model,
                 inputs=[
                     "model_input_train",
@@ -90,7 +120,7 @@ def create_pipeline(**kwargs) -> Pipeline:
                 outputs="fitted_model",
                 name="fit_evaluation_model",
             ),
-            node(
+            Node(
                 fit_production_model,
                 inputs=[
                     "validated_records",
@@ -102,49 +132,49 @@ def create_pipeline(**kwargs) -> Pipeline:
                 outputs="production_model",
                 name="fit_production_model",
             ),
-            node(
+            Node(
                 evaluate_model,
                 inputs=["fitted_model", "model_input_test", "params:schema"],
                 outputs="test_metrics",
                 name="evaluate_model",
             ),
-            node(
+            Node(
                 plot_confusion_matrix,
                 inputs=["fitted_model", "model_input_test", "params:schema"],
                 outputs="confusion_matrix_chart",
                 name="plot_confusion_matrix",
             ),
-            node(
+            Node(
                 plot_roc_curve,
                 inputs=["fitted_model", "model_input_test", "params:schema"],
                 outputs="roc_curve_chart",
                 name="plot_roc_curve",
             ),
-            node(
+            Node(
                 compute_feature_importances,
                 inputs=["fitted_model", "model_input_test", "params:schema", "params:training"],
                 outputs="feature_importances",
                 name="compute_feature_importances",
             ),
-            node(
+            Node(
                 plot_feature_importances,
                 inputs="feature_importances",
                 outputs="feature_importance_chart",
                 name="plot_feature_importances",
             ),
-            node(
+            Node(
                 build_model_selection_report,
                 inputs=["cv_results", "best_candidate", "threshold_choice"],
                 outputs="model_selection_report",
                 name="build_model_selection_report",
             ),
-            node(
+            Node(
                 apply_quality_gate,
                 inputs=["test_metrics", "params:training"],
                 outputs="quality_gate",
                 name="apply_quality_gate",
             ),
-            node(
+            Node(
                 collect_mlflow_metrics,
                 inputs=[
                     "test_metrics",
@@ -156,37 +186,37 @@ def create_pipeline(**kwargs) -> Pipeline:
                 outputs="training_metrics",
                 name="collect_mlflow_metrics",
             ),
-            node(
+            Node(
                 build_input_example,
                 inputs="params:schema",
                 outputs=INFERENCE_MODEL_INPUT,
                 name="build_input_example",
             ),
-            node(
+            Node(
                 build_drift_reference,
                 inputs=["validated_records", "params:schema"],
-                outputs="training_drift_reference",
-                name="build_training_drift_reference",
+                outputs="drift_reference",
+                name="build_drift_reference",
             ),
-            node(
+            Node(
                 package_model_for_registry,
                 inputs=[
                     "production_model",
                     "fitted_model",
                     "test_metrics",
                     "quality_gate",
-                    "training_drift_reference",
+                    "drift_reference",
                 ],
                 outputs="candidate_model",
                 name="register_model",
             ),
-            node(
+            Node(
                 describe_model_fits,
                 inputs=["fitted_model", "production_model"],
                 outputs="model_fits",
                 name="describe_model_fits",
             ),
-            node(
+            Node(
                 decide_promotion,
                 inputs=[
                     "fitted_model",
@@ -199,13 +229,17 @@ def create_pipeline(**kwargs) -> Pipeline:
                 outputs="promotion_decision",
                 name="decide_promotion",
             ),
-            node(
+            Node(
                 select_model_in_use,
                 inputs=["candidate_model", "promotion_decision", "champion_model"],
                 outputs="model_in_use",
                 name="select_model_in_use",
             ),
-        ]
+        ],
+        namespace="training",
+        inputs=INPUTS,
+        outputs=OUTPUTS,
+        parameters={"schema", "training"},
     )
 
 
