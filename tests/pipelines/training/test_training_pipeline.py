@@ -110,9 +110,10 @@ def test_training_and_default_keep_their_model_logging_through_the_session_compo
     assert training_nodes < default_nodes
     assert {"ingestion.add_record_keys", "inference.score_inference_batch"} <= default_nodes
     # the promotion hook finds the decision and the registered model under their plain names
-    assert {"promotion_decision", "candidate_model", "model_in_use"} <= pipelines[
-        "training"
-    ].all_outputs()
+    assert {"promotion_decision", "candidate_model"} <= pipelines["training"].all_outputs()
+    # only `kedro run` scores after the decision (`--pipeline training` scores nothing)
+    assert "model_in_use" not in pipelines["training"].all_outputs()
+    assert "model_in_use" in pipelines["__default__"].all_outputs()
 
 
 def _latest_run(client: mlflow.MlflowClient, run_id: str):
