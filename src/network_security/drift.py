@@ -5,7 +5,9 @@ training stores it inside the model (``PhishingModel.drift_reference``), so the 
 the reference it was trained on and validation compares new records with it (the chi-square test
 of homogeneity and the population stability index both suit categorical data). Before any
 champion, validation uses the current records themselves. Shared by the validation pipeline
-and the training pipeline, so neither imports the other's nodes.
+(``measure_drift``, ``plot_drift``, ``enforce_drift_gate``) and the training pipeline
+(``build_drift_reference``, whose output ``drift_reference`` is the one dataset of that name:
+training packs it into the model it registers), so neither imports the other's nodes.
 """
 
 from __future__ import annotations
@@ -191,6 +193,21 @@ def compute_drift_report(
     else:
         logger.info("No drift vs the %s reference (%d features stable).", source, len(features))
     return report
+
+
+def measure_drift(
+    validated_records: pd.DataFrame,
+    champion_model: PhishingModel | None,
+    schema: Schema,
+    drift_params: dict[str, Any],
+) -> dict[str, Any]:
+    """The drift report of ``validated_records`` against the reference the champion carries.
+
+    The validation pipeline's drift node: the reference is read from the champion (the one
+    place it is stored), or built from these records when no champion carries one yet.
+    """
+    reference = resolve_drift_reference(validated_records, champion_model, schema)
+    return compute_drift_report(validated_records, reference, schema, drift_params)
 
 
 _VERDICT_COLOURS = {"stable": "#2ca02c", "warning": "#ff7f0e", "drift": "#d62728"}

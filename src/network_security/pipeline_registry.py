@@ -17,8 +17,9 @@ from network_security.pipelines import (
 def register_pipelines() -> dict[str, Pipeline]:
     """Register the project's pipelines.
 
-    Each package under ``pipelines/`` is one pipeline: ingestion, validation,
-    feature_engineering, training, inference.
+    Each package under ``pipelines/`` is one modular pipeline with its own namespace (the
+    collapsible groups of ``kedro viz``): ingestion, validation, feature_engineering, training,
+    inference. Datasets that cross pipelines keep their plain names, so they compose with ``+``.
 
     - ``training`` is validation + feature_engineering + model training: from the records in
       MongoDB to a registered, evaluated model (and a new champion when it earns it).
@@ -34,13 +35,17 @@ def register_pipelines() -> dict[str, Pipeline]:
     """
     pipelines = find_pipelines(raise_errors=True)
     data_preparation = validation.create_pipeline() + feature_engineering.create_pipeline()
-    model_training = training.create_pipeline()
     scoring = inference.create_pipeline()
-    pipelines["training"] = training.log_inference_model(data_preparation + model_training, scoring)
+    pipelines["training"] = training.log_inference_model(
+        data_preparation + training.create_pipeline(), scoring
+    )
     # The demo batch of `kedro run` is scored by the model in use after this run's decision.
     scoring_after_training = Pipeline(scoring, inputs={"champion_model": "model_in_use"})
     pipelines["__default__"] = training.log_inference_model(
-        ingestion.create_pipeline() + data_preparation + model_training + scoring_after_training,
+        ingestion.create_pipeline()
+        + data_preparation
+        + training.create_pipeline(model_in_use=True)
+        + scoring_after_training,
         scoring,
     )
     return pipelines

@@ -70,7 +70,7 @@ def run_on_files(input_path, output_path, chunksize, model, schema, scoring) -> 
                 "chunksize": chunksize,
                 "load_args": {"dtype": "object", "keep_default_na": False},
             },
-            "checked_inference_batch": {"type": "MemoryDataset", "copy_mode": "assign"},
+            "inference.checked_inference_batch": {"type": "MemoryDataset", "copy_mode": "assign"},
             "inference_predictions": {"type": TYPE, "filepath": str(output_path)},
         }
     )

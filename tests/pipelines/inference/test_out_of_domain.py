@@ -40,7 +40,7 @@ def test_a_value_outside_the_domain_stops_the_run_naming_column_row_and_value(
     catalog = DataCatalog.from_config(
         {
             "inference_batch": {"type": TYPE, "filepath": str(source), "chunksize": 200},
-            "checked_inference_batch": {"type": "MemoryDataset", "copy_mode": "assign"},
+            "inference.checked_inference_batch": {"type": "MemoryDataset", "copy_mode": "assign"},
             "inference_predictions": {"type": TYPE, "filepath": str(tmp_path / "out" / "p.csv")},
         }
     )

@@ -262,7 +262,8 @@ def test_the_quality_gate_blocks_a_weak_model(make_frame, schema, fast_params):
     decision = nodes.decide_promotion(weak, gate, None, test, schema, fast_params)
     assert decision["promote"] is False
     assert decision["reason"].startswith("quality gate failed")
-    assert nodes.select_model_in_use(weak, decision, None) is None  # nothing to score with
+    with pytest.raises(ValueError, match="quality gate failed.*no champion yet"):
+        nodes.select_model_in_use(weak, decision, None)  # nothing to score with
 
 
 def test_the_gate_reads_its_minimums_from_parameters(fast_params):

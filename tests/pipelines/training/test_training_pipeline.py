@@ -86,12 +86,34 @@ def test_training_and_default_keep_their_model_logging_through_the_session_compo
         assert isinstance(session_pipeline, PipelineML), name
         assert session_pipeline.input_name == "model_input_example"
         assert session_pipeline.inference.outputs() == {"mlflow_predictions"}
+        # the registered inference pipeline is the namespaced one, fed by this run's model
+        assert {n.namespace for n in session_pipeline.inference.nodes} == {"inference"}
+        assert session_pipeline.inference.inputs() == {
+            "model_input_example",
+            "candidate_model",
+            "params:schema",
+            "params:scoring",
+        }
     training_nodes = {node.name for node in pipelines["training"].nodes}
-    assert {"find_schema_violations", "split_train_test", "register_model"} <= training_nodes
-    assert "ingest_raw_records" not in training_nodes
+    assert {
+        "validation.find_schema_violations",
+        "feature_engineering.split_train_test",
+        "training.register_model",
+        "training.decide_promotion",
+    } <= training_nodes
+    assert {n.namespace for n in pipelines["training"].nodes} == {
+        "validation",
+        "feature_engineering",
+        "training",
+    }
     default_nodes = {node.name for node in pipelines["__default__"].nodes}
     assert training_nodes < default_nodes
-    assert {"score_inference_batch"} <= default_nodes
+    assert {"ingestion.add_record_keys", "inference.score_inference_batch"} <= default_nodes
+    # the promotion hook finds the decision and the registered model under their plain names
+    assert {"promotion_decision", "candidate_model"} <= pipelines["training"].all_outputs()
+    # only `kedro run` scores after the decision (`--pipeline training` scores nothing)
+    assert "model_in_use" not in pipelines["training"].all_outputs()
+    assert "model_in_use" in pipelines["__default__"].all_outputs()
 
 
 def _latest_run(client: mlflow.MlflowClient, run_id: str):

@@ -1,4 +1,5 @@
-"""Inference pipeline: ``inference_batch`` (new sites) -> ``inference_predictions``.
+"""Inference pipeline: ``inference_batch`` (new sites) -> ``inference_predictions``
+(namespace ``inference``).
 
 ``kedro run --pipeline inference --params inference_input_path=<csv>,inference_output_path=<csv>``
 (the pandas engine), or with ``inference_engine=dask,dask_scheduler=tcp://HOST:PORT`` on a Dask
@@ -6,7 +7,7 @@ cluster (CSV files, a glob or a Parquet folder in; Parquet parts out). The same 
 both engines; the catalog's ``EngineDataset`` entries choose the datasets.
 """
 
-from kedro.pipeline import Pipeline, node
+from kedro.pipeline import Node, Pipeline
 
 from network_security.pipelines.inference.nodes import (
     check_inference_batch,
@@ -15,20 +16,27 @@ from network_security.pipelines.inference.nodes import (
 
 
 def create_pipeline(**kwargs) -> Pipeline:
-    """Build the inference pipeline (inputs ``inference_batch``, ``champion_model``)."""
+    """The ``inference`` modular pipeline: ``inference_batch`` and ``champion_model`` ->
+    ``inference_predictions``, through the checked stream ``inference.checked_inference_batch``.
+    """
+    nodes = [
+        Node(
+            check_inference_batch,
+            inputs=["inference_batch", "params:schema"],
+            outputs="checked_inference_batch",
+            name="check_inference_batch",
+        ),
+        Node(
+            score_inference_batch,
+            inputs=["checked_inference_batch", "champion_model", "params:scoring"],
+            outputs="inference_predictions",
+            name="score_inference_batch",
+        ),
+    ]
     return Pipeline(
-        [
-            node(
-                check_inference_batch,
-                inputs=["inference_batch", "params:schema"],
-                outputs="checked_inference_batch",
-                name="check_inference_batch",
-            ),
-            node(
-                score_inference_batch,
-                inputs=["checked_inference_batch", "champion_model", "params:scoring"],
-                outputs="inference_predictions",
-                name="score_inference_batch",
-            ),
-        ]
+        nodes,
+        namespace="inference",
+        inputs={"inference_batch", "champion_model"},
+        outputs={"inference_predictions"},
+        parameters={"schema", "scoring"},
     )

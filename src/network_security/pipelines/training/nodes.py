@@ -736,11 +736,22 @@ def select_model_in_use(
     candidate_model: PhishingModel,
     promotion_decision: dict[str, Any],
     champion_model: PhishingModel | None,
-) -> PhishingModel | None:
+) -> PhishingModel:
     """The model that scores after this run: the candidate when promoted, else the champion.
 
     ``kedro run`` (``__default__``) scores its demo batch with it in the same run; the promotion
     itself (registry alias, then the local cache) happens when the run has ended and
     kedro-mlflow has registered the candidate.
+
+    Raises:
+        ValueError: If the candidate is not promoted and there is no champion: nothing can score.
     """
-    return candidate_model if promotion_decision["promote"] else champion_model
+    chosen = candidate_model if promotion_decision["promote"] else champion_model
+    if chosen is None:
+        raise ValueError(
+            "No model to score with: this run's model was not promoted "
+            f"({promotion_decision.get('reason', 'no reason given')}) and there is no champion "
+            "yet. See data/08_reporting/promotion_decision.json; train on more or better "
+            "records (kedro run --pipeline training) before scoring."
+        )
+    return chosen

@@ -1,4 +1,5 @@
-"""Training pipeline: model inputs -> selected, evaluated, registered model -> promotion decision.
+"""Training pipeline: model inputs -> selected, evaluated, registered model -> promotion decision
+(namespace ``training``).
 
 ``create_pipeline()`` holds the model-training nodes (inputs ``model_input_train``,
 ``model_input_test``, ``validated_records`` and the ``champion_model``). The selected
@@ -15,7 +16,7 @@ one) silently turns it back into a plain ``Pipeline``.
 
 from __future__ import annotations
 
-from kedro.pipeline import Pipeline, node
+from kedro.pipeline import Node, Pipeline
 from kedro_mlflow.pipeline import pipeline_ml_factory
 from kedro_mlflow.pipeline.pipeline_ml import PipelineML
 
@@ -50,162 +51,206 @@ INFERENCE_MODEL_INPUT = "model_input_example"
 """The features DataFrame the logged inference pipeline scores (its example is persisted)."""
 
 
-def create_pipeline(**kwargs) -> Pipeline:
-    """The model-training nodes (inputs ``model_input_train``/``model_input_test``)."""
-    return Pipeline(
-        [
-            node(
-                search_candidates,
-                inputs=["model_input_train", "params:schema", "params:training"],
-                outputs=["cv_results", "oof_probabilities"],
-                name="search_candidates",
-            ),
-            node(
-                select_best_candidate,
-                inputs=["cv_results", "params:training"],
-                outputs="best_candidate",
-                name="select_best_candidate",
-            ),
-            node(
-                choose_threshold,
-                inputs=[
-                    "oof_probabilities",
-                    "model_input_train",
-                    "best_candidate",
-                    "params:schema",
-                    "params:training",
-                ],
-                outputs="threshold_choice",
-                name="choose_threshold",
-            ),
-            node(
-                fit_evaluation_model,
-                inputs=[
-                    "model_input_train",
-                    "best_candidate",
-                    "threshold_choice",
-                    "params:schema",
-                    "params:training",
-                ],
-                outputs="fitted_model",
-                name="fit_evaluation_model",
-            ),
-            node(
-                fit_production_model,
-                inputs=[
-                    "validated_records",
-                    "best_candidate",
-                    "threshold_choice",
-                    "params:schema",
-                    "params:training",
-                ],
-                outputs="production_model",
-                name="fit_production_model",
-            ),
-            node(
-                evaluate_model,
-                inputs=["fitted_model", "model_input_test", "params:schema"],
-                outputs="test_metrics",
-                name="evaluate_model",
-            ),
-            node(
-                plot_confusion_matrix,
-                inputs=["fitted_model", "model_input_test", "params:schema"],
-                outputs="confusion_matrix_chart",
-                name="plot_confusion_matrix",
-            ),
-            node(
-                plot_roc_curve,
-                inputs=["fitted_model", "model_input_test", "params:schema"],
-                outputs="roc_curve_chart",
-                name="plot_roc_curve",
-            ),
-            node(
-                compute_feature_importances,
-                inputs=["fitted_model", "model_input_test", "params:schema", "params:training"],
-                outputs="feature_importances",
-                name="compute_feature_importances",
-            ),
-            node(
-                plot_feature_importances,
-                inputs="feature_importances",
-                outputs="feature_importance_chart",
-                name="plot_feature_importances",
-            ),
-            node(
-                build_model_selection_report,
-                inputs=["cv_results", "best_candidate", "threshold_choice"],
-                outputs="model_selection_report",
-                name="build_model_selection_report",
-            ),
-            node(
-                apply_quality_gate,
-                inputs=["test_metrics", "params:training"],
-                outputs="quality_gate",
-                name="apply_quality_gate",
-            ),
-            node(
-                collect_mlflow_metrics,
-                inputs=[
-                    "test_metrics",
-                    "best_candidate",
-                    "threshold_choice",
-                    "cv_results",
-                    "quality_gate",
-                ],
-                outputs="training_metrics",
-                name="collect_mlflow_metrics",
-            ),
-            node(
-                build_input_example,
-                inputs="params:schema",
-                outputs=INFERENCE_MODEL_INPUT,
-                name="build_input_example",
-            ),
-            node(
-                build_drift_reference,
-                inputs=["validated_records", "params:schema"],
-                outputs="training_drift_reference",
-                name="build_training_drift_reference",
-            ),
-            node(
-                package_model_for_registry,
-                inputs=[
-                    "production_model",
-                    "fitted_model",
-                    "test_metrics",
-                    "quality_gate",
-                    "training_drift_reference",
-                ],
-                outputs="candidate_model",
-                name="register_model",
-            ),
-            node(
-                describe_model_fits,
-                inputs=["fitted_model", "production_model"],
-                outputs="model_fits",
-                name="describe_model_fits",
-            ),
-            node(
-                decide_promotion,
-                inputs=[
-                    "fitted_model",
-                    "quality_gate",
-                    "champion_model",
-                    "model_input_test",
-                    "params:schema",
-                    "params:training",
-                ],
-                outputs="promotion_decision",
-                name="decide_promotion",
-            ),
-            node(
+INPUTS = {"model_input_train", "model_input_test", "validated_records", "champion_model"}
+"""What the training nodes read from the other pipelines and the catalog."""
+
+OUTPUTS = {
+    INFERENCE_MODEL_INPUT,
+    "candidate_model",
+    "drift_reference",
+    "promotion_decision",
+    "model_fits",
+    "training_metrics",
+    "model_selection_report",
+    "feature_importances",
+    "confusion_matrix_chart",
+    "roc_curve_chart",
+    "feature_importance_chart",
+}
+"""What the training nodes write under their own names: catalog entries (the registered
+``candidate_model`` and the MLflow artifacts, metrics and charts) and the drift reference packed
+into the model. The ``PromotionHook`` reads ``promotion_decision`` and ``candidate_model`` by
+these names."""
+
+
+def create_pipeline(*, model_in_use: bool = False, **kwargs) -> Pipeline:
+    """The ``training`` modular pipeline: the model-training nodes.
+
+    Inputs and outputs keep their names (``INPUTS``, ``OUTPUTS``); the selection internals
+    (``cv_results``, ``oof_probabilities``, ``best_candidate``, ``threshold_choice``,
+    ``fitted_model``, ``production_model``, ``test_metrics``, ``quality_gate``) are in-memory
+    datasets of the namespace, ``training.cv_results`` and so on.
+
+    Args:
+        model_in_use: Also pick ``model_in_use``, the model that scores after this run's
+            decision (the candidate when promoted, else the champion): ``__default__`` scores
+            its demo batch with it. ``kedro run --pipeline training`` scores nothing, so a run
+            that promotes nothing on a project with no champion yet still ends normally.
+    """
+    nodes = [
+        Node(
+            search_candidates,
+            inputs=["model_input_train", "params:schema", "params:training"],
+            outputs=["cv_results", "oof_probabilities"],
+            name="search_candidates",
+        ),
+        Node(
+            select_best_candidate,
+            inputs=["cv_results", "params:training"],
+            outputs="best_candidate",
+            name="select_best_candidate",
+        ),
+        Node(
+            choose_threshold,
+            inputs=[
+                "oof_probabilities",
+                "model_input_train",
+                "best_candidate",
+                "params:schema",
+                "params:training",
+            ],
+            outputs="threshold_choice",
+            name="choose_threshold",
+        ),
+        Node(
+            fit_evaluation_model,
+            inputs=[
+                "model_input_train",
+                "best_candidate",
+                "threshold_choice",
+                "params:schema",
+                "params:training",
+            ],
+            outputs="fitted_model",
+            name="fit_evaluation_model",
+        ),
+        Node(
+            fit_production_model,
+            inputs=[
+                "validated_records",
+                "best_candidate",
+                "threshold_choice",
+                "params:schema",
+                "params:training",
+            ],
+            outputs="production_model",
+            name="fit_production_model",
+        ),
+        Node(
+            evaluate_model,
+            inputs=["fitted_model", "model_input_test", "params:schema"],
+            outputs="test_metrics",
+            name="evaluate_model",
+        ),
+        Node(
+            plot_confusion_matrix,
+            inputs=["fitted_model", "model_input_test", "params:schema"],
+            outputs="confusion_matrix_chart",
+            name="plot_confusion_matrix",
+        ),
+        Node(
+            plot_roc_curve,
+            inputs=["fitted_model", "model_input_test", "params:schema"],
+            outputs="roc_curve_chart",
+            name="plot_roc_curve",
+        ),
+        Node(
+            compute_feature_importances,
+            inputs=["fitted_model", "model_input_test", "params:schema", "params:training"],
+            outputs="feature_importances",
+            name="compute_feature_importances",
+        ),
+        Node(
+            plot_feature_importances,
+            inputs="feature_importances",
+            outputs="feature_importance_chart",
+            name="plot_feature_importances",
+        ),
+        Node(
+            build_model_selection_report,
+            inputs=["cv_results", "best_candidate", "threshold_choice"],
+            outputs="model_selection_report",
+            name="build_model_selection_report",
+        ),
+        Node(
+            apply_quality_gate,
+            inputs=["test_metrics", "params:training"],
+            outputs="quality_gate",
+            name="apply_quality_gate",
+        ),
+        Node(
+            collect_mlflow_metrics,
+            inputs=[
+                "test_metrics",
+                "best_candidate",
+                "threshold_choice",
+                "cv_results",
+                "quality_gate",
+            ],
+            outputs="training_metrics",
+            name="collect_mlflow_metrics",
+        ),
+        Node(
+            build_input_example,
+            inputs="params:schema",
+            outputs=INFERENCE_MODEL_INPUT,
+            name="build_input_example",
+        ),
+        Node(
+            build_drift_reference,
+            inputs=["validated_records", "params:schema"],
+            outputs="drift_reference",
+            name="build_drift_reference",
+        ),
+        Node(
+            package_model_for_registry,
+            inputs=[
+                "production_model",
+                "fitted_model",
+                "test_metrics",
+                "quality_gate",
+                "drift_reference",
+            ],
+            outputs="candidate_model",
+            name="register_model",
+        ),
+        Node(
+            describe_model_fits,
+            inputs=["fitted_model", "production_model"],
+            outputs="model_fits",
+            name="describe_model_fits",
+        ),
+        Node(
+            decide_promotion,
+            inputs=[
+                "fitted_model",
+                "quality_gate",
+                "champion_model",
+                "model_input_test",
+                "params:schema",
+                "params:training",
+            ],
+            outputs="promotion_decision",
+            name="decide_promotion",
+        ),
+    ]
+    outputs = set(OUTPUTS)
+    if model_in_use:
+        nodes.append(
+            Node(
                 select_model_in_use,
                 inputs=["candidate_model", "promotion_decision", "champion_model"],
                 outputs="model_in_use",
                 name="select_model_in_use",
-            ),
-        ]
+            )
+        )
+        outputs.add("model_in_use")
+    return Pipeline(
+        nodes,
+        namespace="training",
+        inputs=INPUTS,
+        outputs=outputs,
+        parameters={"schema", "training"},
     )
 
 
