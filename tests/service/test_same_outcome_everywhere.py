@@ -12,7 +12,6 @@ allowed set (``2``) as it is, for the validation pipeline's pandera schema to qu
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import dask
