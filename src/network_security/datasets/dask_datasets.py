@@ -186,13 +186,16 @@ def _read_parquet_groups(
     path: str,
     source: str,
     groups: list[int],
-    columns: list[str],
+    names: tuple[list[str], list[str]],
     row_offset: int,
 ) -> pd.DataFrame:
-    """Read row groups of one Parquet file as a tagged partition."""
+    """Read row groups of one Parquet file as a tagged partition (``names``: the file's columns
+    as written, and the partition's columns by the header rule, in the run's order)."""
+    written, columns = names
     with fs.open(path, "rb") as handle:
-        table = pq.ParquetFile(handle).read_row_groups(groups, columns=columns)
-    frame = table.to_pandas(ignore_metadata=True)
+        table = pq.ParquetFile(handle).read_row_groups(groups, columns=written)
+    table = table.rename_columns(normalise_header(written, source))
+    frame = table.select(columns).to_pandas(ignore_metadata=True)
     return _tag(frame, source, row_offset)
 
 
@@ -378,10 +381,12 @@ class DaskTableDataset(AbstractDataset[dd.DataFrame, None]):
                     parquet.metadata.row_group(i).num_rows
                     for i in range(parquet.metadata.num_row_groups)
                 ]
-            names = [n for n in schema.names if not n.startswith("__index_level_")]
+            written = [n for n in schema.names if not n.startswith("__index_level_")]
+            names = normalise_header(written, source)  # the one header rule, as for CSV
             if meta is None:
                 columns = names
-                meta = schema.empty_table().select(names).to_pandas(ignore_metadata=True)
+                meta = schema.empty_table().select(written).rename_columns(names)
+                meta = meta.to_pandas(ignore_metadata=True)
             elif sorted(names) != sorted(columns):
                 missing = sorted(set(columns) - set(names))
                 raise InputValidationError(
@@ -397,7 +402,7 @@ class DaskTableDataset(AbstractDataset[dd.DataFrame, None]):
                 if rows:
                     parts.append(
                         delayed(_read_parquet_groups, pure=True)(
-                            fs, path, source, [group], columns, offset
+                            fs, path, source, [group], (written, columns), offset
                         )
                     )
                 offset += rows
