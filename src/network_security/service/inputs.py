@@ -1,6 +1,6 @@
 """Turning request bodies (a CSV upload, JSON records) into frames for the schema checks.
 
-Both paths produce cells for the one schema check (``network_security.scoring``), which judges
+Both paths produce cells for the one validator (``network_security.validator``), which judges
 uploads and records alike: a CSV as a frame of text cells, exactly as the inference pipeline
 reads a file; JSON records as columns of the values sent (an integer matrix straight away when
 every feature value is a plain integer, the usual case), once the values JSON can hold but a
