@@ -66,7 +66,9 @@ _INT64 = np.iinfo(np.int64)
 
 
 class InputValidationError(ValueError, DatasetError):
-    """New sites that cannot be scored: names the problem, the column, the row and the value.
+    """An input that cannot be ingested or scored (a file, a request, a frame): the one error
+    type of the project's input checks, naming the source, the problem, the column, the row and
+    the value, and saying what to do.
 
     It is a ``ValueError``. It is also a Kedro ``DatasetError``, so that when a lazily read chunk
     fails while the predictions are written, Kedro's dataset wrapper passes it on without burying
@@ -77,9 +79,9 @@ class InputValidationError(ValueError, DatasetError):
         column: The offending column, or ``None`` for a file-level problem.
         row: The 1-based data row as in the file (header excluded), or ``None``.
         value: The offending cell text, or ``None``.
-        problem: A short code: ``missing_column``, ``no_rows``, ``missing_value``,
-            ``not_integer``, ``not_allowed``, ``empty_file``, ``not_text``, ``malformed``,
-            ``reserved_column``.
+        problem: A short code: ``missing_column``, ``repeated_column``, ``nameless_column``,
+            ``no_rows``, ``missing_value``, ``not_integer``, ``not_allowed``, ``empty_file``,
+            ``not_text``, ``malformed``, ``reserved_column``, ``extra_column``, ``changed``.
         rows_affected: How many rows of the checked frame have this problem (``None`` if n/a).
         source: The file or request the rows came from.
     """
