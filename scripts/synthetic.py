@@ -32,6 +32,7 @@ from network_security.schema import (
     target_column,
     target_values,
 )
+from network_security.validator import check_feature_columns, require_columns
 
 logger = logging.getLogger(__name__)
 
@@ -53,28 +54,16 @@ def _shown(value: Any) -> str:
 def encode_features(df: pd.DataFrame, schema: Schema) -> np.ndarray:
     """Map each feature value to its index in the schema's allowed values.
 
-    Raises ``ValueError`` naming the column, the row and the value for a missing column
-    or a value outside the column's allowed set.
+    The records are checked by the project's one validator (``network_security.validator``):
+    an ``InputValidationError`` (a ``ValueError``) names the column, the row (1-based) and the
+    value of a missing column, a missing cell or a value outside the column's allowed set.
     """
     columns = feature_columns(schema)
-    missing = [c for c in columns if c not in df.columns]
-    if missing:
-        raise ValueError(
-            f"Columns {missing} are missing; the schema in conf/base expects {columns}"
-        )
-    codes = np.empty((len(df), len(columns)), dtype=np.int64)
-    for j, (name, values) in enumerate(allowed_values(schema).items()):
-        column = pd.to_numeric(df[name], errors="coerce")
-        lookup = pd.Series(range(len(values)), index=values, dtype="int64")
-        mapped = column.map(lookup)
-        bad = mapped.isna()
-        if bad.any():
-            row = int(np.flatnonzero(bad.to_numpy())[0])
-            raise ValueError(
-                f"Column {name!r}, row {row}: value {_shown(df[name].iloc[row])} is not one of "
-                f"{values}; fix the input or the schema in conf/base/parameters.yml"
-            )
-        codes[:, j] = mapped.to_numpy(dtype=np.int64)
+    require_columns(df.columns, columns, "records", "feature columns of the schema")
+    matrix = check_feature_columns({name: df[name] for name in columns}, schema, "records")
+    codes = np.empty_like(matrix)
+    for j, values in enumerate(allowed_values(schema).values()):
+        codes[:, j] = np.argmax(matrix[:, j, None] == np.asarray(values), axis=1)
     return codes
 
 

@@ -171,7 +171,7 @@ def test_committed_profile_classes_summarise_many_vectors(profile: dict, schema:
 def test_fit_rejects_a_value_outside_the_schema(schema: dict) -> None:
     records = toy_records(schema, 50, seed=0)
     records.loc[17, "URL_Length"] = 2
-    with pytest.raises(ValueError, match=r"'URL_Length', row 17: value 2"):
+    with pytest.raises(ValueError, match=r"column 'URL_Length', row 18: value '2' is not an allow"):
         fit_profile(records, schema)
 
 

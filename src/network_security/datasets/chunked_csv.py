@@ -9,7 +9,9 @@ memory at a time.
 Reading and writing use Arrow's CSV reader and writer (pyarrow), several times faster than
 pandas' on large files. Every cell is read as text (pandas' ``str`` dtype), exactly as written:
 nothing is read as missing, nothing is converted; the checks downstream parse the cells they
-need. Chunks hold ``chunksize`` rows (the last one the rest).
+need (``network_security.validator``). The header goes through the validator's one header
+rule: names stripped of whitespace and of a byte-order mark, a nameless or repeated column
+refused. Chunks hold ``chunksize`` rows (the last one the rest).
 
 Saving is atomic: the rows go to a temporary file in the target's directory, which replaces the
 target (``os.replace``) only once every chunk is written. If a chunk fails (a bad row found late
@@ -46,8 +48,9 @@ from kedro.io import AbstractDataset, DatasetError
 from kedro_datasets._typing import TablePreview
 
 from network_security.datasets.safe_csv import neutralise_formulas
-from network_security.scoring import ChunkStream, InputValidationError
+from network_security.scoring import ChunkStream
 from network_security.streams import CountedStream
+from network_security.validator import InputValidationError, normalise_header
 
 logger = logging.getLogger(__name__)
 
@@ -197,31 +200,21 @@ class _CSVChunks:
             ),
         )
 
-    def _header(self, errors: list[Any]) -> list[str]:
-        """The column names, refusing a header that names a column twice."""
+    def _header(self, errors: list[Any]) -> tuple[list[str], list[str]]:
+        """The column names as written and as the one header rule makes them
+        (``normalise_header``: stripped, no nameless or repeated column)."""
         reader = self._reader(None, errors)
         try:
             names = list(reader.schema.names)
         finally:
             reader.close()
-        seen: set[str] = set()
-        for name in names:
-            if name in seen:
-                raise InputValidationError(
-                    f"{self._path}: column {name!r} appears more than once in the header; keep "
-                    "one column per name and run again.",
-                    column=name,
-                    problem="malformed",
-                    source=str(self._path),
-                )
-            seen.add(name)
-        return names
+        return names, normalise_header(names, str(self._path))
 
     def __iter__(self) -> Iterator[pd.DataFrame]:
         rows = 0
         errors: list[Any] = []
         try:
-            names = self._header(errors)
+            names, clean = self._header(errors)
             reader = self._reader(names, errors)
             pending: list[pa.RecordBatch] = []
             pending_rows = 0
@@ -234,11 +227,11 @@ class _CSVChunks:
                     chunk, rest = table.slice(0, size), table.slice(size)
                     pending, pending_rows = rest.to_batches(), rest.num_rows
                     rows += size
-                    yield chunk.to_pandas()
+                    yield chunk.rename_columns(clean).to_pandas()
             if pending_rows or (rows == 0 and size is None):
                 table = pa.Table.from_batches(pending, schema=reader.schema)
                 rows += table.num_rows
-                yield table.to_pandas()
+                yield table.rename_columns(clean).to_pandas()
         except pa.ArrowInvalid as exc:
             raise self._read_error(exc, rows, errors) from exc
         except UnicodeDecodeError as exc:

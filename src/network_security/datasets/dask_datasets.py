@@ -47,8 +47,8 @@ from kedro.io import AbstractDataset, DatasetError
 from kedro_datasets._typing import TablePreview
 
 from network_security.datasets.chunked_csv import csv_options
-from network_security.scoring import InputValidationError
 from network_security.streams import Progress
+from network_security.validator import InputValidationError, normalise_header
 
 logger = logging.getLogger(__name__)
 
@@ -122,13 +122,16 @@ def _read_csv_block(  # noqa: PLR0913
     start: int,
     length: int | None,
     header: bytes,
-    columns: list[str],
+    names: tuple[list[str], list[str]],
     options: dict[str, Any],
 ) -> pd.DataFrame:
     """Parse one block of a CSV file (``length`` None: the whole, possibly compressed, file).
 
     Every cell is read as text, as written (Arrow's CSV reader, as the pandas engine reads).
+    ``names``: the file's header as written, and the columns of the result (the header rule's
+    names, in the order of the run's first file).
     """
+    written, columns = names
     errors: list[Any] = []
     try:
         if length is None:
@@ -139,7 +142,7 @@ def _read_csv_block(  # noqa: PLR0913
                 data = read_block(handle, start, length, delimiter=b"\n")
             if start > 0:
                 data = header + data
-        table = pa_csv.read_csv(io.BytesIO(data), **_arrow_csv_options(options, columns, errors))
+        table = pa_csv.read_csv(io.BytesIO(data), **_arrow_csv_options(options, written, errors))
     except pa.ArrowInvalid as exc:
         message = str(exc)
         if "UTF8" in message or "utf8" in message.lower() and "invalid" in message.lower():
@@ -172,7 +175,7 @@ def _read_csv_block(  # noqa: PLR0913
             problem="malformed",
             source=source,
         ) from exc
-    frame = table.to_pandas()
+    frame = table.rename_columns(normalise_header(written, source)).to_pandas()
     if [str(c) for c in frame.columns] != columns:
         frame = frame[columns]
     return frame
@@ -183,13 +186,16 @@ def _read_parquet_groups(
     path: str,
     source: str,
     groups: list[int],
-    columns: list[str],
+    names: tuple[list[str], list[str]],
     row_offset: int,
 ) -> pd.DataFrame:
-    """Read row groups of one Parquet file as a tagged partition."""
+    """Read row groups of one Parquet file as a tagged partition (``names``: the file's columns
+    as written, and the partition's columns by the header rule, in the run's order)."""
+    written, columns = names
     with fs.open(path, "rb") as handle:
-        table = pq.ParquetFile(handle).read_row_groups(groups, columns=columns)
-    frame = table.to_pandas(ignore_metadata=True)
+        table = pq.ParquetFile(handle).read_row_groups(groups, columns=written)
+    table = table.rename_columns(normalise_header(written, source))
+    frame = table.select(columns).to_pandas(ignore_metadata=True)
     return _tag(frame, source, row_offset)
 
 
@@ -306,8 +312,9 @@ class DaskTableDataset(AbstractDataset[dd.DataFrame, None]):
             )
         return header
 
-    def _csv_columns(self, header: bytes, source: str) -> pd.DataFrame:
-        """The empty frame of a file's columns (all text), from its header line."""
+    def _csv_columns(self, header: bytes, source: str) -> tuple[pd.DataFrame, list[str]]:
+        """The empty frame of a file's columns (all text, names by the validator's header
+        rule, ``normalise_header``), and the names as written, from its header line."""
         try:
             names = pa_csv.read_csv(
                 io.BytesIO(header), **_arrow_csv_options(self._options, [], [])
@@ -319,17 +326,9 @@ class DaskTableDataset(AbstractDataset[dd.DataFrame, None]):
                 problem="not_text",
                 source=source,
             ) from exc
-        repeated = sorted({name for name in names if names.count(name) > 1})
-        if repeated:
-            raise InputValidationError(
-                f"{source}: column {repeated[0]!r} appears more than once in the header; keep "
-                "one column per name and run again.",
-                column=repeated[0],
-                problem="malformed",
-                source=source,
-            )
-        empty = pa.table({name: pa.array([], pa.string()) for name in names})
-        return empty.to_pandas()
+        clean = normalise_header(names, source)
+        empty = pa.table({name: pa.array([], pa.string()) for name in clean})
+        return empty.to_pandas(), names
 
     def _load_csv(self, fs: fsspec.AbstractFileSystem, files: list[str]) -> dd.DataFrame:
         meta: pd.DataFrame | None = None
@@ -338,7 +337,7 @@ class DaskTableDataset(AbstractDataset[dd.DataFrame, None]):
         for path in files:
             source = _source_name(fs, path)
             header = self._header(fs, path, source)
-            file_meta = self._csv_columns(header, source)
+            file_meta, written = self._csv_columns(header, source)
             names = [str(c) for c in file_meta.columns]
             if meta is None:
                 meta, columns = file_meta, names
@@ -361,7 +360,7 @@ class DaskTableDataset(AbstractDataset[dd.DataFrame, None]):
             offset: Any = 0
             for start, length in blocks:
                 raw = delayed(_read_csv_block, pure=True)(
-                    fs, path, source, start, length, header, columns, self._options
+                    fs, path, source, start, length, header, (written, columns), self._options
                 )
                 parts.append(delayed(_tag, pure=True)(raw, source, offset))
                 offset = delayed(operator.add, pure=True)(offset, delayed(len, pure=True)(raw))
@@ -382,10 +381,12 @@ class DaskTableDataset(AbstractDataset[dd.DataFrame, None]):
                     parquet.metadata.row_group(i).num_rows
                     for i in range(parquet.metadata.num_row_groups)
                 ]
-            names = [n for n in schema.names if not n.startswith("__index_level_")]
+            written = [n for n in schema.names if not n.startswith("__index_level_")]
+            names = normalise_header(written, source)  # the one header rule, as for CSV
             if meta is None:
                 columns = names
-                meta = schema.empty_table().select(names).to_pandas(ignore_metadata=True)
+                meta = schema.empty_table().select(written).rename_columns(names)
+                meta = meta.to_pandas(ignore_metadata=True)
             elif sorted(names) != sorted(columns):
                 missing = sorted(set(columns) - set(names))
                 raise InputValidationError(
@@ -401,7 +402,7 @@ class DaskTableDataset(AbstractDataset[dd.DataFrame, None]):
                 if rows:
                     parts.append(
                         delayed(_read_parquet_groups, pure=True)(
-                            fs, path, source, [group], columns, offset
+                            fs, path, source, [group], (written, columns), offset
                         )
                     )
                 offset += rows
@@ -467,9 +468,10 @@ class DaskTableDataset(AbstractDataset[dd.DataFrame, None]):
         else:
             with fs.open(files[0], "rb", compression=infer_compression(files[0])) as handle:
                 head = b"".join(handle.readline() for _ in range(int(nrows) + 1))
-            columns = list(self._csv_columns(head, files[0]).columns)
-            options = _arrow_csv_options(self._options, columns, [])
-            frame = pa_csv.read_csv(io.BytesIO(head), **options).to_pandas()
+            meta, written = self._csv_columns(head, files[0])
+            options = _arrow_csv_options(self._options, written, [])
+            table = pa_csv.read_csv(io.BytesIO(head), **options)
+            frame = table.rename_columns(list(meta.columns)).to_pandas()
         return TablePreview(frame.to_dict(orient="split"))
 
 

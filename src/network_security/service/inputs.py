@@ -1,6 +1,6 @@
 """Turning request bodies (a CSV upload, JSON records) into frames for the schema checks.
 
-Both paths produce cells for the one schema check (``network_security.scoring``), which judges
+Both paths produce cells for the one validator (``network_security.validator``), which judges
 uploads and records alike: a CSV as a frame of text cells, exactly as the inference pipeline
 reads a file; JSON records as columns of the values sent (an integer matrix straight away when
 every feature value is a plain integer, the usual case), once the values JSON can hold but a
@@ -26,6 +26,8 @@ from typing import Any
 import numpy as np
 import orjson
 import pandas as pd
+
+from network_security.validator import InputValidationError, normalise_header
 
 
 class RequestProblem(Exception):
@@ -75,29 +77,18 @@ def _text_of(data: bytes, source: str) -> str:
 
 
 def _check_header(header: list[str], source: str, max_columns: int) -> list[str]:
-    """Strip the column names; refuse too many, nameless or repeated columns."""
+    """Refuse too many columns; then the validator's one header rule (names stripped, no
+    nameless or repeated column), its refusals as 422s naming the column."""
     if len(header) > max_columns:
         raise RequestProblem(
             413,
             f"{source} has {len(header)} columns; the service accepts at most {max_columns} "
             "(NETWORK_SECURITY_MAX_COLUMNS).",
         )
-    names = [name.strip() for name in header]
-    seen: set[str] = set()
-    for position, name in enumerate(names, start=1):
-        if not name:
-            raise RequestProblem(
-                422, f"{source}: column {position} of the header has no name.", row=0
-            )
-        if name in seen:
-            raise RequestProblem(
-                422,
-                f"{source}: column '{name}' appears more than once in the header; "
-                "keep one column per name.",
-                column=name,
-            )
-        seen.add(name)
-    return names
+    try:
+        return normalise_header(header, source)
+    except InputValidationError as error:
+        raise RequestProblem(422, str(error), column=error.column, row=error.row) from None
 
 
 def read_csv_upload(data: bytes, *, source: str, max_rows: int, max_columns: int) -> pd.DataFrame:

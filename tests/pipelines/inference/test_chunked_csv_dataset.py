@@ -145,3 +145,32 @@ def test_a_small_read_block_gives_the_same_chunks_and_an_estimated_size(tmp_path
     assert ChunkedCSVDataset(str(path), block_size=65536)._describe()["block_size"] == 65536
     with pytest.raises(DatasetError, match="block_size"):
         ChunkedCSVDataset(str(path), block_size="1KiB")
+
+
+def test_the_header_follows_the_one_rule_in_every_chunk(tmp_path, random_sites):
+    frame = random_sites(25)
+    text = frame.rename(columns={"SFH": " SFH\t", "port": "port "}).to_csv(index=False)
+    path = tmp_path / "in.csv"
+    path.write_bytes(b"\xef\xbb\xbf" + text.encode())
+    chunks = list(catalog_for(path, chunksize=10, load_args=TEXT).load("csv"))
+    assert [len(chunk) for chunk in chunks] == [10, 10, 5]
+    for chunk in chunks:
+        assert list(chunk.columns) == list(frame.columns)
+    read = pd.concat(chunks, ignore_index=True).astype("int64")
+    pd.testing.assert_frame_equal(read, frame, check_dtype=False)
+
+
+@pytest.mark.parametrize(
+    ("header", "problem", "words"),
+    [
+        ("SFH,port,SFH ", "repeated_column", "column 'SFH' appears more than once"),
+        (",SFH,port", "nameless_column", "column 1 of the header has no name"),
+    ],
+)
+def test_a_repeated_or_nameless_column_is_refused_naming_it(tmp_path, header, problem, words):
+    path = tmp_path / "in.csv"
+    path.write_text(f"{header}\n1,1,1\n")
+    with pytest.raises(InputValidationError, match=words) as caught:
+        list(ChunkedCSVDataset(str(path), load_args=TEXT).load())
+    assert caught.value.problem == problem
+    assert caught.value.column == ("SFH" if problem == "repeated_column" else None)

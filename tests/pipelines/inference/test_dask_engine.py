@@ -271,6 +271,35 @@ def test_parquet_folders_are_read_by_row_group_and_errors_name_file_and_row(
     assert error.value.source == str(folder / "b.parquet")
 
 
+def test_headers_follow_the_one_rule_in_csv_and_parquet_files_alike(tmp_path, new_sites, schema):
+    import dask
+
+    sites = new_sites(30, seed=5)
+    sites.iloc[:10].to_csv(tmp_path / "a.csv", index=False)
+    # another order, spaces around a name and a byte-order mark: the same columns
+    other = sites.iloc[10:20][list(reversed(sites.columns))].rename(columns={"SFH": " SFH  "})
+    (tmp_path / "b.csv").write_bytes(b"\xef\xbb\xbf" + other.to_csv(index=False).encode())
+    frame = DaskTableDataset(str(tmp_path / "*.csv")).load()
+    assert list(frame.columns) == list(sites.columns)
+    checked = dask.compute(check_inference_batch(frame, schema), scheduler="sync")[0]
+    pd.testing.assert_frame_equal(
+        checked.reset_index(drop=True), sites.iloc[:20].reset_index(drop=True), check_dtype=False
+    )
+    folder = tmp_path / "parquet_in"
+    folder.mkdir()
+    sites.iloc[20:].rename(columns={"SFH": "SFH "}).to_parquet(folder / "c.parquet", index=False)
+    parquet = dask.compute(DaskTableDataset(str(folder)).load(), scheduler="sync")[0]
+    assert list(parquet.columns) == list(sites.columns)
+    assert parquet["SFH"].tolist() == sites.iloc[20:]["SFH"].tolist()
+
+    repeated = tmp_path / "repeated" / "d.csv"
+    repeated.parent.mkdir()
+    sites.assign(**{" SFH": sites["SFH"]}).to_csv(repeated, index=False)
+    with pytest.raises(InputValidationError, match="'SFH' appears more than once") as error:
+        DaskTableDataset(str(repeated)).load()
+    assert (error.value.column, error.value.problem) == ("SFH", "repeated_column")
+
+
 def test_inputs_that_do_not_exist_or_disagree_fail_clearly(tmp_path, new_sites):
     with pytest.raises(DatasetError, match="No file matches"):
         DaskTableDataset(str(tmp_path / "nothing" / "*.csv")).load()

@@ -9,7 +9,6 @@ import pandas as pd
 import pytest
 
 from network_security.pipelines.ingestion.nodes import (
-    IngestionError,
     OccurrenceCounter,
     RepeatedRows,
     add_record_keys,
@@ -17,6 +16,7 @@ from network_security.pipelines.ingestion.nodes import (
 )
 from network_security.scoring import ChunkStream
 from network_security.streams import CountedStream
+from network_security.validator import InputValidationError
 
 SCHEMA = {
     "record_key": "record_key",
@@ -40,24 +40,27 @@ def test_type_records_parses_integers_in_schema_order():
     assert typed.values.tolist() == [[1, 0, -1], [-1, 1, 1]]
 
 
-def test_type_records_keeps_empty_cells_as_missing_for_validation():
-    typed = type_records(raw([["1", "", "-1"]]), SCHEMA, "f.csv")
+@pytest.mark.parametrize("missing", ["", "NA", "null", " n/a ", "None"])
+def test_type_records_keeps_missing_cells_as_missing_for_validation(missing):
+    typed = type_records(raw([["1", missing, "-1"], ["-1", "1.0", "1"]]), SCHEMA, "f.csv")
     assert str(typed["URL_Length"].dtype) == "Int64"
-    assert typed["URL_Length"].isna().tolist() == [True]
+    assert typed["URL_Length"].isna().tolist() == [True, False]
+    assert typed.loc[1].tolist() == [-1, 1, 1]
 
 
 @pytest.mark.parametrize("value", ["abc", "1.5", "0x1"])
 def test_type_records_names_file_row_column_and_value_of_a_bad_cell(value):
     frame = raw([["1", "0", "1"], ["1", "1", "1"], ["1", value, "-1"]])
-    with pytest.raises(IngestionError) as error:
+    with pytest.raises(InputValidationError) as error:
         type_records(frame, SCHEMA, "batch.csv")
     message = str(error.value)
-    for part in ("batch.csv", "row 3", "line 4", "'URL_Length'", repr(value)):
+    for part in ("batch.csv", "row 3", "'URL_Length'", repr(value), "nothing of this file"):
         assert part in message
+    assert (error.value.column, error.value.row, error.value.value) == ("URL_Length", 3, value)
 
 
 def test_type_records_names_missing_columns():
-    with pytest.raises(IngestionError, match=r"missing required column\(s\) \['URL_Length'\]"):
+    with pytest.raises(InputValidationError, match="missing column 'URL_Length'"):
         type_records(raw([["1", "1"]], columns=("having_IP_Address", "Result")), SCHEMA, "f.csv")
 
 
@@ -133,10 +136,10 @@ def test_a_bad_cell_in_a_late_chunk_fails_before_any_chunk_is_passed_on(repetiti
     text = repetitive.astype(str).fillna("")
     text.loc[457, "URL_Length"] = "x1"
     stream = CountedStream([text.iloc[i : i + 100] for i in range(0, 600, 100)], "big.csv")
-    with pytest.raises(IngestionError) as error:
+    with pytest.raises(InputValidationError) as error:
         type_records(stream, SCHEMA, "big.csv")
     message = str(error.value)
-    for part in ("big.csv", "row 458", "line 459", "'URL_Length'", "'x1'"):
+    for part in ("big.csv", "row 458", "'URL_Length'", "'x1'"):
         assert part in message
 
 
@@ -144,7 +147,7 @@ def test_a_file_that_changes_between_check_and_store_fails(repetitive):
     chunks = [repetitive.iloc[:300].astype(str).fillna("")]
     typed = type_records(CountedStream(chunks, "f.csv"), SCHEMA, "f.csv")
     chunks.append(chunks[0])  # the file grows after it was checked
-    with pytest.raises(IngestionError, match="changed while it was being ingested"):
+    with pytest.raises(InputValidationError, match="changed while it was being ingested"):
         list(typed)
 
 

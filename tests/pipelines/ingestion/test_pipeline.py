@@ -9,7 +9,7 @@ import pytest
 from kedro.framework.session import KedroSession
 from kedro.framework.startup import bootstrap_project
 
-from network_security.pipelines.ingestion.nodes import IngestionError
+from network_security.validator import InputValidationError
 
 
 def test_ingesting_the_real_data_set_twice_stores_each_row_once(
@@ -36,7 +36,7 @@ def test_a_text_cell_stops_the_run_and_stores_nothing_of_the_file(
     rows[57][header.index("URL_Length")] = "abc"
     bad = tmp_path / "bad.csv"
     bad.write_text("\n".join([lines[0], *(",".join(r) for r in rows)]) + "\n")
-    with pytest.raises(IngestionError) as error:
+    with pytest.raises(InputValidationError) as error:
         run_kedro(kedro_project, "ingestion", {"raw_data_path": str(bad)})
     assert "URL_Length" in str(error.value)
     assert "row 58" in str(error.value)

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import re
 from collections.abc import Iterator
 
 import numpy as np
@@ -25,88 +24,28 @@ import pyarrow.compute as pc
 from network_security.schema import Schema, record_columns, record_key_column
 from network_security.scoring import ChunkStream
 from network_security.streams import CountedStream, Progress, stream_size
+from network_security.validator import InputValidationError, require_columns, type_cells
 
 logger = logging.getLogger(__name__)
 
 Records = pd.DataFrame | ChunkStream
 
 
-class IngestionError(ValueError):
-    """A raw file that cannot be ingested; the message names file, row, column and value."""
-
-
-_PLAIN_INTEGER = re.compile(r"[+-]?[0-9]+")
-
-
-def _plain_integers(raw: pd.DataFrame, columns: list[str]) -> pd.DataFrame | None:
-    """The columns as int64 when every cell is a plain decimal integer, else None.
-
-    Each column's distinct texts (a handful) are checked, then Arrow parses the column at once.
-    """
-    data = {}
-    for column in columns:
-        if raw[column].dtype == np.int64:
-            data[column] = raw[column].to_numpy()
-            continue
-        try:
-            text = pa.array(raw[column], type=pa.string())
-            if text.null_count or not all(
-                _PLAIN_INTEGER.fullmatch(value) for value in pc.unique(text).to_pylist()
-            ):
-                return None
-            data[column] = pc.cast(text, pa.int64()).to_numpy()
-        except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
-            return None  # not text, or out of the int64 range
-    return pd.DataFrame(data, columns=columns)
-
-
 def _type_chunk(
     raw: pd.DataFrame,
     schema: Schema,
     source: str,
-    row_offset: int | None = None,
+    row_offset: int = 0,
     warn: bool = True,
 ) -> pd.DataFrame:
-    """Type one frame of raw text: the whole file, or a chunk ``row_offset`` rows into it."""
+    """Type one frame of raw text (the whole file, or a chunk ``row_offset`` rows into it) by
+    the one validator's column and cell rules."""
     columns = record_columns(schema)
-    missing = [c for c in columns if c not in raw.columns]
-    if missing:
-        raise IngestionError(
-            f"{source}: missing required column(s) {missing}. The header must name the 30 "
-            f"features and the label: {columns}."
-        )
+    require_columns(raw.columns, columns, source, "columns of a record (features and label)")
     extra = [c for c in raw.columns if c not in columns]
     if extra and warn:
         logger.warning("%s: ignoring columns that are not in the schema: %s", source, extra)
-    fast = _plain_integers(raw, columns)
-    if fast is not None:
-        return fast
-    text = raw[columns].apply(lambda column: column.str.strip())
-    numbers = text.apply(pd.to_numeric, errors="coerce")
-    bad = text.ne("") & (numbers.isna() | numbers.ne(numbers.round()))
-    if bad.to_numpy().any():
-        column_counts = bad.sum()
-        first_column = column_counts[column_counts > 0].index[0]
-        first_row = int(bad[first_column].to_numpy().argmax())
-        bad_columns = list(column_counts[column_counts > 0].index)
-        value = text[first_column].iloc[first_row]
-        offset = row_offset or 0
-        row = offset + first_row + 1
-        scope = (
-            "in total"
-            if row_offset is None
-            else f"of rows {offset + 1}-{offset + len(raw)} (the chunk read so far)"
-        )
-        raise IngestionError(
-            f"{source}: row {row} (line {row + 1} of the file), column "
-            f"'{first_column}': {value!r} is not an integer. {int(bad.to_numpy().sum())} cell(s) "
-            f"{scope} are not integers, in columns {bad_columns}. "
-            "Fix or remove those rows and run the ingestion again; nothing of this file was stored."
-        )
-    typed = numbers.astype("Int64")
-    if not typed.isna().to_numpy().any():
-        typed = typed.astype("int64")
-    return typed.reset_index(drop=True)
+    return type_cells(raw, columns, source, row_offset)
 
 
 class _TypedChunks:
@@ -127,21 +66,25 @@ class _TypedChunks:
                 break
             yield typed
         if offset != self._rows:
-            raise IngestionError(
+            raise InputValidationError(
                 f"{self._source}: the file changed while it was being ingested (checked "
                 f"{self._rows} rows, then read {offset}{'+' if offset > self._rows else ''}). "
                 "Let whatever writes it finish, then run the ingestion again; nothing of this "
-                "run was kept."
+                "run was kept.",
+                problem="changed",
+                source=self._source,
             )
 
 
 def type_records(raw: Records, schema: Schema, source: str) -> Records:
     """Keep the schema's columns in schema order and parse every cell as an integer.
 
-    The raw CSV is loaded as text, so a cell that is not an integer (``abc``, ``1.5``) is caught
-    here, before anything is written: the whole file is refused and nothing of it is stored.
-    Empty cells become missing values, which validation quarantines. Domain checks (is 7 an
-    allowed value?) are validation's job, not ingestion's.
+    The raw CSV is loaded as text and typed by the one validator (``type_cells``), so a cell
+    that is not an integer (``abc``, ``1.5``) is caught here, before anything is written: the
+    whole file is refused (``InputValidationError`` naming the file, row, column and value) and
+    nothing of it is stored. Missing cells (empty, ``NA``, ``null``, ...) become missing values,
+    which validation quarantines. Domain checks (is 7 an allowed value?) are validation's job,
+    not ingestion's.
 
     Args:
         raw: The CSV with every cell as a string: one DataFrame, or a stream of chunks.

@@ -1,7 +1,9 @@
 """Nodes of the validation pipeline: schema checks, quarantine, reports, drift and the gates.
 
-Every check comes from the one schema (``params:schema``) and runs as a pandera schema in lazy
-mode, so every failing row and column is reported, not just the first. Rows that fail any
+Every check comes from the one schema (``params:schema``) and runs as the one validator's pandera
+schema (``network_security.validator.record_schema``: the same cell rule and allowed values as
+the checks of inference and the service) in lazy mode, so every failing row and column is
+reported, not just the first. Rows that fail any
 check are quarantined with a reason; the run stops only when a required column is missing or
 the rejected fraction exceeds ``max_invalid_fraction``.
 
@@ -17,7 +19,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pandera.pandas as pa
-from pandas.api.types import is_bool_dtype, is_float_dtype, is_integer_dtype
 
 from network_security.schema import (
     Schema,
@@ -27,6 +28,7 @@ from network_security.schema import (
     target_column,
     target_values,
 )
+from network_security.validator import record_schema
 
 logger = logging.getLogger(__name__)
 
@@ -51,56 +53,6 @@ class DataValidationError(ValueError):
 
 
 # ---------------------------------------------------------------------------- schema checks
-def _is_integer_valued(series: pd.Series) -> pd.Series:
-    """True where a value is an integer (ints, or floats with no fractional part)."""
-    if is_bool_dtype(series.dtype):
-        return pd.Series(False, index=series.index)
-    if is_integer_dtype(series.dtype):
-        return pd.Series(True, index=series.index)
-    if is_float_dtype(series.dtype):
-        return series % 1 == 0
-
-    def _integral(value: Any) -> bool:
-        if isinstance(value, bool | np.bool_):
-            return False
-        if isinstance(value, int | np.integer):
-            return True
-        return isinstance(value, float | np.floating) and float(value).is_integer()
-
-    return series.map(_integral).astype(bool)
-
-
-def _value_column(allowed: list[int]) -> pa.Column:
-    """A required, non-null, integer-valued column restricted to ``allowed``."""
-    return pa.Column(
-        nullable=False,
-        required=True,
-        checks=[
-            pa.Check(_is_integer_valued, name="integer_type"),
-            pa.Check(lambda series: series.isin(allowed), name="allowed_values"),
-        ],
-    )
-
-
-def build_record_schema(
-    schema: Schema, duplicate_keys: str = "exclude_first"
-) -> pa.DataFrameSchema:
-    """The pandera schema of a labelled record, built from ``params:schema``.
-
-    Args:
-        schema: The project schema.
-        duplicate_keys: Which rows with a repeated record key fail (pandera's
-            ``report_duplicates``): ``exclude_first`` keeps the first, ``all`` rejects all.
-    """
-    columns: dict[str, pa.Column] = {
-        record_key_column(schema): pa.Column(
-            nullable=False, required=True, unique=True, report_duplicates=duplicate_keys
-        )
-    }
-    for name, values in allowed_values(schema).items():
-        columns[name] = _value_column(values)
-    columns[target_column(schema)] = _value_column(target_values(schema))
-    return pa.DataFrameSchema(columns, strict=False, name="phishing_records")
 
 
 def find_schema_violations(
@@ -124,9 +76,7 @@ def find_schema_violations(
             "CSV into MongoDB, then run validation again."
         )
     records = phishing_records.reset_index(drop=True)
-    pandera_schema = build_record_schema(
-        schema, validation_params.get("duplicate_keys", "exclude_first")
-    )
+    pandera_schema = record_schema(schema, validation_params.get("duplicate_keys", "exclude_first"))
     try:
         pandera_schema.validate(records, lazy=True)
     except pa.errors.SchemaErrors as exc:
