@@ -22,7 +22,8 @@ import plotly.graph_objects as go
 from scipy.stats import chi2_contingency
 
 from network_security.model import PhishingModel
-from network_security.schema import Schema, allowed_values
+from network_security.schema import Schema, allowed_values, feature_columns
+from network_security.validator import require_columns
 
 logger = logging.getLogger(__name__)
 
@@ -53,10 +54,9 @@ def build_drift_reference(
     """
     if train_frame.empty:
         raise ValueError("Cannot build a drift reference from an empty frame.")
+    require_columns(train_frame.columns, feature_columns(schema), source, "feature columns")
     features: dict[str, Any] = {}
     for name, categories in allowed_values(schema).items():
-        if name not in train_frame.columns:
-            raise KeyError(f"Cannot build a drift reference: feature column '{name}' is missing.")
         counts = _category_counts(train_frame[name], categories)
         total = sum(counts.values())
         features[name] = {

@@ -51,8 +51,10 @@ from network_security.schema import (
     Schema,
     allowed_values,
     feature_columns,
+    record_columns,
     target_column,
 )
+from network_security.validator import require_columns
 
 logger = logging.getLogger(__name__)
 
@@ -66,12 +68,9 @@ def _labels(schema: Schema) -> tuple[int, int]:
 
 def _check_frame(frame: pd.DataFrame, schema: Schema, name: str) -> None:
     """Raise if ``frame`` lacks a schema column or is empty, naming the dataset and column."""
-    missing = [c for c in [*feature_columns(schema), target_column(schema)] if c not in frame]
-    if missing:
-        raise KeyError(
-            f"'{name}' lacks column(s) {missing}; it must hold the schema's features and "
-            f"'{target_column(schema)}'. Run the feature_engineering pipeline first."
-        )
+    require_columns(
+        frame.columns, record_columns(schema), f"'{name}'", "columns of a labelled record"
+    )
     if frame.empty:
         raise ValueError(
             f"'{name}' is empty: nothing to train or evaluate on. Ingest records and run the "

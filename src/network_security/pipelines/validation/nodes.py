@@ -16,10 +16,10 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-import numpy as np
 import pandas as pd
 import pandera.pandas as pa
 
+from network_security.sanitize import jsonable
 from network_security.schema import (
     Schema,
     allowed_values,
@@ -284,7 +284,9 @@ def build_validation_report(
         "failures_by_check": {
             str(k): int(v) for k, v in row_violations["check"].value_counts().items()
         },
-        "example_rejected_rows": _jsonable_records(rejected_records[example_cols].head(n_examples)),
+        "example_rejected_rows": jsonable(
+            _records_with_none(rejected_records[example_cols].head(n_examples))
+        ),
     }
     logger.info(
         "Validation: %d records, %d rejected (%.2f%%, limit %.2f%%), columns failing: %s",
@@ -297,12 +299,9 @@ def build_validation_report(
     return report
 
 
-def _jsonable_records(frame: pd.DataFrame) -> list[dict[str, Any]]:
-    """Rows as JSON-safe dicts (numpy scalars become Python values)."""
-    return [
-        {k: (v.item() if isinstance(v, np.generic) else v) for k, v in row.items()}
-        for row in frame.astype(object).where(frame.notna(), None).to_dict(orient="records")
-    ]
+def _records_with_none(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """Rows as dicts, missing cells (NaN, NA) as ``None``."""
+    return frame.astype(object).where(frame.notna(), None).to_dict(orient="records")
 
 
 def enforce_validation_gate(
