@@ -20,8 +20,8 @@ Usage::
     python benchmarks/bench_load.py --quick     # 20 clients for 5 s (+ 3 s baseline)
     python benchmarks/bench_load.py --clients 20 --duration 20
 
-The model and the rows come as in ``bench_service.py``: ``--model``, else the project's champion,
-else a random forest fitted on the real data set at ``../shared/data`` (read, never copied).
+The model and the rows come as in ``bench_service.py``: ``--model``, else the production
+configuration fitted on the real data set at ``../shared/data`` (read, never copied).
 """
 
 from __future__ import annotations
@@ -200,12 +200,10 @@ def main() -> int:
     requests = build_requests(data, features)
     with tempfile.TemporaryDirectory(prefix="bench-load-") as tmp:
         tmp_path = Path(tmp)
-        model_path = options.model or PROJECT / "data/06_models/champion.pkl"
-        if not model_path.is_file():
+        model_path = options.model
+        if model_path is None:
             model_path = tmp_path / "champion.pkl"
-            logger.info(
-                "No champion found: fitting a random forest (100 trees) on %s", options.data
-            )
+            logger.info("Fitting the production configuration on %s", options.data)
             fit_model(data, schema, model_path)
         process, url = start_server(model_path, tmp_path / "service.log")
         try:

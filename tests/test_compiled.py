@@ -40,6 +40,11 @@ CANDIDATES: dict[str, dict[str, Any]] = {
         "estimator": "sklearn.ensemble.HistGradientBoostingClassifier",
         "params": {"max_iter": 60, "max_leaf_nodes": 15, "early_stopping": False},
     },
+    "categorical_boosting": {  # the production shape: CategoryCodes, then categorical splits
+        "estimator": "sklearn.ensemble.HistGradientBoostingClassifier",
+        "encoding": "categorical",
+        "params": {"max_iter": 60, "max_leaf_nodes": 15, "early_stopping": False},
+    },
     "one_hot_forest": {
         "estimator": "sklearn.ensemble.RandomForestClassifier",
         "params": {"n_estimators": 15},
@@ -72,6 +77,9 @@ def models(records: pd.DataFrame, schema: dict[str, Any]) -> dict[str, Any]:
     fitted["weighted_vote"] = build_ensemble(
         {"extra_trees": {}, "hist_gradient_boosting": {}}, CANDIDATES, features, 0
     ).set_params(weights=[1.0, 3.0])
+    fitted["production_vote"] = build_ensemble(
+        {"categorical_boosting": {}, "extra_trees": {}}, CANDIDATES, features, 0
+    )
     fitted["bare_forest"] = RandomForestClassifier(n_estimators=10, random_state=0)
     for model in fitted.values():
         model.fit(records[features], records[target_column(schema)])
@@ -84,7 +92,7 @@ def sklearn_probability(estimator: Any, frame: pd.DataFrame) -> np.ndarray:
 
 @pytest.mark.parametrize(
     "name",
-    [*CANDIDATES, "soft_vote", "weighted_vote", "bare_forest"],
+    [*CANDIDATES, "soft_vote", "weighted_vote", "production_vote", "bare_forest"],
 )
 def test_compiled_probabilities_equal_scikit_learns(models, records, schema, name, monkeypatch):
     estimator = models[name]
@@ -100,6 +108,16 @@ def test_compiled_probabilities_equal_scikit_learns(models, records, schema, nam
         np.testing.assert_allclose(got, expected, rtol=0, atol=TOLERANCE)
     # both evaluators (GTIL for small batches, the trees' traversal for large) were used
     assert len(everything) > compiled_module.BOOSTING_GTIL_MAX_ROWS
+    # values the model never saw (a category unknown to the boosting's encoder: its missing
+    # branch) are evaluated as scikit-learn does too
+    unseen = everything.head(300).copy()
+    unseen.iloc[::3, [0, 7]] = 5
+    np.testing.assert_allclose(
+        predictor.phishing_probability(unseen.to_numpy()),
+        sklearn_probability(estimator, unseen),
+        rtol=0,
+        atol=TOLERANCE,
+    )
 
 
 def test_the_model_scores_through_its_compiled_predictor(models, records, schema, caplog):

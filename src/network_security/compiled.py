@@ -37,7 +37,12 @@ from typing import Any
 
 import numpy as np
 
-from network_security.features import INDICATOR_COUNTS, IndicatorCountFeatures
+from network_security.features import (
+    CATEGORY_OFFSET,
+    INDICATOR_COUNTS,
+    CategoryCodes,
+    IndicatorCountFeatures,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -196,12 +201,28 @@ def _indicator_counts(step: IndicatorCountFeatures, names: list[str]) -> tuple[T
     return transform, [*selected, *INDICATOR_COUNTS]
 
 
+def _category_codes(step: CategoryCodes, names: list[str]) -> tuple[Transform, list[str]]:
+    """``CategoryCodes``: its columns shifted by ``CATEGORY_OFFSET``, the others unchanged."""
+    inputs = [str(n) for n in step.feature_names_in_]
+    order = _column_indices(inputs, names, "CategoryCodes")
+    coded = _column_indices([str(c) for c in step.columns], inputs, "CategoryCodes")
+
+    def transform(X: np.ndarray) -> np.ndarray:
+        out = np.array(X[:, order], dtype=np.float64)
+        out[:, coded] += CATEGORY_OFFSET
+        return out
+
+    return transform, inputs
+
+
 def _transform_of(step: Any, names: list[str]) -> tuple[Transform, list[str]]:
     from sklearn.compose import ColumnTransformer
     from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
     if isinstance(step, IndicatorCountFeatures):
         return _indicator_counts(step, names)
+    if isinstance(step, CategoryCodes):
+        return _category_codes(step, names)
     if isinstance(step, ColumnTransformer):
         return _column_transformer(step, names)
     if isinstance(step, OneHotEncoder):
@@ -224,6 +245,7 @@ class _Trees:
     gtil_max_rows: int
     compiled: Any = field(repr=False)  # the treelite model
     leaf_values: list[np.ndarray] = field(default_factory=list, repr=False)
+    boosting_inputs: Transform | None = field(default=None, repr=False)  # gradient boosting
 
     def probability(self, X: np.ndarray) -> np.ndarray:
         """P(class ``column``) for each row of the float64 matrix ``X``."""
@@ -258,18 +280,64 @@ class _Trees:
         return total
 
     def _boosting(self, X: np.ndarray) -> np.ndarray:
-        import pandas as pd
-
         classifier = self.classifier
-        names = getattr(classifier, "feature_names_in_", None)
+        prepare = self.boosting_inputs
+        bitsets, feature_map = classifier._bin_mapper.make_known_categories_bitsets()
 
         def block(part: np.ndarray) -> np.ndarray:
-            data = part if names is None else pd.DataFrame(part, columns=list(names), copy=False)
-            # predict_proba without its OpenMP threads (we run row blocks in parallel instead)
-            raw = classifier._raw_predict(data, n_threads=1)
+            # HistGradientBoostingClassifier._raw_predict without its input validation and
+            # OpenMP threads (row blocks run in parallel threads instead), same arithmetic
+            data = prepare(part)
+            raw = np.zeros(
+                (len(data), classifier.n_trees_per_iteration_),
+                dtype=classifier._baseline_prediction.dtype,
+                order="F",
+            )
+            raw += classifier._baseline_prediction
+            for predictors in classifier._predictors:
+                for k, predictor in enumerate(predictors):
+                    raw[:, k] += predictor.predict(
+                        data, known_cat_bitsets=bitsets, f_idx_map=feature_map, n_threads=1
+                    )
             return classifier._loss.predict_proba(raw)[:, self.column]
 
         return _in_row_blocks(block, X)
+
+
+def _boosting_inputs(classifier: Any) -> Transform:
+    """What ``HistGradientBoostingClassifier`` makes of its input before its trees (its
+    ``_preprocess_X``): the float64 matrix as it is, or, with categorical features, the
+    categorical columns' ordinal codes (unknown values NaN) followed by the other columns, as
+    its internal ``ColumnTransformer`` of an ``OrdinalEncoder`` and a passthrough does."""
+    preprocessor = getattr(classifier, "_preprocessor", None)
+    if preprocessor is None:
+        return lambda X: np.ascontiguousarray(X, dtype=np.float64)
+    steps = {name: (step, columns) for name, step, columns in preprocessor.transformers_}
+    if set(steps) - {"encoder", "numerical", "remainder"} or "encoder" not in steps:
+        raise UnsupportedModel("a gradient boosting input preprocessor of another shape")
+    encoder, categorical = steps["encoder"]
+    numerical = steps.get("numerical", (None, np.zeros_like(categorical)))[1]
+    if getattr(encoder, "handle_unknown", None) != "use_encoded_value" or not (
+        np.isnan(encoder.unknown_value) and np.isnan(encoder.encoded_missing_value)
+    ):
+        raise UnsupportedModel("a gradient boosting category encoder of another kind")
+    categorical_at = np.flatnonzero(np.asarray(categorical, dtype=bool))
+    numerical_at = np.flatnonzero(np.asarray(numerical, dtype=bool))
+    known = [np.asarray(c, dtype=np.float64) for c in encoder.categories_]
+    known = [values[~np.isnan(values)] for values in known]  # missing is NaN either way
+
+    def transform(X: np.ndarray) -> np.ndarray:
+        out = np.empty((len(X), len(categorical_at) + len(numerical_at)), dtype=np.float64)
+        for position, (column, values) in enumerate(zip(categorical_at, known, strict=True)):
+            cells = X[:, column]
+            codes = np.searchsorted(values, cells)
+            found = codes < len(values)
+            found[found] = values[codes[found]] == cells[found]
+            out[:, position] = np.where(found, codes, np.nan)
+        out[:, len(categorical_at) :] = X[:, numerical_at]
+        return out
+
+    return transform
 
 
 def _in_row_blocks(block: Callable[[np.ndarray], np.ndarray], X: np.ndarray) -> np.ndarray:
@@ -305,7 +373,10 @@ def _trees_of(classifier: Any, column: int) -> _Trees:
     except Exception as error:  # noqa: BLE001 - any import failure means: not supported
         raise UnsupportedModel(f"treelite cannot import it ({error})") from error
     if isinstance(classifier, HistGradientBoostingClassifier):
-        return _Trees(classifier, column, False, BOOSTING_GTIL_MAX_ROWS, compiled)
+        return _Trees(
+            classifier, column, False, BOOSTING_GTIL_MAX_ROWS, compiled,
+            boosting_inputs=_boosting_inputs(classifier),
+        )  # fmt: skip
     leaf_values = [
         np.ascontiguousarray(tree.tree_.value[:, 0, column], dtype=np.float64)
         for tree in classifier.estimators_
