@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from network_security.model import PhishingModel
+from network_security.redaction import redact_uri
 
 logger = logging.getLogger(__name__)
 
@@ -54,16 +55,6 @@ def _client(tracking_uri: str | None) -> Any:
     import mlflow
 
     return mlflow.MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
-
-
-def redact_uri(uri: str | None) -> str:
-    """``uri`` without a password (``scheme://user:***@host``), for messages."""
-    if not uri or "@" not in uri or "://" not in uri:
-        return str(uri)
-    scheme, rest = uri.split("://", 1)
-    credentials, host = rest.rsplit("@", 1)
-    user = credentials.split(":", 1)[0]
-    return f"{scheme}://{user}:***@{host}"
 
 
 # ------------------------------------------------------------------------------ the cache

@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 import socket
 import uuid
 from collections.abc import Callable, Iterable
@@ -53,6 +52,7 @@ from pymongo import MongoClient, WriteConcern
 from pymongo.collection import Collection
 from pymongo.errors import BulkWriteError, ConfigurationError, OperationFailure, PyMongoError
 
+from network_security.redaction import redact_uri
 from network_security.streams import Progress, stream_size
 
 logger = logging.getLogger(__name__)
@@ -67,11 +67,6 @@ CLAIMED_BY = "_claimed_by"
 INTERNAL_FIELDS = (SAVE_ID, CLAIMED_BY)
 _UNCLAIMED = {f"{CLAIMED_BY}.0": {"$exists": False}}
 _CLAIM_ATTEMPTS = 5
-
-
-def redact_uri(uri: str) -> str:
-    """The URI with any user name and password replaced by ``***``."""
-    return re.sub(r"//[^@/]*@", "//***@", uri)
 
 
 def _hosts(uri: str) -> str:
