@@ -14,6 +14,7 @@ from mlflow import MlflowClient
 
 from network_security.redaction import redact_uri
 from network_security.service.champion import ChampionStore
+from network_security.service.settings import ServiceSettings
 from network_security.service.training import (
     JOB_TAG,
     PREVIOUS_TAG,
@@ -71,7 +72,9 @@ def test_an_unreadable_champion_keeps_the_model_in_memory(
 
 def test_redact_hides_credentials_in_uris():
     line = "connecting to mongodb://admin:pa55@db.example:27017/x and https://u:p@h/ fine"
-    assert redact_uri(line) == "connecting to mongodb://***@db.example:27017/x and https://***@h/ fine"
+    assert (
+        redact_uri(line) == "connecting to mongodb://***@db.example:27017/x and https://***@h/ fine"
+    )
 
 
 def test_failure_reason_is_the_exception_at_the_end_of_the_output():
@@ -88,11 +91,12 @@ def test_failure_reason_is_the_exception_at_the_end_of_the_output():
 
 def test_runner_command_and_environment(tmp_path, monkeypatch):
     monkeypatch.setenv("PYTHONPATH", "/elsewhere")
-    runner = TrainingRunner(
-        project_path=tmp_path,
-        champion=ChampionStore(tmp_path / "champion.pkl", tracking_uri=None),
-        runtime_params={"mongo_database": "db1", "x": "2"},
+    settings = ServiceSettings(
+        project_path=tmp_path, training_runtime_params={"mongo_database": "db1", "x": "2"},
         kedro_env="prod",
+    )  # fmt: skip
+    runner = TrainingRunner(
+        settings, ChampionStore(tmp_path / "c.pkl", None), "sqlite:///x.db", "e"
     )
     assert runner.command() == [
         sys.executable, "-m", "kedro", "run", "--pipeline", "training",
@@ -103,6 +107,7 @@ def test_runner_command_and_environment(tmp_path, monkeypatch):
     import network_security
 
     assert os.path.dirname(os.path.dirname(network_security.__file__)) in env["PYTHONPATH"]
+    assert env["MLFLOW_TRACKING_URI"] == "sqlite:///x.db"  # the run logs where the service reads
 
 
 def test_a_job_is_read_from_its_mlflow_run_by_any_runner(tmp_path):
@@ -115,7 +120,7 @@ def test_a_job_is_read_from_its_mlflow_run_by_any_runner(tmp_path):
     run_id = client.create_run(
         experiment, tags={JOB_TAG: job_id, PREVIOUS_TAG: "3"}, run_name="training"
     ).info.run_id
-    runner = TrainingRunner(tmp_path, champion=None, tracking_uri=uri)
+    runner = TrainingRunner(ServiceSettings(project_path=tmp_path), None, uri, "network_security")
     client.update_run(run_id, status="SCHEDULED")
     assert runner.get(job_id)["status"] == "queued"
     client.update_run(run_id, status="RUNNING")

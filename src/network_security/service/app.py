@@ -27,20 +27,10 @@ from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
-from network_security import __version__
+from network_security import __version__, scoring
 from network_security.jsonable import dumps, jsonable
 from network_security.schema import feature_columns
-from network_security.scoring import (
-    OUTPUT_COLUMNS,
-    InputValidationError,
-    Verdicts,
-    check_feature_columns,
-    check_feature_matrix,
-    check_inference_frame,
-    refuse_verdict_columns,
-    score_features,
-    score_frame,
-)
+from network_security.scoring import InputValidationError
 from network_security.service import openapi
 from network_security.service.champion import ChampionStore, LoadedModel
 from network_security.service.inputs import (
@@ -109,13 +99,9 @@ def load_project(settings: ServiceSettings) -> ServiceState:
     if uri and uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
         uri = f"sqlite:///{project / uri.removeprefix('sqlite:///')}"
     champion = ChampionStore(project / cache.expanduser(), uri, settings.champion_refresh_seconds)
-    runner = TrainingRunner(
-        project, champion, uri,
-        experiment=mlflow_config.tracking.experiment.name if mlflow_config else "network_security",
-        pipeline=settings.training_pipeline, runtime_params=settings.training_runtime_params,
-        kedro_env=settings.kedro_env, timeout_seconds=settings.training_timeout_seconds,
-        jobs_kept=settings.training_jobs_kept,
-    )  # fmt: skip
+    experiment = mlflow_config.tracking.experiment.name if mlflow_config else "network_security"
+    runner = TrainingRunner(settings.model_copy(update={"project_path": project}), champion, uri,
+                            experiment)  # fmt: skip
     slots = asyncio.Semaphore(settings.max_concurrent_predictions)
     return ServiceState(settings, params["schema"], params["scoring"], champion, runner, slots)
 
@@ -136,13 +122,13 @@ def _score_csv(state: ServiceState, loaded: LoadedModel, data: bytes, source: st
     frame = read_csv_upload(data, source=source, max_rows=settings.max_rows,
                             max_columns=settings.max_columns)  # fmt: skip
     try:
-        checked = check_inference_frame(frame, state.schema, source=source)
-        return score_frame(loaded.model, checked, state.scoring)
+        checked = scoring.check_inference_frame(frame, state.schema, source=source)
+        return scoring.score_frame(loaded.model, checked, state.scoring)
     except InputValidationError as error:
         raise _checked(error) from None
 
 
-def _verdict_columns(verdicts: Verdicts) -> dict[str, list[Any]]:
+def _verdict_columns(verdicts: scoring.Verdicts) -> dict[str, list[Any]]:
     """The verdict columns as lists, in the order the inference pipeline writes them."""
     bands = verdicts.band.tolist()
     columns = {
@@ -153,7 +139,7 @@ def _verdict_columns(verdicts: Verdicts) -> dict[str, list[Any]]:
         "recommended_action": [verdicts.actions[band] for band in bands],
         "model_version": [verdicts.model_version] * len(bands),
     }
-    return {name: columns[name] for name in OUTPUT_COLUMNS}
+    return {name: columns[name] for name in scoring.OUTPUT_COLUMNS}
 
 
 def _score_records(state: ServiceState, loaded: LoadedModel, body: bytes) -> bytes:
@@ -167,12 +153,14 @@ def _score_records(state: ServiceState, loaded: LoadedModel, body: bytes) -> byt
         exact = read_records(body, max_rows=settings.max_rows, exact=True)
         table = records_table(exact, required_columns=features, **limits)
     try:
-        refuse_verdict_columns(table.columns)
+        scoring.refuse_verdict_columns(table.columns)
         if table.features is not None:
-            matrix = check_feature_matrix(table.features, state.schema, source="records")
+            matrix = scoring.check_feature_matrix(table.features, state.schema, source="records")
         else:
-            matrix = check_feature_columns(table.feature_cells, state.schema, source="records")
-        verdicts = score_features(loaded.model, matrix, state.scoring, columns=features)
+            matrix = scoring.check_feature_columns(
+                table.feature_cells, state.schema, source="records"
+            )
+        verdicts = scoring.score_features(loaded.model, matrix, state.scoring, columns=features)
     except InputValidationError as error:
         raise _checked(error) from None
     records = table.records

@@ -66,16 +66,12 @@ class TrainingAlreadyRunning(RuntimeError):
 class TrainingRunner:
     """Starts training runs one at a time; reports jobs from their MLflow runs."""
 
-    def __init__(  # noqa: PLR0913
-        self, project_path: Path, champion: Any, tracking_uri: str | None = None,
-        experiment: str = "network_security", pipeline: str = "training",
-        runtime_params: dict[str, str] | None = None, kedro_env: str | None = None,
-        timeout_seconds: float = 3600.0, jobs_kept: int = 50,
-    ) -> None:  # fmt: skip
-        self.project_path, self.champion = Path(project_path), champion
-        self.tracking_uri, self.experiment, self.pipeline = tracking_uri, experiment, pipeline
-        self.runtime_params, self.kedro_env = dict(runtime_params or {}), kedro_env
-        self.timeout_seconds, self.jobs_kept = timeout_seconds, jobs_kept
+    def __init__(
+        self, settings: Any, champion: Any, tracking_uri: str | None, experiment: str
+    ) -> None:
+        self.settings, self.champion = settings, champion
+        self.tracking_uri, self.experiment = tracking_uri, experiment
+        self.project_path, self.pipeline = Path(settings.project_path), settings.training_pipeline
         self._lock = threading.Lock()
         self._local: OrderedDict[str, dict[str, Any]] = OrderedDict()  # what only we know
         self._threads: list[threading.Thread] = []
@@ -85,10 +81,10 @@ class TrainingRunner:
     def command(self) -> list[str]:
         """The ``kedro run`` command line of a training run."""
         command = [sys.executable, "-m", "kedro", "run", "--pipeline", self.pipeline]
-        if self.kedro_env:
-            command += ["--env", self.kedro_env]
-        if self.runtime_params:
-            command += ["--params", ",".join(f"{k}={v}" for k, v in self.runtime_params.items())]
+        if self.settings.kedro_env:
+            command += ["--env", self.settings.kedro_env]
+        if params := self.settings.training_runtime_params:
+            command += ["--params", ",".join(f"{k}={v}" for k, v in params.items())]
         return command
 
     def _environment(self) -> dict[str, str]:
@@ -137,7 +133,7 @@ class TrainingRunner:
                 lock.release()
                 raise
             self._threads.append(thread)
-            while len(self._local) > self.jobs_kept:
+            while len(self._local) > self.settings.training_jobs_kept:
                 self._local.popitem(last=False)
         logger.info("Started training job %s (pipeline %s, run %s)", job_id, self.pipeline,
                     run.info.run_id)  # fmt: skip
@@ -146,6 +142,8 @@ class TrainingRunner:
     def _run(self, job_id: str, run_id: str, lock: TrainingLock) -> None:
         local = self._local[job_id]
         try:
+            if self._stopping:
+                raise RuntimeError("the service shut down before the run started")
             env = self._environment() | {
                 "MLFLOW_RUN_ID": run_id,
                 LOCK_FD_VARIABLE: str(lock.fileno()),
@@ -157,12 +155,13 @@ class TrainingRunner:
                     start_new_session=True,  # its own process group, stopped whole
                 )  # fmt: skip
                 local["process"] = process
+                timeout = self.settings.training_timeout_seconds
                 try:
-                    code = process.wait(timeout=self.timeout_seconds)
+                    code = process.wait(timeout=timeout)
                 except subprocess.TimeoutExpired:
                     local["error"] = (
-                        f"The training run exceeded {self.timeout_seconds:.0f} s and was stopped; "
-                        "raise NETWORK_SECURITY_TRAINING_TIMEOUT_SECONDS if runs need longer."
+                        f"The training run exceeded {timeout:.0f} s and was stopped; raise "
+                        "NETWORK_SECURITY_TRAINING_TIMEOUT_SECONDS if runs need longer."
                     )
                     code = self._stop(process)
                 log.seek(0)
