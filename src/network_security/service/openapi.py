@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, create_model
+from pydantic import BaseModel, ConfigDict, Field, create_model, model_validator
 
 from network_security.schema import allowed_values, feature_columns
 from network_security.scoring import OUTPUT_COLUMNS
@@ -87,6 +87,14 @@ def problems(statuses: dict[int, str], html: bool = False) -> dict[int | str, di
     }
 
 
+def _check_extra_fields(record: BaseModel) -> BaseModel:
+    """Other fields hold one value each and are not named like a verdict column."""
+    for name, value in (record.model_extra or {}).items():
+        if name in OUTPUT_COLUMNS or isinstance(value, dict | list):
+            raise ValueError(f"{name}: a single value, not named like a verdict column")
+    return record
+
+
 def records_model(schema: dict[str, Any], max_rows: int, max_columns: int) -> type[BaseModel]:
     """The JSON body ``{"records": [...]}``, generated from the schema."""
     allowed = allowed_values(schema)
@@ -96,6 +104,7 @@ def records_model(schema: dict[str, Any], max_rows: int, max_columns: int) -> ty
     }
     record = create_model(
         "Record",
+        __validators__={"extras": model_validator(mode="after")(_check_extra_fields)},
         __config__=ConfigDict(extra="allow", json_schema_extra=extra),
         __doc__=f"One site: every feature, and at most {max_columns} fields in all (more is a "
         "413); other fields (an id, a URL) come back unchanged with the verdict.",
