@@ -132,7 +132,7 @@ class TrainingRunner:
                 self.running = None
                 lock.release()
                 raise
-            self._threads.append(thread)
+            self._threads = [t for t in self._threads if t.is_alive()] + [thread]
             while len(self._local) > self.settings.training_jobs_kept:
                 self._local.popitem(last=False)
         logger.info("Started training job %s (pipeline %s, run %s)", job_id, self.pipeline,
