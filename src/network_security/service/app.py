@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from pathlib import Path, PurePath
 from typing import Annotated, Any
 
-import pandas as pd
 from fastapi import APIRouter, Depends, FastAPI, Request, Security
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -27,19 +26,14 @@ from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
-from network_security import __version__, scoring
-from network_security.jsonable import dumps, jsonable
+from network_security import __version__
+from network_security.jsonable import jsonable
 from network_security.schema import feature_columns
-from network_security.scoring import InputValidationError
 from network_security.service import openapi
 from network_security.service.champion import ChampionStore, LoadedModel
-from network_security.service.inputs import (
-    RequestProblem,
-    read_csv_upload,
-    read_records,
-    records_table,
-)
+from network_security.service.inputs import RequestProblem
 from network_security.service.limits import BodySizeLimitMiddleware, prediction_slot, read_body
+from network_security.service.predictions import predictions_body, score_csv, score_records
 from network_security.service.rendering import (
     HTML_HEADERS,
     TEMPLATES,
@@ -48,11 +42,8 @@ from network_security.service.rendering import (
     problem_response,
     wants_json,
 )
-from network_security.service.settings import (
-    API_TOKEN_VARIABLE,
-    MIN_API_TOKEN_LENGTH,
-    ServiceSettings,
-)
+from network_security.service.settings import API_TOKEN_VARIABLE as TOKEN_VARIABLE
+from network_security.service.settings import MIN_API_TOKEN_LENGTH, ServiceSettings
 from network_security.service.training import TrainingAlreadyRunning, TrainingRunner
 
 NO_MODEL = ("No champion model is available yet (no alias 'champion' in the model registry and "
@@ -106,84 +97,6 @@ def load_project(settings: ServiceSettings) -> ServiceState:
     return ServiceState(settings, params["schema"], params["scoring"], champion, runner, slots)
 
 
-# ------------------------------------------------------------------------------ scoring
-
-
-def _checked(error: InputValidationError) -> RequestProblem:
-    """A schema problem as a 422 naming the column, row and value."""
-    value = error.value
-    if isinstance(value, str):
-        value = value[:200].encode("utf-8", "backslashreplace").decode("utf-8")
-    return RequestProblem(422, str(error), column=error.column, row=error.row, value=value)
-
-
-def _score_csv(state: ServiceState, loaded: LoadedModel, data: bytes, source: str) -> pd.DataFrame:
-    settings = state.settings
-    frame = read_csv_upload(data, source=source, max_rows=settings.max_rows,
-                            max_columns=settings.max_columns)  # fmt: skip
-    try:
-        checked = scoring.check_inference_frame(frame, state.schema, source=source)
-        return scoring.score_frame(loaded.model, checked, state.scoring)
-    except InputValidationError as error:
-        raise _checked(error) from None
-
-
-def _verdict_columns(verdicts: scoring.Verdicts) -> dict[str, list[Any]]:
-    """The verdict columns as lists, in the order the inference pipeline writes them."""
-    bands = verdicts.band.tolist()
-    columns = {
-        "prediction": verdicts.prediction.tolist(),
-        "label": [verdicts.words[code] for code in verdicts.label_codes().tolist()],
-        "phishing_probability": verdicts.phishing_probability.tolist(),
-        "risk_level": [verdicts.levels[band] for band in bands],
-        "recommended_action": [verdicts.actions[band] for band in bands],
-        "model_version": [verdicts.model_version] * len(bands),
-    }
-    return {name: columns[name] for name in scoring.OUTPUT_COLUMNS}
-
-
-def _score_records(state: ServiceState, loaded: LoadedModel, body: bytes) -> bytes:
-    """JSON records -> the JSON predictions, without a DataFrame: the values go straight into
-    an integer matrix, checked and scored by the inference pipeline's functions."""
-    settings, features = state.settings, feature_columns(state.schema)
-    limits = {"max_rows": settings.max_rows, "max_columns": settings.max_columns}
-    table = records_table(read_records(body, max_rows=settings.max_rows),
-                          required_columns=features, **limits)  # fmt: skip
-    if table.lossy:  # a huge integer read as a float: read again, exactly, to name it as sent
-        exact = read_records(body, max_rows=settings.max_rows, exact=True)
-        table = records_table(exact, required_columns=features, **limits)
-    try:
-        scoring.refuse_verdict_columns(table.columns)
-        if table.features is not None:
-            matrix = scoring.check_feature_matrix(table.features, state.schema, source="records")
-        else:
-            matrix = scoring.check_feature_columns(
-                table.feature_cells, state.schema, source="records"
-            )
-        verdicts = scoring.score_features(loaded.model, matrix, state.scoring, columns=features)
-    except InputValidationError as error:
-        raise _checked(error) from None
-    records = table.records
-    if table.features is None:  # the checked integers
-        for j, name in enumerate(features):
-            for record, value in zip(records, matrix[:, j].tolist(), strict=True):
-                record[name] = value
-    for record in records:
-        if len(record) != len(table.columns):  # a field another record has: null here
-            for column in table.columns:
-                record.setdefault(column, None)
-    columns = _verdict_columns(verdicts)
-    for record, values in zip(records, zip(*columns.values(), strict=True), strict=True):
-        record.update(zip(columns, values, strict=True))
-    return _predictions(records, loaded, "records")
-
-
-def _predictions(rows: list[dict[str, Any]], loaded: LoadedModel, source: str) -> bytes:
-    body = {"model_version": loaded.model.version, "rows": len(rows), "source": source,
-            "predictions": rows}  # fmt: skip
-    return dumps(body)
-
-
 # ------------------------------------------------------------------------------ requests
 
 
@@ -224,7 +137,7 @@ def require_token(
     expected = request.app.state.service.settings.api_token
     secret = expected.get_secret_value().strip() if expected is not None else ""
     if len(secret) < MIN_API_TOKEN_LENGTH:  # unset; a short one never gets past the settings
-        raise RequestProblem(403, f"Training over HTTP is disabled: {API_TOKEN_VARIABLE} is not "
+        raise RequestProblem(403, f"Training over HTTP is disabled: {TOKEN_VARIABLE} is not "
                              f"set on the server (or shorter than {MIN_API_TOKEN_LENGTH} "
                              "characters). Set it and restart the service, or run `kedro run "
                              "--pipeline training`.")  # fmt: skip
@@ -302,7 +215,7 @@ def _routes(state: ServiceState) -> APIRouter:  # noqa: C901 - the routes, one c
             loaded = await run_in_threadpool(state.model)
             async with prediction_slot(state.slots, settings):
                 data, source = await _read_upload(request, settings.max_upload_bytes)
-                scored = await run_in_threadpool(_score_csv, state, loaded, data, source)
+                scored = await run_in_threadpool(score_csv, state, loaded, data, source)
                 del data
                 if request.state.html:
                     return await run_in_threadpool(
@@ -313,14 +226,14 @@ def _routes(state: ServiceState) -> APIRouter:  # noqa: C901 - the routes, one c
                     dict(zip(columns, row, strict=True))
                     for row in zip(*columns.values(), strict=True)
                 ]
-                return JSONBody(_predictions(rows, loaded, source))
+                return JSONBody(predictions_body(rows, loaded, source))
         if content_type == "application/json" or content_type.endswith("+json"):
             loaded = state.model()
             async with prediction_slot(state.slots, settings):
                 body = await read_body(request, settings.body_timeout_seconds)
                 if len(body) < 4096:  # a few records: scored at once (a thread hop costs more)
-                    return JSONBody(_score_records(state, loaded, body))
-                return JSONBody(await run_in_threadpool(_score_records, state, loaded, body))
+                    return JSONBody(score_records(state, loaded, body))
+                return JSONBody(await run_in_threadpool(score_records, state, loaded, body))
         raise RequestProblem(415, "POST /predict takes a CSV upload (multipart/form-data, field "
                              "'file') or a JSON body (application/json) {\"records\": [...]}, "
                              f"not {content_type or 'a body without type'}.")  # fmt: skip
