@@ -152,5 +152,12 @@ def test_a_job_is_read_from_its_mlflow_run_by_any_runner(tmp_path):
     job = runner.get(job_id)
     assert (job["status"], job["promoted"], job["model_version"]) == ("failed", None, "3")
 
+    # what the service records when the child has exited: any worker reads it back
+    for key, value in {"exit_code": "2", "error": "exited with code 2", "log_tail": "a\nb"}.items():
+        client.set_tag(run_id, f"network_security.{key}", value)
+    job = runner.get(job_id)
+    assert (job["status"], job["exit_code"], job["error"]) == ("failed", 2, "exited with code 2")
+    assert job["log_tail"] == ["a", "b"]
+
     assert runner.get(uuid.uuid4().hex) is None
     assert runner.get("' OR 1=1 --") is None

@@ -50,7 +50,6 @@ class ServiceSettings(BaseSettings):
     training_pipeline: str = "training"
     training_runtime_params: dict[str, str] = Field(default_factory=dict)
     training_timeout_seconds: float = Field(default=3600.0, gt=0)
-    training_jobs_kept: int = Field(default=50, gt=0)
 
     @field_validator("api_token", mode="before")
     @classmethod

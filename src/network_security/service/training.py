@@ -26,7 +26,6 @@ import sys
 import tempfile
 import threading
 import uuid
-from collections import OrderedDict
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -73,9 +72,9 @@ class TrainingRunner:
         self.tracking_uri, self.experiment = tracking_uri, experiment
         self.project_path, self.pipeline = Path(settings.project_path), settings.training_pipeline
         self._lock = threading.Lock()
-        self._local: OrderedDict[str, dict[str, Any]] = OrderedDict()  # what only we know
-        self._threads: list[threading.Thread] = []
-        self.running: str | None = None  # the id of this process's running job
+        self.running: str | None = None  # the id of this process's job while it runs
+        self._process: subprocess.Popen | None = None
+        self._thread: threading.Thread | None = None
         self._stopping = False
 
     def command(self) -> list[str]:
@@ -115,78 +114,84 @@ class TrainingRunner:
             try:
                 client = self._client()
                 found = client.get_experiment_by_name(self.experiment)
-                experiment_id = (
-                    found.experiment_id if found else client.create_experiment(self.experiment)
-                )
+                experiment_id = found.experiment_id if found else client.create_experiment(
+                    self.experiment)  # fmt: skip
                 previous = self.champion.refresh()
                 tags = {JOB_TAG: job_id, PREVIOUS_TAG: previous.version if previous else ""}
-                run = client.create_run(experiment_id, tags=tags, run_name=self.pipeline)
-                client.update_run(run.info.run_id, status="SCHEDULED")
-                thread = threading.Thread(target=self._run, args=(job_id, run.info.run_id, lock),
-                                          name=f"training-{job_id[:8]}", daemon=True)  # fmt: skip
-                self._local[job_id] = {"done": False, "exit_code": None, "error": None}
+                run_id = client.create_run(
+                    experiment_id, tags=tags, run_name=self.pipeline
+                ).info.run_id
+                client.update_run(run_id, status="SCHEDULED")
+                self._thread = threading.Thread(
+                    target=self._run,
+                    args=(run_id, lock),
+                    name=f"training-{job_id[:8]}",
+                    daemon=True,
+                )
                 self.running = job_id
-                thread.start()
+                self._thread.start()
             except BaseException:
-                self._local.pop(job_id, None)
                 self.running = None
                 lock.release()
                 raise
-            self._threads = [t for t in self._threads if t.is_alive()] + [thread]
-            while len(self._local) > self.settings.training_jobs_kept:
-                self._local.popitem(last=False)
-        logger.info("Started training job %s (pipeline %s, run %s)", job_id, self.pipeline,
-                    run.info.run_id)  # fmt: skip
+        logger.info("Started training job %s (pipeline %s, MLflow run %s)", job_id, self.pipeline,
+                    run_id)  # fmt: skip
         return job_id
 
-    def _run(self, job_id: str, run_id: str, lock: TrainingLock) -> None:
-        local = self._local[job_id]
+    def _run(self, run_id: str, lock: TrainingLock) -> None:
+        """Run the child, then record its exit code, error and output in the MLflow run."""
+        code, error, tail = None, None, []
+        env = self._environment() | {"MLFLOW_RUN_ID": run_id, LOCK_FD_VARIABLE: str(lock.fileno())}
         try:
-            if self._stopping:
-                raise RuntimeError("the service shut down before the run started")
-            env = self._environment() | {
-                "MLFLOW_RUN_ID": run_id,
-                LOCK_FD_VARIABLE: str(lock.fileno()),
-            }
             with tempfile.TemporaryFile(prefix="network-security-training-") as log:
-                process = subprocess.Popen(  # noqa: S603 - fixed command, no shell
-                    self.command(), cwd=self.project_path, env=env, pass_fds=(lock.fileno(),),
-                    stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                    start_new_session=True,  # its own process group, stopped whole
-                )  # fmt: skip
-                local["process"] = process
+                with self._lock:
+                    if self._stopping:
+                        raise RuntimeError("the service shut down before the run started")
+                    self._process = process = subprocess.Popen(  # noqa: S603 - fixed command
+                        self.command(), cwd=self.project_path, env=env, stdout=log,
+                        stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                        pass_fds=(lock.fileno(),), start_new_session=True,  # stopped whole
+                    )  # fmt: skip
                 timeout = self.settings.training_timeout_seconds
                 try:
                     code = process.wait(timeout=timeout)
                 except subprocess.TimeoutExpired:
-                    local["error"] = (
+                    error = (
                         f"The training run exceeded {timeout:.0f} s and was stopped; raise "
                         "NETWORK_SECURITY_TRAINING_TIMEOUT_SECONDS if runs need longer."
                     )
                     code = self._stop(process)
                 log.seek(0)
                 lines = log.read().decode("utf-8", errors="replace").splitlines()
-            local["log_tail"] = [redact_uri(line) for line in lines[-LOG_TAIL_LINES:]]
-            local["exit_code"] = code
-            if code != 0 and not local["error"]:
-                local["error"] = (
+            tail = [redact_uri(line) for line in lines[-LOG_TAIL_LINES:]]
+            if code != 0 and error is None:
+                error = "The service shut down while the run was in progress." if (
+                    self._stopping) else (
                     f"kedro run --pipeline {self.pipeline} exited with code {code}"
                     f"{_failure_reason(lines)}; see log_tail, or run the same command in the "
-                    "project for the full output."
-                )
+                    "project for the full output.")  # fmt: skip
+        except Exception as problem:  # noqa: BLE001 - a job failure is reported, never raised
+            logger.exception("Training run %s could not be run", run_id)
+            error = redact_uri(f"The training run could not be run: {problem}")
+        finally:
+            self._record(run_id, code, error, tail)
+            self.running, self._process = None, None
+            lock.release()
+            logger.info("Training run %s ended (exit code %s)", run_id, code)
+
+    def _record(self, run_id: str, code: int | None, error: str | None, tail: list[str]) -> None:
+        """The run's exit code, error and output as tags of its MLflow run, which is ended if
+        the run did not reach MLflow; then the champion is refreshed (served at once)."""
+        with contextlib.suppress(Exception):
             client = self._client()
+            for key, value in (("exit_code", code), ("error", error), ("log_tail", tail)):
+                if value not in (None, []):
+                    text = "\n".join(value) if key == "log_tail" else str(value)
+                    client.set_tag(run_id, f"network_security.{key}", text[-5000:])
             if client.get_run(run_id).info.status in {"SCHEDULED", "RUNNING"}:
                 client.set_terminated(run_id, "FINISHED" if code == 0 else "FAILED")
-            self.champion.refresh()  # a promoted champion is served from the next request
-        except Exception as error:  # noqa: BLE001 - a job failure is reported, never raised
-            logger.exception("Training job %s failed", job_id)
-            local["error"] = redact_uri(f"The training run could not be run: {error}")
-            with contextlib.suppress(Exception):
-                self._client().set_terminated(run_id, "FAILED")
-        finally:
-            local["done"], self.running = True, None
-            lock.release()
-            logger.info("Training job %s ended (exit code %s)", job_id, local["exit_code"])
+        with contextlib.suppress(Exception):
+            self.champion.refresh()
 
     def get(self, job_id: str) -> dict[str, Any] | None:
         """The job as its MLflow run reports it, or None when there is no such job."""
@@ -200,25 +205,25 @@ class TrainingRunner:
         if not runs:
             return None
         info, tags = runs[0].info, runs[0].data.tags
-        local = self._local.get(job_id, {})
-        outcome = tags.get("promotion.outcome")
+        outcome, code = tags.get("promotion.outcome"), tags.get("network_security.exit_code")
         status = STATUS.get(info.status, "failed")
-        if local and not local["done"]:  # the run ended; the promotion step may still be going
+        if job_id == self.running:  # the run may have ended, the promotion step not yet
             status = "queued" if status == "queued" else "running"
-        elif outcome == "failed" or local.get("exit_code") not in {None, 0}:
+        elif outcome == "failed" or code not in {None, "0"}:
             status = "failed"
         previous = tags.get(PREVIOUS_TAG) or None
         return {
             "job_id": job_id, "run_id": info.run_id, "pipeline": info.run_name,
             "status": status, "created_at": _iso(info.start_time),
             "finished_at": _iso(info.end_time) if status in {"succeeded", "failed"} else None,
-            "exit_code": local.get("exit_code"),
+            "exit_code": None if code is None else int(code),
             "promoted": None if outcome in {None, "failed"} else outcome == "promoted",
             "reason": tags.get("promotion.reason"), "previous_model_version": previous,
             "model_version": tags.get("promotion.version") if outcome == "promoted" else previous,
             "candidate_version": tags.get("promotion.version"), "metrics": runs[0].data.metrics,
-            "error": local.get("error"),
-            "log_tail": local.get("log_tail", []) if status == "failed" else [],
+            "error": tags.get("network_security.error"),
+            "log_tail": tags.get("network_security.log_tail", "").splitlines()
+            if status == "failed" else [],
         }  # fmt: skip
 
     def _stop(self, process: subprocess.Popen, grace_seconds: float = 10.0) -> int:
@@ -234,11 +239,9 @@ class TrainingRunner:
         """Stop a running job (the service is shutting down) and wait for its thread."""
         with self._lock:
             self._stopping = True
-        for job_id, local in self._local.items():
-            process = local.get("process")
-            if not local["done"] and process is not None and process.poll() is None:
-                logger.warning("Stopping training job %s: the service is shutting down", job_id)
-                local["error"] = "The service shut down while the run was in progress."
-                self._stop(process)
-        for thread in self._threads:
+            process, thread = self._process, self._thread
+        if process is not None and process.poll() is None:
+            logger.warning("Stopping training job %s: the service is shutting down", self.running)
+            self._stop(process)
+        if thread is not None:
             thread.join(timeout=timeout)
