@@ -4,8 +4,9 @@ A job is an MLflow run of the project's experiment, made by the service before t
 (status ``SCHEDULED``, tag ``network_security.job_id``) and handed to the child
 (``MLFLOW_RUN_ID``), in which kedro-mlflow logs the training run. A job's status and outcome are
 read back from that run: its status, its metrics and the tags of the promotion step
-(``promotion.outcome``, ``promotion.reason``, ``promotion.version``), so any worker of the service
-finds any job. The exit code and the last lines of output are known to the starting process only.
+(``promotion.outcome``, ``promotion.reason``, ``promotion.version``) and those the service adds
+when the child has exited (``network_security.exit_code``, ``.error``, ``.log_tail``), so any
+worker of the service, or a restarted one, reports any job in full.
 
 The child runs in its own interpreter and process group (a crash or a runaway run cannot take
 the service down; a run over its time limit is stopped whole), without the API token in its
