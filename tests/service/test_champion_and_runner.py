@@ -133,6 +133,8 @@ def test_a_job_is_read_from_its_mlflow_run_by_any_runner(tmp_path):
 
     client.log_metric(run_id, "training_metrics.test_accuracy", 0.96)
     client.set_terminated(run_id, "FINISHED")
+    assert runner.get(job_id)["status"] == "running"  # until the child's exit is recorded
+    client.set_tag(run_id, "network_security.exit_code", "0")
     for key, value in {
         "promotion.outcome": "promoted",
         "promotion.version": "4",

@@ -208,7 +208,8 @@ class TrainingRunner:
         info, tags = runs[0].info, runs[0].data.tags
         outcome, code = tags.get("promotion.outcome"), tags.get("network_security.exit_code")
         status = STATUS.get(info.status, "failed")
-        if job_id == self.running:  # the run may have ended, the promotion step not yet
+        # the run ends in MLflow before the promotion step and the child's exit are recorded
+        if job_id == self.running or (status == "succeeded" and code is None):
             status = "queued" if status == "queued" else "running"
         elif outcome == "failed" or code not in {None, "0"}:
             status = "failed"
