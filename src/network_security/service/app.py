@@ -86,6 +86,11 @@ def load_project(settings: ServiceSettings) -> ServiceState:
             context.catalog.get("champion_model")._describe()["filepath"]
         )
         mlflow_config = getattr(context, "mlflow", None)
+    if missing := [key for key in ("schema", "scoring") if key not in params]:
+        raise RuntimeError(
+            f"The project's parameters (conf/) have no {' or '.join(missing)}: "
+            "expected in conf/base/parameters*.yml; the service cannot score."
+        )
     uri = mlflow_config.server.mlflow_tracking_uri if mlflow_config else None
     if uri and uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
         uri = f"sqlite:///{project / uri.removeprefix('sqlite:///')}"
