@@ -22,6 +22,7 @@ def _serve(argv: list[str]) -> int:
     import uvicorn
     from pydantic import ValidationError
 
+    from network_security.sanitize import redact
     from network_security.service.app import create_app
     from network_security.service.settings import ServiceSettings, settings_error_message
 
@@ -57,8 +58,14 @@ def _serve(argv: list[str]) -> int:
     logging.basicConfig(
         level=options.log_level.upper(), format="%(levelname)s %(name)s: %(message)s"
     )
+    try:
+        app = create_app(settings)
+    except Exception as error:  # noqa: BLE001 - the project cannot be opened: say why, no trace
+        reason = redact(f"{type(error).__name__}: {error}")
+        parser.exit(2, f"network-security serve: cannot open the Kedro project at "
+                    f"{settings.project_path}: {reason}\n")  # fmt: skip
     uvicorn.run(
-        create_app(settings),
+        app,
         host=settings.host,
         port=settings.port,
         log_level=options.log_level,

@@ -102,9 +102,11 @@ def service_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A copy of the project's configuration (conf/base, pyproject.toml) in a temp folder."""
     root = tmp_path_factory.mktemp("service_project")
     shutil.copytree(PROJECT_ROOT / "conf" / "base", root / "conf" / "base")
-    (root / "conf" / "local").mkdir()
+    (root / "conf" / "local").mkdir()  # credentials.yml is made from its template on start
+    shutil.copy(PROJECT_ROOT / "conf/local/credentials.yml.example", root / "conf/local")
     (root / "src").mkdir()  # kedro wants the source folder; the package itself is installed
     shutil.copy(PROJECT_ROOT / "pyproject.toml", root / "pyproject.toml")
+    shutil.copy(PROJECT_ROOT / ".telemetry", root / ".telemetry")  # as in the project
     return root
 
 

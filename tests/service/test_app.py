@@ -9,9 +9,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from mlflow import MlflowClient
 from pydantic import ValidationError
 
-from network_security.service.app import wants_json
+from network_security.service.rendering import wants_json
 from network_security.service.settings import ServiceSettings
 
 OUTPUT_COLUMNS = {
@@ -491,7 +492,9 @@ def test_get_train_is_405(make_client, api_token):
     assert "POST" in response.headers["allow"]
 
 
-def test_train_with_the_right_token_runs_one_job_at_a_time(make_client, api_token, monkeypatch):
+def test_train_with_the_right_token_runs_one_job_at_a_time(
+    make_client, api_token, monkeypatch, service_project
+):
     """A real ``kedro run`` of a pipeline that does not exist: started, reported, failed."""
     monkeypatch.setenv("MONGODB_URI", "mongodb://127.0.0.1:9/")  # no embedded server for this run
     client = make_client(api_token=api_token, training_pipeline="no_such_pipeline")
@@ -510,7 +513,11 @@ def test_train_with_the_right_token_runs_one_job_at_a_time(make_client, api_toke
     assert "kedro run --pipeline no_such_pipeline exited with code" in status["error"]
     assert status["promoted"] is None
     assert status["log_tail"]
-    assert status["finished_at"] >= status["started_at"]
+    assert status["finished_at"] >= status["created_at"]
+    # the job is its MLflow run, tagged with the job id, in the project's store
+    run = MlflowClient(f"sqlite:///{service_project / 'mlflow.db'}").get_run(status["run_id"])
+    assert run.data.tags["network_security.job_id"] == job_id
+    assert run.info.status == "FAILED"
     assert client.get("/health").json()["training_running"] is False
     assert client.get("/train/ffffffffffffffffffffffffffffffff", headers=auth).status_code == 404
 
@@ -554,15 +561,21 @@ def test_settings_come_from_the_environment(monkeypatch, tmp_path):
     assert settings.max_rows == 123
     assert settings.cors_origins == ["https://a.example"]
     assert settings.api_token is None
-    assert settings.resolved_model_path == tmp_path / "data/06_models/champion.pkl"
+    assert settings.project_path == tmp_path
+    assert settings.model_path is None  # the catalog's champion_model decides
+
+
+def test_the_champion_cache_is_the_catalog_entry_by_default(make_client, champion):
+    client = make_client(model_path=None)  # conf/base/catalog.yml: data/06_models/champion.pkl
+    assert client.get("/model").json()["version"] == champion.version
 
 
 def test_no_request_writes_into_the_project(make_client, service_project, batch):
     def snapshot(root: Path) -> dict[str, int]:
         return {str(p.relative_to(root)): p.stat().st_mtime_ns for p in root.rglob("*")}
 
+    client = make_client()  # starting may create conf/local/credentials.yml and mlflow.db
     before = snapshot(service_project)
-    client = make_client()
     upload(client, csv_bytes(batch), headers=JSON)
     upload(client, csv_bytes(batch))
     big = make_client(max_upload_bytes=3_000_000, max_rows=20_000)

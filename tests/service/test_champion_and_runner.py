@@ -1,4 +1,5 @@
-"""The champion holder (load, reload, bad files) and the training runner's bookkeeping."""
+"""The champion holder (load, reload, bad files) and the training runner: its command, its
+environment, and jobs read back from their MLflow runs."""
 
 from __future__ import annotations
 
@@ -6,11 +7,20 @@ import os
 import pickle
 import sys
 import time
+import uuid
 
 import pytest
+from mlflow import MlflowClient
 
+from network_security.sanitize import redact
 from network_security.service.champion import ChampionStore
-from network_security.service.training import TrainingRunner, _failure_reason, redact
+from network_security.service.settings import ServiceSettings
+from network_security.service.training import (
+    JOB_TAG,
+    PREVIOUS_TAG,
+    TrainingRunner,
+    _failure_reason,
+)
 
 
 @pytest.fixture(scope="module")
@@ -62,7 +72,9 @@ def test_an_unreadable_champion_keeps_the_model_in_memory(
 
 def test_redact_hides_credentials_in_uris():
     line = "connecting to mongodb://admin:pa55@db.example:27017/x and https://u:p@h/ fine"
-    assert redact(line) == "connecting to mongodb://***@db.example:27017/x and https://***@h/ fine"
+    assert (
+        redact(line) == "connecting to mongodb://***@db.example:27017/x and https://***@h/ fine"
+    )
 
 
 def test_failure_reason_is_the_exception_at_the_end_of_the_output():
@@ -79,11 +91,12 @@ def test_failure_reason_is_the_exception_at_the_end_of_the_output():
 
 def test_runner_command_and_environment(tmp_path, monkeypatch):
     monkeypatch.setenv("PYTHONPATH", "/elsewhere")
-    runner = TrainingRunner(
-        project_path=tmp_path,
-        champion=ChampionStore(tmp_path / "champion.pkl", tracking_uri=None),
-        runtime_params={"mongo_database": "db1", "x": "2"},
+    settings = ServiceSettings(
+        project_path=tmp_path, training_runtime_params={"mongo_database": "db1", "x": "2"},
         kedro_env="prod",
+    )  # fmt: skip
+    runner = TrainingRunner(
+        settings, ChampionStore(tmp_path / "c.pkl", None), "sqlite:///x.db", "e"
     )
     assert runner.command() == [
         sys.executable, "-m", "kedro", "run", "--pipeline", "training",
@@ -94,12 +107,59 @@ def test_runner_command_and_environment(tmp_path, monkeypatch):
     import network_security
 
     assert os.path.dirname(os.path.dirname(network_security.__file__)) in env["PYTHONPATH"]
+    assert env["MLFLOW_TRACKING_URI"] == "sqlite:///x.db"  # the run logs where the service reads
 
 
-def test_training_reports_are_found_through_the_project_catalog(make_settings, service_project):
-    from network_security.service.app import project_config_loader, training_report_paths
+def test_a_job_is_read_from_its_mlflow_run_by_any_runner(tmp_path):
+    """Status, promotion outcome and metrics come from the run tagged with the job id (here a
+    runner that did not start the job, as another service worker would be)."""
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    client = MlflowClient(uri)
+    experiment = client.create_experiment("network_security")
+    job_id = uuid.uuid4().hex
+    run_id = client.create_run(
+        experiment, tags={JOB_TAG: job_id, PREVIOUS_TAG: "3"}, run_name="training"
+    ).info.run_id
+    runner = TrainingRunner(ServiceSettings(project_path=tmp_path), None, uri, "network_security")
+    client.update_run(run_id, status="SCHEDULED")
+    assert runner.get(job_id)["status"] == "queued"
+    client.update_run(run_id, status="RUNNING")
+    assert runner.get(job_id) | {"created_at": None} == {
+        "job_id": job_id, "run_id": run_id, "pipeline": "training", "status": "running",
+        "created_at": None, "finished_at": None, "exit_code": None, "promoted": None,
+        "reason": None, "previous_model_version": "3", "model_version": "3",
+        "candidate_version": None, "metrics": {}, "error": None, "log_tail": [],
+    }  # fmt: skip
 
-    settings = make_settings()
-    paths = training_report_paths(project_config_loader(settings), settings)
-    assert paths["candidate_path"] == service_project / "data/06_models/candidate_model.pkl"
-    assert paths["decision_path"] == service_project / "data/08_reporting/promotion_decision.json"
+    client.log_metric(run_id, "training_metrics.test_accuracy", 0.96)
+    client.set_terminated(run_id, "FINISHED")
+    assert runner.get(job_id)["status"] == "running"  # until the child's exit is recorded
+    client.set_tag(run_id, "network_security.exit_code", "0")
+    for key, value in {
+        "promotion.outcome": "promoted",
+        "promotion.version": "4",
+        "promotion.reason": "beats the champion",
+    }.items():
+        client.set_tag(run_id, key, value)
+    job = runner.get(job_id)
+    assert job["status"] == "succeeded" and job["finished_at"] >= job["created_at"]
+    assert (job["promoted"], job["reason"]) == (True, "beats the champion")
+    assert (job["candidate_version"], job["model_version"]) == ("4", "4")
+    assert job["metrics"] == {"training_metrics.test_accuracy": 0.96}
+
+    client.set_tag(run_id, "promotion.outcome", "not_promoted")
+    job = runner.get(job_id)
+    assert (job["status"], job["promoted"], job["model_version"]) == ("succeeded", False, "3")
+    client.set_tag(run_id, "promotion.outcome", "failed")  # the promotion step failed
+    job = runner.get(job_id)
+    assert (job["status"], job["promoted"], job["model_version"]) == ("failed", None, "3")
+
+    # what the service records when the child has exited: any worker reads it back
+    for key, value in {"exit_code": "2", "error": "exited with code 2", "log_tail": "a\nb"}.items():
+        client.set_tag(run_id, f"network_security.{key}", value)
+    job = runner.get(job_id)
+    assert (job["status"], job["exit_code"], job["error"]) == ("failed", 2, "exited with code 2")
+    assert job["log_tail"] == ["a", "b"]
+
+    assert runner.get(uuid.uuid4().hex) is None
+    assert runner.get("' OR 1=1 --") is None

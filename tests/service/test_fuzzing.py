@@ -6,12 +6,16 @@ marked slow. Reproduce a run by hand with the command this test prints on failur
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
+
+from network_security.service.openapi import records_model
 
 
 def schemathesis(server, token: str, *, max_examples: int, seed: int, cwd: Path) -> str:
@@ -77,7 +81,10 @@ def test_the_record_schema_comes_from_the_project_schema(client, schema):
     body = client.get("/openapi.json").json()["paths"]["/predict"]["post"]["requestBody"]
     record = body["content"]["application/json"]["schema"]["properties"]["records"]["items"]
     assert record["required"] == list(schema["features"])
-    assert record["properties"]["SSLfinal_State"]["enum"] == schema["features"]["SSLfinal_State"]
+    for feature, allowed in schema["features"].items():  # each feature's allowed values
+        assert record["properties"][feature]["enum"] == allowed, feature
+        assert record["properties"][feature]["type"] == "integer", feature
+    assert record["additionalProperties"] == {"type": ["string", "number", "boolean", "null"]}
     assert "prediction" in record["propertyNames"]["not"]["enum"]
 
 
@@ -112,3 +119,17 @@ def test_an_upload_with_an_unknown_field_is_refused(client, batch):
     )
     assert response.status_code == 422
     assert "'extra'" in response.json()["detail"]
+
+
+def test_the_generated_request_model_and_the_service_agree(client, schema, batch):
+    """The pydantic model behind the documented JSON body (generated from the schema) accepts
+    what the service scores and refuses what it refuses."""
+    model = records_model(schema, max_rows=10, max_columns=60)
+    body = {"records": json.loads(batch.head(3).to_json(orient="records"))}
+    model.model_validate(body)
+    assert client.post("/predict", json=body).status_code == 200
+    for field, value in (("SSLfinal_State", 2), ("Favicon", 0), ("prediction", 1)):
+        bad = {"records": [{**body["records"][0], field: value}]}
+        with pytest.raises(ValidationError):
+            model.model_validate_json(json.dumps(bad))
+        assert client.post("/predict", json=bad).status_code == 422, field

@@ -173,7 +173,7 @@ def test_tokens_are_compared_without_surrounding_blanks_on_both_sides(make_clien
 
 def test_the_environment_of_a_run_has_no_token(tmp_path, monkeypatch, api_token):
     monkeypatch.setenv("NETWORK_SECURITY_API_TOKEN", api_token)
-    runner = TrainingRunner(project_path=tmp_path, champion=None)  # the champion is not used
+    runner = TrainingRunner(ServiceSettings(project_path=tmp_path), None, None, "e")
     env = runner._environment()
     assert "NETWORK_SECURITY_API_TOKEN" not in env
     assert api_token not in "".join(env.values())

@@ -1,27 +1,23 @@
-"""Training jobs started over HTTP: ``kedro run --pipeline training`` in a child process.
+"""Training jobs: ``kedro run --pipeline training`` in a child process, tracked by an MLflow run.
 
-A child process rather than a ``KedroSession`` in a thread: the run gets its own interpreter
-(Kedro's project settings, the MLflow active run, logging configuration and the embedded
-database hook are process-global), a crash or a runaway run cannot take the service down, and a
-run that exceeds its time limit is killed with its whole process group. The run's output goes
-to a temporary log file outside the project; nothing here writes into the source tree.
+A job is an MLflow run of the project's experiment, made by the service before the run starts
+(status ``SCHEDULED``, tag ``network_security.job_id``) and handed to the child
+(``MLFLOW_RUN_ID``), in which kedro-mlflow logs the training run. A job's status and outcome are
+read back from that run: its status, its metrics and the tags of the promotion step
+(``promotion.outcome``, ``promotion.reason``, ``promotion.version``) and those the service adds
+when the child has exited (``network_security.exit_code``, ``.error``, ``.log_tail``), so any
+worker of the service, or a restarted one, reports any job in full.
 
-Only one job runs at a time, across processes: a job holds the project's training lock
-(``network_security.training_lock``, an ``flock`` that a second service worker or a
-``kedro run`` beside the service also takes) from before its run starts until its outcome is
-recorded, and its ``kedro run`` child holds the same lock through an inherited descriptor. The
-child's environment has no API token.
-
-The outcome: the run promoted a new champion when the champion file changed; the reason and the
-metrics come from what the run wrote (the catalog's ``promotion_decision`` and
-``candidate_model``, when written by this run), so a run that did not promote still reports the
-test metrics of the model it trained.
+The child runs in its own interpreter and process group (a crash or a runaway run cannot take
+the service down; a run over its time limit is stopped whole), without the API token in its
+environment. One run at a time across processes: a job holds the project's training lock
+(``network_security.training_lock``) from before its run until its outcome is recorded, and the
+child holds it too through an inherited descriptor.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import os
 import re
@@ -30,33 +26,21 @@ import subprocess
 import sys
 import tempfile
 import threading
-import time
 import uuid
-from collections import OrderedDict
-from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from kedro_datasets.pickle import PickleDataset
-
 import network_security
-from network_security.model import PhishingModel
-from network_security.service.champion import ChampionStore
+from network_security.sanitize import redact
 from network_security.service.settings import API_TOKEN_VARIABLE
 from network_security.training_lock import LOCK_FD_VARIABLE, TrainingLock, TrainingLockBusy
 
 logger = logging.getLogger(__name__)
 
+JOB_TAG, PREVIOUS_TAG = "network_security.job_id", "network_security.previous_champion"
+STATUS = {"SCHEDULED": "queued", "RUNNING": "running", "FINISHED": "succeeded"}
 LOG_TAIL_LINES = 20
-_CREDENTIALS_IN_URI = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)[^@/\s]+@")
-
-
-def redact(text: str) -> str:
-    """``text`` with ``user:password@`` in any URI replaced by ``***@``."""
-    return _CREDENTIALS_IN_URI.sub(r"\g<scheme>***@", text)
-
-
 _EXCEPTION_LINE = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Exit)\b")
 
 
@@ -69,297 +53,197 @@ def _failure_reason(lines: list[str], limit: int = 600) -> str:
     return ""
 
 
-def _load_json(path: Path) -> Any:
-    return json.loads(path.read_text(encoding="utf-8"))
-
-
-def _load_pickle(path: Path) -> Any:
-    return PickleDataset(filepath=str(path)).load()
-
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
+def _iso(millis: int | None) -> str | None:
+    return (
+        datetime.fromtimestamp(millis / 1000, UTC).isoformat(timespec="seconds") if millis else None
+    )
 
 
 class TrainingAlreadyRunning(RuntimeError):
-    """A training job is running (here, or another process's run); one runs at a time."""
-
-    def __init__(self, job_id: str | None, detail: str | None = None) -> None:
-        super().__init__(
-            f"Training job {job_id} is still running; only one training run at a time. "
-            f"Poll GET /train/{job_id} and try again when it has finished."
-            if job_id is not None
-            else f"{detail} Try again when it has finished."
-        )
-        self.job_id = job_id
-
-
-@dataclass
-class TrainingJob:
-    """One training run and what came of it."""
-
-    job_id: str
-    pipeline: str
-    status: str = "queued"  # queued -> running -> succeeded | failed
-    created_at: str = field(default_factory=_now)
-    started_at: str | None = None
-    finished_at: str | None = None
-    duration_seconds: float | None = None
-    exit_code: int | None = None
-    promoted: bool | None = None
-    reason: str | None = None
-    previous_model_version: str | None = None
-    model_version: str | None = None
-    candidate_version: str | None = None
-    metrics: dict[str, float] = field(default_factory=dict)
-    error: str | None = None
-    log_tail: list[str] = field(default_factory=list)
-
-    @property
-    def finished(self) -> bool:
-        return self.status in {"succeeded", "failed"}
-
-    def to_dict(self) -> dict[str, Any]:
-        """The job as JSON; the log tail only for a failed run."""
-        data = asdict(self)
-        if self.status != "failed":
-            del data["log_tail"]
-        return data
+    """Another training run of the project is in progress (here or in another process)."""
 
 
 class TrainingRunner:
-    """Starts training runs one at a time and remembers the recent jobs."""
+    """Starts training runs one at a time; reports jobs from their MLflow runs."""
 
-    def __init__(  # noqa: PLR0913
-        self,
-        project_path: Path,
-        champion: ChampionStore,
-        pipeline: str = "training",
-        runtime_params: dict[str, str] | None = None,
-        kedro_env: str | None = None,
-        timeout_seconds: float = 3600.0,
-        jobs_kept: int = 50,
-        candidate_path: Path | None = None,
-        decision_path: Path | None = None,
+    def __init__(
+        self, settings: Any, champion: Any, tracking_uri: str | None, experiment: str
     ) -> None:
-        self.project_path = Path(project_path)
-        self.candidate_path = candidate_path
-        self.decision_path = decision_path
-        self.champion = champion
-        self.pipeline = pipeline
-        self.runtime_params = dict(runtime_params or {})
-        self.kedro_env = kedro_env
-        self.timeout_seconds = timeout_seconds
-        self.jobs_kept = jobs_kept
+        self.settings, self.champion = settings, champion
+        self.tracking_uri, self.experiment = tracking_uri, experiment
+        self.project_path, self.pipeline = Path(settings.project_path), settings.training_pipeline
         self._lock = threading.Lock()
-        self._jobs: OrderedDict[str, TrainingJob] = OrderedDict()
-        self._running: TrainingJob | None = None
+        self.running: str | None = None  # the id of this process's job while it runs
         self._process: subprocess.Popen | None = None
         self._thread: threading.Thread | None = None
-        self._training_lock: TrainingLock | None = None
         self._stopping = False
 
     def command(self) -> list[str]:
         """The ``kedro run`` command line of a training run."""
         command = [sys.executable, "-m", "kedro", "run", "--pipeline", self.pipeline]
-        if self.kedro_env:
-            command += ["--env", self.kedro_env]
-        if self.runtime_params:
-            command += ["--params", ",".join(f"{k}={v}" for k, v in self.runtime_params.items())]
+        if self.settings.kedro_env:
+            command += ["--env", self.settings.kedro_env]
+        if params := self.settings.training_runtime_params:
+            command += ["--params", ",".join(f"{k}={v}" for k, v in params.items())]
         return command
 
-    def start(self) -> TrainingJob:
-        """Start a run in the background; raises TrainingAlreadyRunning if one is running."""
-        with self._lock:
-            if self._stopping:
-                raise RuntimeError("The service is shutting down; no new training runs.")
-            if self._running is not None:
-                raise TrainingAlreadyRunning(self._running.job_id)
-            job = TrainingJob(job_id=uuid.uuid4().hex, pipeline=self.pipeline)
-            lock = TrainingLock(self.project_path)
-            try:
-                lock.acquire(f"network-security service, training job {job.job_id}")
-            except TrainingLockBusy as busy:
-                raise TrainingAlreadyRunning(None, str(busy)) from None
-            self._jobs[job.job_id] = job
-            self._running = job
-            self._training_lock = lock
-            self._forget_old_jobs()
-            self._thread = threading.Thread(
-                target=self._run, args=(job,), name=f"training-{job.job_id[:8]}", daemon=True
-            )
-            try:
-                self._thread.start()
-            except BaseException:
-                self._running, self._training_lock = None, None
-                lock.release()
-                raise
-        logger.info("Started training job %s (pipeline %s)", job.job_id, self.pipeline)
-        return job
-
-    def get(self, job_id: str) -> TrainingJob | None:
-        """The job with this id, or None when it is unknown (or long forgotten)."""
-        with self._lock:
-            return self._jobs.get(job_id)
-
-    @property
-    def running(self) -> TrainingJob | None:
-        return self._running
-
-    def _forget_old_jobs(self) -> None:
-        finished = [job_id for job_id, job in self._jobs.items() if job.finished]
-        for job_id in finished[: max(0, len(self._jobs) - self.jobs_kept)]:
-            del self._jobs[job_id]
-
     def _environment(self) -> dict[str, str]:
-        """The run's environment: the service's, less the API token (the run never needs it,
-        and a child's environment is readable by more than the service)."""
-        env = dict(os.environ)
-        env.pop(API_TOKEN_VARIABLE, None)
-        # the run imports this very package, wherever the service imported it from
+        """The service's environment less the API token (the run never needs it)."""
+        env = {k: v for k, v in os.environ.items() if k != API_TOKEN_VARIABLE}
         package_root = str(Path(network_security.__file__).resolve().parents[1])
         env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
-        # never block on the kedro-telemetry consent prompt in a background run
-        env.setdefault("DO_NOT_TRACK", "1")
-        env.setdefault("KEDRO_DISABLE_TELEMETRY", "true")
-        env["PYTHONUNBUFFERED"] = "1"
-        env.setdefault("COLUMNS", "160")  # readable log lines from kedro's rich logging
-        return env
+        if self.tracking_uri:  # the run logs into the store the service reads
+            env["MLFLOW_TRACKING_URI"] = self.tracking_uri
+        env.setdefault("KEDRO_DISABLE_TELEMETRY", "true")  # never a consent prompt
+        return env | {"PYTHONUNBUFFERED": "1", "COLUMNS": env.get("COLUMNS", "160")}
 
-    def _run(self, job: TrainingJob) -> None:
-        before = self.champion.refresh()
-        job.previous_model_version = before.model.version if before else None
-        started = time.monotonic()
-        started_wall = time.time()
-        job.started_at = _now()
-        job.status = "running"
-        try:
-            with tempfile.TemporaryFile(prefix="network-security-training-") as log:
-                exit_code = self._run_process(job, log)
-                log.seek(0)
-                lines = log.read().decode("utf-8", errors="replace").splitlines()
-            job.log_tail = [redact(line) for line in lines[-LOG_TAIL_LINES:]]
-            job.exit_code = exit_code
-            if exit_code == 0:
-                self._record_outcome(job, before, started_wall)
-                job.status = "succeeded"
-            else:
-                job.status = "failed"
-                job.error = job.error or (
-                    f"kedro run --pipeline {self.pipeline} exited with code {exit_code}"
-                    f"{_failure_reason(lines)}; see log_tail, or run the same command in the "
-                    "project for the full output."
-                )
-        except Exception as error:  # noqa: BLE001 - a job failure is reported, never raised
-            logger.exception("Training job %s failed", job.job_id)
-            job.status = "failed"
-            job.error = redact(f"The training run could not be run: {error}")
-        finally:
-            job.finished_at = _now()
-            job.duration_seconds = round(time.monotonic() - started, 3)
-            with self._lock:
-                self._running = None
-                self._process = None
-                lock, self._training_lock = self._training_lock, None
-            if lock is not None:
-                lock.release()
-            logger.info(
-                "Training job %s %s in %.1f s (promoted: %s)",
-                job.job_id, job.status, job.duration_seconds, job.promoted,
-            )  # fmt: skip
+    def _client(self) -> Any:
+        import mlflow
 
-    def _run_process(self, job: TrainingJob, log: Any) -> int:
+        return mlflow.MlflowClient(self.tracking_uri, self.tracking_uri)
+
+    def start(self) -> str:
+        """Start a run in the background and return its job id; one at a time."""
+        job_id, lock = uuid.uuid4().hex, TrainingLock(self.project_path)
         with self._lock:
             if self._stopping:
-                job.error = "The service shut down before the run started."
-                return -1
-            env = self._environment()
-            pass_fds: tuple[int, ...] = ()
-            if self._training_lock is not None and self._training_lock.held:
-                # the run holds this job's lock through the inherited descriptor
-                pass_fds = (self._training_lock.fileno(),)
-                env[LOCK_FD_VARIABLE] = str(pass_fds[0])
-            self._process = subprocess.Popen(  # noqa: S603 - fixed command, no shell
-                self.command(),
-                cwd=self.project_path,
-                env=env,
-                pass_fds=pass_fds,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,  # its own process group, so it can be stopped whole
-            )
-            process = self._process
-        try:
-            return process.wait(timeout=self.timeout_seconds)
-        except subprocess.TimeoutExpired:
-            job.error = (
-                f"The training run exceeded {self.timeout_seconds:.0f} s and was stopped; raise "
-                "NETWORK_SECURITY_TRAINING_TIMEOUT_SECONDS if runs need longer."
-            )
-            self._stop_process(process)
-            return process.returncode if process.returncode is not None else -1
+                raise TrainingAlreadyRunning("The service is shutting down; no new training runs.")
+            try:
+                lock.acquire(f"network-security service, training job {job_id}")
+            except TrainingLockBusy as busy:
+                raise TrainingAlreadyRunning(str(busy)) from None
+            try:
+                client = self._client()
+                found = client.get_experiment_by_name(self.experiment)
+                experiment_id = found.experiment_id if found else client.create_experiment(
+                    self.experiment)  # fmt: skip
+                previous = self.champion.refresh()
+                tags = {JOB_TAG: job_id, PREVIOUS_TAG: previous.version if previous else ""}
+                run_id = client.create_run(
+                    experiment_id, tags=tags, run_name=self.pipeline
+                ).info.run_id
+                client.update_run(run_id, status="SCHEDULED")
+                self._thread = threading.Thread(
+                    target=self._run,
+                    args=(run_id, lock),
+                    name=f"training-{job_id[:8]}",
+                    daemon=True,
+                )
+                self.running = job_id
+                self._thread.start()
+            except BaseException:
+                self.running = None
+                lock.release()
+                raise
+        logger.info("Started training job %s (pipeline %s, MLflow run %s)", job_id, self.pipeline,
+                    run_id)  # fmt: skip
+        return job_id
 
-    def _record_outcome(self, job: TrainingJob, before: Any, started_wall: float) -> None:
-        """Promoted when the champion file changed; metrics of the model this run trained."""
-        after = self.champion.refresh()
-        job.promoted = after is not None and (
-            before is None
-            or (after.model.version, after.model.trained_at)
-            != (before.model.version, before.model.trained_at)
+    def _run(self, run_id: str, lock: TrainingLock) -> None:
+        """Run the child, then record its exit code, error and output in the MLflow run."""
+        code, error, tail = None, None, []
+        env = self._environment() | {"MLFLOW_RUN_ID": run_id, LOCK_FD_VARIABLE: str(lock.fileno())}
+        try:
+            with tempfile.TemporaryFile(prefix="network-security-training-") as log:
+                with self._lock:
+                    if self._stopping:
+                        raise RuntimeError("the service shut down before the run started")
+                    self._process = process = subprocess.Popen(  # noqa: S603 - fixed command
+                        self.command(), cwd=self.project_path, env=env, stdout=log,
+                        stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                        pass_fds=(lock.fileno(),), start_new_session=True,  # stopped whole
+                    )  # fmt: skip
+                timeout = self.settings.training_timeout_seconds
+                try:
+                    code = process.wait(timeout=timeout)
+                except subprocess.TimeoutExpired:
+                    error = (
+                        f"The training run exceeded {timeout:.0f} s and was stopped; raise "
+                        "NETWORK_SECURITY_TRAINING_TIMEOUT_SECONDS if runs need longer."
+                    )
+                    code = self._stop(process)
+                log.seek(0)
+                lines = log.read().decode("utf-8", errors="replace").splitlines()
+            tail = [redact(line) for line in lines[-LOG_TAIL_LINES:]]
+            if code != 0 and error is None:
+                error = "The service shut down while the run was in progress." if (
+                    self._stopping) else (
+                    f"kedro run --pipeline {self.pipeline} exited with code {code}"
+                    f"{_failure_reason(lines)}; see log_tail, or run the same command in the "
+                    "project for the full output.")  # fmt: skip
+        except Exception as problem:  # noqa: BLE001 - a job failure is reported, never raised
+            logger.exception("Training run %s could not be run", run_id)
+            error = redact(f"The training run could not be run: {problem}")
+        finally:
+            self._record(run_id, code, error, tail)
+            self.running, self._process = None, None
+            lock.release()
+            logger.info("Training run %s ended (exit code %s)", run_id, code)
+
+    def _record(self, run_id: str, code: int | None, error: str | None, tail: list[str]) -> None:
+        """The run's exit code, error and output as tags of its MLflow run, which is ended if
+        the run did not reach MLflow; then the champion is refreshed (served at once)."""
+        with contextlib.suppress(Exception):
+            client = self._client()
+            for key, value in (("exit_code", code), ("error", error), ("log_tail", tail)):
+                if value not in (None, []):
+                    text = "\n".join(value) if key == "log_tail" else str(value)
+                    client.set_tag(run_id, f"network_security.{key}", text[-5000:])
+            if client.get_run(run_id).info.status in {"SCHEDULED", "RUNNING"}:
+                client.set_terminated(run_id, "FINISHED" if code == 0 else "FAILED")
+        with contextlib.suppress(Exception):
+            self.champion.refresh()
+
+    def get(self, job_id: str) -> dict[str, Any] | None:
+        """The job as its MLflow run reports it, or None when there is no such job."""
+        if not re.fullmatch(r"[0-9a-f]{32}", job_id):
+            return None
+        client = self._client()
+        experiment = client.get_experiment_by_name(self.experiment)
+        runs = experiment and client.search_runs(
+            [experiment.experiment_id], f"tags.`{JOB_TAG}` = '{job_id}'", max_results=1
         )
-        if after is not None:
-            job.model_version = after.model.version
-        decision = self._written_by_run(self.decision_path, started_wall, _load_json)
-        if isinstance(decision, dict):
-            job.reason = str(decision.get("reason", "")) or None
-            if bool(decision.get("promote")) != job.promoted:
-                logger.warning(
-                    "Training job %s: the run's promotion decision says promote=%s, but the "
-                    "champion file %s changed: %s",
-                    job.job_id, decision.get("promote"), self.champion.path, job.promoted,
-                )  # fmt: skip
-        candidate = self._written_by_run(self.candidate_path, started_wall, _load_pickle)
-        if isinstance(candidate, PhishingModel):
-            job.candidate_version = str(candidate.version)
-            job.metrics = {k: float(v) for k, v in candidate.metrics.items()}
-        elif job.promoted:
-            job.metrics = {k: float(v) for k, v in after.model.metrics.items()}
-
-    @staticmethod
-    def _written_by_run(path: Path | None, since: float, load: Any) -> Any:
-        """What ``load(path)`` gives if the file was written since ``since``, else None."""
-        if path is None:
+        if not runs:
             return None
-        try:
-            if path.stat().st_mtime < since - 1.0:
-                return None  # left by an earlier run
-            return load(path)
-        except Exception as error:  # noqa: BLE001 - an unreadable report only loses detail
-            logger.warning("Could not read the training run's %s: %s", path, error)
-            return None
+        info, tags = runs[0].info, runs[0].data.tags
+        outcome, code = tags.get("promotion.outcome"), tags.get("network_security.exit_code")
+        status = STATUS.get(info.status, "failed")
+        # the run ends in MLflow before the promotion step and the child's exit are recorded
+        if job_id == self.running or (status == "succeeded" and code is None):
+            status = "queued" if status == "queued" else "running"
+        elif outcome == "failed" or code not in {None, "0"}:
+            status = "failed"
+        previous = tags.get(PREVIOUS_TAG) or None
+        return {
+            "job_id": job_id, "run_id": info.run_id, "pipeline": info.run_name,
+            "status": status, "created_at": _iso(info.start_time),
+            "finished_at": _iso(info.end_time) if status in {"succeeded", "failed"} else None,
+            "exit_code": None if code is None else int(code),
+            "promoted": None if outcome in {None, "failed"} else outcome == "promoted",
+            "reason": tags.get("promotion.reason"), "previous_model_version": previous,
+            "model_version": tags.get("promotion.version") if outcome == "promoted" else previous,
+            "candidate_version": tags.get("promotion.version"), "metrics": runs[0].data.metrics,
+            "error": tags.get("network_security.error"),
+            "log_tail": tags.get("network_security.log_tail", "").splitlines()
+            if status == "failed" else [],
+        }  # fmt: skip
 
-    @staticmethod
-    def _stop_process(process: subprocess.Popen, grace_seconds: float = 10.0) -> None:
+    def _stop(self, process: subprocess.Popen, grace_seconds: float = 10.0) -> int:
         """SIGTERM the run's process group, then SIGKILL it after ``grace_seconds``."""
         for sig in (signal.SIGTERM, signal.SIGKILL):
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(process.pid, sig)
-            try:
-                process.wait(timeout=grace_seconds)
-                return
-            except subprocess.TimeoutExpired:
-                continue
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                return process.wait(timeout=grace_seconds)
+        return -1
 
     def shutdown(self, timeout: float = 15.0) -> None:
-        """Stop a running job (service shutdown) and wait for its thread."""
+        """Stop a running job (the service is shutting down) and wait for its thread."""
         with self._lock:
             self._stopping = True
-            process, thread, job = self._process, self._thread, self._running
+            process, thread = self._process, self._thread
         if process is not None and process.poll() is None:
-            logger.warning("Stopping training job %s: the service is shutting down", job.job_id)
-            if job is not None:
-                job.error = "The service shut down while the run was in progress."
-            self._stop_process(process)
+            logger.warning("Stopping training job %s: the service is shutting down", self.running)
+            self._stop(process)
         if thread is not None:
             thread.join(timeout=timeout)
