@@ -118,3 +118,11 @@ def test_bench_load_quick(clone):
     for kind in ("json-1", "json-1000", "csv-1000"):
         assert number(rf"(?m)^{kind}\s+(\d+)\s+[\d.]+\s+[\d.]+", output) > 0
     assert number(r"throughput, load vs baseline: ([\d.]+)x", output) > 0
+
+
+def test_bench_end_to_end_quick(clone):
+    output = run_script(clone, "benchmarks/bench_end_to_end.py", "--quick")
+    assert number(r"records (\d[\d,]*) rows", output) == 3000
+    champion = number(r"champion \(kedro run inference\)\s+(\d\.\d+)", output)
+    forest = number(r"RandomForest\(500\)\s+(\d\.\d+)", output)
+    assert 0.85 < champion <= 1 and 0.85 < forest <= 1  # accuracies on unseen feature vectors
