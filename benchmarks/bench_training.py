@@ -112,7 +112,7 @@ PREVIOUS_CANDIDATES: dict[str, Any] = {
 }
 """The candidate list before issue 9 (the baseline of the ``--full-run`` timing)."""
 
-NODE_LOG = re.compile(r"^(\d+)\|kedro\S*\|(Running|Completed) node: (\w+)")
+NODE_LOG = re.compile(r"^(\d+)\|kedro\S*\|(Running|Completed) node: ([\w.]+)")
 
 
 def conf(name: str) -> dict[str, Any]:
@@ -229,7 +229,8 @@ def node_seconds(log: str) -> dict[str, float]:
         match = NODE_LOG.match(line)
         if not match:
             continue
-        at, event, name = int(match[1]), match[2], match[3]
+        # "Running node: fit_model" but "Completed node: training.fit_model" (its namespace)
+        at, event, name = int(match[1]), match[2], match[3].rsplit(".", 1)[-1]
         if event == "Running":
             started[name] = at
             seconds.setdefault("startup", at / 1000)
