@@ -40,6 +40,9 @@ import yaml
 from sklearn.ensemble import RandomForestClassifier
 from sklearn.metrics import accuracy_score, f1_score, roc_auc_score
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_inference import make_project  # noqa: E402
+
 PROJECT = Path(__file__).resolve().parents[1]
 REAL_DATA = PROJECT.parent / "shared" / "data" / "phishing_websites.csv"
 TARGETS = {"accuracy": 0.957, "roc_auc": 0.993, "f1": 0.950}
@@ -59,24 +62,10 @@ def split_by_vector(
     return data[~is_held].reset_index(drop=True), data[is_held].reset_index(drop=True)
 
 
-def copy_project(target: Path) -> Path:
-    listed = subprocess.run(
-        ["git", "ls-files", "-z"],
-        cwd=PROJECT,
-        capture_output=True,
-        check=True,  # noqa: S607
-    ).stdout.decode()
-    for name in filter(None, listed.split("\0")):
-        source = PROJECT / name
-        if source.is_file():
-            (target / name).parent.mkdir(parents=True, exist_ok=True)
-            (target / name).write_bytes(source.read_bytes())
-    return target
-
-
 def kedro_run(project: Path, *args: str) -> float:
     env = {k: v for k, v in os.environ.items() if k not in ("MONGODB_URI", "MLFLOW_TRACKING_URI")}
-    env.update(KEDRO_DISABLE_TELEMETRY="1", PYTHONPATH=str(project / "src"))
+    source = os.pathsep.join(p for p in (str(PROJECT / "src"), env.get("PYTHONPATH")) if p)
+    env.update(KEDRO_DISABLE_TELEMETRY="1", PYTHONPATH=source)
     env.setdefault("OMP_NUM_THREADS", "1")
     started = time.perf_counter()
     result = subprocess.run(  # noqa: S603 - fixed command
@@ -118,7 +107,7 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory(prefix="bench-end-to-end-") as tmp:
         tmp_path = Path(tmp)
-        project = copy_project(tmp_path / "project")
+        project = make_project(tmp_path)  # conf as a fresh clone has it; this checkout's code
         records_csv, held_csv = tmp_path / "records.csv", tmp_path / "held_out.csv"
         records.to_csv(records_csv, index=False)
         held_out[features].to_csv(held_csv, index=False)  # no labels: new sites
