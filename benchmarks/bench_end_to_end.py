@@ -2,9 +2,9 @@
 
 Splits the real data set (``../shared/data/phishing_websites.csv``) by distinct feature vector:
 a seeded 20 % of the vectors, with every row that has one, is held out (written outside the
-project, its labels kept apart); the other rows are the records. Then, in a temporary copy of
-the project (the files git tracks; the embedded database; an MLflow store in the copy), as a user
-would run it::
+project, its labels kept apart); the other rows are the records. Then, in a temporary project (this
+checkout's configuration and code; the embedded database; an MLflow store in the project), as a
+user would run it::
 
     kedro run --pipeline ingestion --params raw_data_path=<records.csv>
     kedro run --pipeline training
