@@ -72,9 +72,7 @@ def test_an_unreadable_champion_keeps_the_model_in_memory(
 
 def test_redact_hides_credentials_in_uris():
     line = "connecting to mongodb://admin:pa55@db.example:27017/x and https://u:p@h/ fine"
-    assert (
-        redact(line) == "connecting to mongodb://***@db.example:27017/x and https://***@h/ fine"
-    )
+    assert redact(line) == "connecting to mongodb://***@db.example:27017/x and https://***@h/ fine"
 
 
 def test_failure_reason_is_the_exception_at_the_end_of_the_output():
