@@ -1,6 +1,7 @@
 """The compiled predictor (``network_security.compiled``) against scikit-learn, on the real data
-set: the same probabilities within 1e-6 for every model shape training builds, in small batches
-(treelite's GTIL) and large ones (the trees' own traversal, in parallel row blocks)."""
+set: the same probabilities within 1e-6 for every model shape training builds, for one row, a few
+rows, a request-sized batch (a vote's members in parallel threads) and a large one (parallel
+row blocks)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,11 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from sklearn.ensemble import RandomForestClassifier, VotingClassifier
+from sklearn.ensemble import (
+    HistGradientBoostingClassifier,
+    RandomForestClassifier,
+    VotingClassifier,
+)
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import OneHotEncoder
@@ -81,6 +86,9 @@ def models(records: pd.DataFrame, schema: dict[str, Any]) -> dict[str, Any]:
         {"categorical_boosting": {}, "extra_trees": {}}, CANDIDATES, features, 0
     )
     fitted["bare_forest"] = RandomForestClassifier(n_estimators=10, random_state=0)
+    fitted["bare_boosting"] = HistGradientBoostingClassifier(
+        max_iter=30, categorical_features=list(range(0, len(features), 2)), random_state=0
+    )
     for model in fitted.values():
         model.fit(records[features], records[target_column(schema)])
     return fitted
@@ -92,7 +100,7 @@ def sklearn_probability(estimator: Any, frame: pd.DataFrame) -> np.ndarray:
 
 @pytest.mark.parametrize(
     "name",
-    [*CANDIDATES, "soft_vote", "weighted_vote", "production_vote", "bare_forest"],
+    [*CANDIDATES, "soft_vote", "weighted_vote", "production_vote", "bare_forest", "bare_boosting"],
 )
 def test_compiled_probabilities_equal_scikit_learns(models, records, schema, name, monkeypatch):
     estimator = models[name]
@@ -101,13 +109,15 @@ def test_compiled_probabilities_equal_scikit_learns(models, records, schema, nam
     monkeypatch.setattr(compiled_module, "PARALLEL_MIN_ROWS", 1000)  # exercise the row blocks
     monkeypatch.setenv("OMP_NUM_THREADS", "2")
     everything = records[features]
-    for rows in (everything.head(1), everything.sample(9, random_state=1), everything):
+    batches = (everything.head(1), everything.sample(9, random_state=1), everything.head(300))
+    for rows in (*batches, everything):
         expected = sklearn_probability(estimator, rows)
         got = predictor.phishing_probability(rows.to_numpy())
         assert got.shape == expected.shape
         np.testing.assert_allclose(got, expected, rtol=0, atol=TOLERANCE)
-    # both evaluators (GTIL for small batches, the trees' traversal for large) were used
-    assert len(everything) > compiled_module.BOOSTING_GTIL_MAX_ROWS
+    # every path was taken: members one after the other, in parallel, and row blocks
+    assert len(batches[1]) < compiled_module.MEMBERS_PARALLEL_MIN_ROWS <= len(batches[2])
+    assert len(everything) >= 2 * compiled_module.PARALLEL_MIN_ROWS
     # values the model never saw (a category unknown to the boosting's encoder: its missing
     # branch) are evaluated as scikit-learn does too
     unseen = everything.head(300).copy()
@@ -167,6 +177,22 @@ def test_an_unsupported_model_falls_back_to_predict_proba_with_one_log_line(
     assert caplog.text.count("no compiled predictor") == 1
     np.testing.assert_array_equal(
         probability, sklearn_probability(estimator, records.head(20)[features])
+    )
+
+
+@pytest.mark.parametrize("name", ["bare_forest", "bare_boosting"])
+def test_missing_values_take_scikit_learns_branches(models, records, schema, name):
+    features = feature_columns(schema)
+    estimator = models[name]
+    predictor = compile_estimator(estimator, features, phishing_label=-1)
+    holes = records[features].head(400).astype("float64")
+    for column in range(0, len(features), 3):  # a NaN in every third column of some rows
+        holes.iloc[column::7, column] = np.nan
+    np.testing.assert_allclose(
+        predictor.phishing_probability(holes.to_numpy()),
+        sklearn_probability(estimator, holes),
+        rtol=0,
+        atol=TOLERANCE,
     )
 
 

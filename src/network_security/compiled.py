@@ -12,14 +12,11 @@ numeric matrix of the feature columns to P(phishing), equal to the model's ``pre
 
 - the transforms run vectorised in numpy, with scikit-learn's arithmetic (same dtypes, same
   order of operations), so their outputs are the same numbers;
-- small batches (a request of a few rows, where ``predict_proba`` spends milliseconds on input
-  validation and thread start-up) go through treelite's GTIL, a compiled tree evaluator
-  (``treelite.sklearn.import_model``): about 0.1 ms per call;
-- larger batches go through scikit-learn's own compiled tree traversals without the wrapper
-  (each forest tree's ``tree_.apply``, summed in scikit-learn's order; a gradient boosting
-  model's raw predictions and link function), over row blocks in parallel threads for large
-  batches. GTIL evaluates a row at a time and is three to six times slower per row than these
-  once a batch has more than a few dozen rows (measured on the real data set).
+- the trees run in two numba kernels (``network_security.tree_kernels``) that add the leaf
+  values in scikit-learn's order, so the probabilities are the same numbers too: one row in
+  well under a millisecond (``predict_proba`` spends milliseconds on input validation and
+  thread start-up), 1,000 rows about twice as fast as scikit-learn's own traversals, large
+  batches over row blocks in parallel threads (the kernels release the GIL).
 
 Anything else (another estimator or transform) raises ``UnsupportedModel``;
 ``PhishingModel`` then falls back to ``predict_proba`` (correct, slower) and logs it once.
@@ -46,12 +43,10 @@ from network_security.features import (
 
 logger = logging.getLogger(__name__)
 
-FOREST_GTIL_MAX_ROWS = 16
-"""Forests: batches up to this many rows go through GTIL (measured break-even ~15 rows)."""
-BOOSTING_GTIL_MAX_ROWS = 128
-"""Gradient boosting: batches up to this many rows go through GTIL (break-even ~130 rows)."""
 PARALLEL_MIN_ROWS = 2048
 """Batches of at least twice this many rows are split over worker threads."""
+MEMBERS_PARALLEL_MIN_ROWS = 256
+"""Smaller batches of at least this many rows run the members of a vote in parallel threads."""
 
 
 class UnsupportedModel(Exception):
@@ -237,71 +232,37 @@ def _transform_of(step: Any, names: list[str]) -> tuple[Transform, list[str]]:
 
 @dataclass
 class _Trees:
-    """One fitted tree ensemble classifier, evaluated for the class at ``column``."""
+    """One fitted tree ensemble classifier, evaluated for the class at ``column`` by the numba
+    kernels of ``network_security.tree_kernels`` over its trees laid out as ``tables``."""
 
     classifier: Any
     column: int
-    float32: bool  # forests evaluate float32 inputs (scikit-learn's DTYPE)
-    gtil_max_rows: int
-    compiled: Any = field(repr=False)  # the treelite model
-    leaf_values: list[np.ndarray] = field(default_factory=list, repr=False)
+    tables: dict[str, np.ndarray] = field(repr=False)
     boosting_inputs: Transform | None = field(default=None, repr=False)  # gradient boosting
 
     def probability(self, X: np.ndarray) -> np.ndarray:
         """P(class ``column``) for each row of the float64 matrix ``X``."""
-        if self.float32:
-            X = X.astype(np.float32)
-        if len(X) <= self.gtil_max_rows:
-            return self._gtil(X)
-        if self.leaf_values:
-            return self._forest(X)
-        return self._boosting(X)
-
-    def _gtil(self, X: np.ndarray) -> np.ndarray:
-        import treelite.gtil
-
-        out = treelite.gtil.predict(self.compiled, np.asarray(X, dtype=np.float64), nthread=1)
-        out = out.reshape(len(X), -1)
-        if out.shape[1] == 1:  # binary gradient boosting: P(classes_[1])
-            return out[:, 0] if self.column == 1 else 1 - out[:, 0]
-        return out[:, self.column]
+        if self.boosting_inputs is None:
+            return _in_row_blocks(self._forest, X)
+        return _in_row_blocks(self._boosting, X)
 
     def _forest(self, X: np.ndarray) -> np.ndarray:
-        trees = self.classifier.estimators_
+        from network_security.tree_kernels import forest_sums
 
-        def block(part: np.ndarray) -> np.ndarray:
-            total = np.zeros(len(part), dtype=np.float64)
-            for tree, values in zip(trees, self.leaf_values, strict=True):
-                total += values[tree.tree_.apply(part)]  # the tree's compiled traversal
-            return total
-
-        total = _in_row_blocks(block, X)
-        total /= len(trees)  # scikit-learn's mean: the sum in tree order, then one division
+        # scikit-learn's forests compare float32 inputs (its DTYPE) with float64 thresholds
+        total = forest_sums(X.astype(np.float32), out=np.zeros(len(X)), **self.tables)
+        total /= len(self.classifier.estimators_)  # the sum in tree order, then one division
         return total
 
     def _boosting(self, X: np.ndarray) -> np.ndarray:
+        from network_security.tree_kernels import boosting_sums
+
+        # HistGradientBoostingClassifier._raw_predict, binary: the baseline plus each tree's
+        # value in order, then the link function; its input validation and threads left out
         classifier = self.classifier
-        prepare = self.boosting_inputs
-        bitsets, feature_map = classifier._bin_mapper.make_known_categories_bitsets()
-
-        def block(part: np.ndarray) -> np.ndarray:
-            # HistGradientBoostingClassifier._raw_predict without its input validation and
-            # OpenMP threads (row blocks run in parallel threads instead), same arithmetic
-            data = prepare(part)
-            raw = np.zeros(
-                (len(data), classifier.n_trees_per_iteration_),
-                dtype=classifier._baseline_prediction.dtype,
-                order="F",
-            )
-            raw += classifier._baseline_prediction
-            for predictors in classifier._predictors:
-                for k, predictor in enumerate(predictors):
-                    raw[:, k] += predictor.predict(
-                        data, known_cat_bitsets=bitsets, f_idx_map=feature_map, n_threads=1
-                    )
-            return classifier._loss.predict_proba(raw)[:, self.column]
-
-        return _in_row_blocks(block, X)
+        raw = np.full(len(X), classifier._baseline_prediction.ravel()[0], dtype=np.float64)
+        boosting_sums(self.boosting_inputs(X), out=raw, **self.tables)
+        return classifier._loss.predict_proba(raw[:, None])[:, self.column]
 
 
 def _boosting_inputs(classifier: Any) -> Transform:
@@ -365,23 +326,15 @@ def _trees_of(classifier: Any, column: int) -> _Trees:
     if len(classifier.classes_) != 2 or getattr(classifier, "n_outputs_", 1) != 1:
         raise UnsupportedModel("a classifier that is not binary with one output")
     try:
-        import treelite.sklearn
-
-        compiled = treelite.sklearn.import_model(classifier)
+        from network_security import tree_kernels
     except ImportError as error:
-        raise UnsupportedModel(f"treelite is not installed ({error})") from error
-    except Exception as error:  # noqa: BLE001 - any import failure means: not supported
-        raise UnsupportedModel(f"treelite cannot import it ({error})") from error
+        raise UnsupportedModel(f"numba is not installed ({error})") from error
     if isinstance(classifier, HistGradientBoostingClassifier):
-        return _Trees(
-            classifier, column, False, BOOSTING_GTIL_MAX_ROWS, compiled,
-            boosting_inputs=_boosting_inputs(classifier),
-        )  # fmt: skip
-    leaf_values = [
-        np.ascontiguousarray(tree.tree_.value[:, 0, column], dtype=np.float64)
-        for tree in classifier.estimators_
-    ]
-    return _Trees(classifier, column, True, FOREST_GTIL_MAX_ROWS, compiled, leaf_values)
+        if classifier.n_trees_per_iteration_ != 1:
+            raise UnsupportedModel("gradient boosting with several trees per iteration")
+        return _Trees(classifier, column, tree_kernels.boosting_tables(classifier),
+                      _boosting_inputs(classifier))  # fmt: skip
+    return _Trees(classifier, column, tree_kernels.forest_tables(classifier, column))
 
 
 # ------------------------------------------------------------------------------ models
@@ -442,7 +395,11 @@ class CompiledPredictor:
             )
         if len(self.members) == 1:
             return self.members[0].probability(X)
-        stacked = np.asarray([member.probability(X) for member in self.members])
+        if MEMBERS_PARALLEL_MIN_ROWS <= len(X) < 2 * PARALLEL_MIN_ROWS and _thread_count() > 1:
+            # (larger batches are split in row blocks on the same pool instead)
+            stacked = np.asarray(list(_pool().map(lambda m: m.probability(X), self.members)))
+        else:
+            stacked = np.asarray([member.probability(X) for member in self.members])
         return np.average(stacked, axis=0, weights=self.weights)
 
 
@@ -477,4 +434,7 @@ def compile_estimator(
         members = [_member_of(estimator, names, column)]
         weights = None
         description = type(members[0].trees.classifier).__name__
-    return CompiledPredictor(names, members, weights, description)
+    predictor = CompiledPredictor(names, members, weights, description)
+    # the kernels compile (or load from numba's cache) now, not in the first request
+    predictor.phishing_probability(np.zeros((1, len(names))))
+    return predictor

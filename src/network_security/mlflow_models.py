@@ -18,7 +18,7 @@ RUNTIME_DISTRIBUTIONS: tuple[str, ...] = (
     "pandas",
     "pyarrow",
     "scikit-learn",
-    "treelite",
+    "numba",
     "kedro",
     "kedro-datasets",
     "kedro-mlflow",

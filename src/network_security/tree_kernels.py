@@ -1,0 +1,158 @@
+"""Tree ensembles evaluated by two small numba kernels (``network_security.compiled`` uses them).
+
+Each kernel walks every tree of one fitted ensemble for every row and adds the value of the
+leaf it reaches to ``out`` (which holds the starting value: 0 for a forest, the baseline for
+gradient boosting), tree after tree in the ensemble's order, so each row's sum is the same
+floating-point sum as scikit-learn's. The trees are first laid out as flat arrays
+(``forest_tables``, ``boosting_tables``); the loops run tree by tree over all rows, so one
+tree's nodes stay in cache.
+
+- Forests (random forest, extra trees): deep trees of numeric thresholds. Every row takes the
+  tree's full depth, leaves pointing to themselves, and the next node is ``child[3 * node +
+  k]`` (k: 0 left, 1 right, 2 a missing value): no branch to mispredict; thresholds in
+  float32, rounded down, give the same comparisons with half the memory.
+- Gradient boosting (``HistGradientBoostingClassifier``'s predictors): shallow trees with
+  categorical splits (bitsets), walked as scikit-learn's ``_predict_from_raw_data`` walks them,
+  about 2x faster (no per-tree call, no node copies).
+
+Importing this module imports numba; the kernels compile on first use and are cached beside
+this file (numba's ``cache=True``; ``NUMBA_CACHE_DIR`` elsewhere).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from numba import njit
+
+
+@njit(cache=True, nogil=True)
+def forest_sums(X, roots, depths, feature, threshold, child, value, out):
+    """Add each tree's leaf value to ``out[i]`` for each row ``i`` of ``X``."""
+    n = X.shape[0]
+    nodes = np.empty(n, np.int32)
+    for t in range(roots.shape[0]):
+        nodes[:] = roots[t]
+        for _ in range(depths[t]):
+            for i in range(n):
+                node = nodes[i]
+                x = X[i, feature[node]]
+                # the left child, the right one (x > threshold) or the one for missing values
+                nodes[i] = child[3 * node + (x > threshold[node]) + 2 * (x != x)]
+        for i in range(n):
+            out[i] += value[nodes[i]]
+    return out
+
+
+@njit(cache=True, nogil=True)
+def boosting_sums(X, roots, feature, threshold, missing_left, categorical, bitset_row,
+                  left_bitsets, known_bitsets, known_row, left, right, value, out):  # fmt: skip
+    """Add each tree's leaf value to ``out[i]``, with scikit-learn's rules for missing values,
+    categories going left (``left_bitsets``) and unknown categories (treated as missing)."""
+    n = X.shape[0]
+    for t in range(roots.shape[0]):
+        for i in range(n):
+            node = roots[t]
+            while left[node] >= 0:
+                x = X[i, feature[node]]
+                if np.isnan(x):
+                    go_left = missing_left[node]
+                elif categorical[node]:
+                    if x < 0:
+                        go_left = missing_left[node]
+                    else:
+                        code = np.uint32(np.uint8(x))  # scikit-learn's cast to a bin code
+                        word, bit = code >> 5, code & 31
+                        if (left_bitsets[bitset_row[node], word] >> bit) & 1:
+                            go_left = True
+                        elif (known_bitsets[known_row[feature[node]], word] >> bit) & 1:
+                            go_left = False
+                        else:
+                            go_left = missing_left[node]
+                else:
+                    go_left = x <= threshold[node]
+                node = left[node] if go_left else right[node]
+            out[i] += value[node]
+    return out
+
+
+def forest_tables(classifier: Any, column: int) -> dict[str, np.ndarray]:
+    """The trees of a fitted forest as ``forest_sums``'s arrays (leaf values: P(``column``))."""
+    parts: dict[str, list[np.ndarray]] = {k: [] for k in ("feature", "threshold", "child", "value")}
+    roots, depths, offset = [], [], 0
+    for estimator in classifier.estimators_:
+        tree = estimator.tree_
+        count, leaf = tree.node_count, tree.children_left < 0
+        itself = np.arange(count)
+        left = np.where(leaf, itself, tree.children_left)
+        right = np.where(leaf, itself, tree.children_right)
+        missing = np.where(tree.missing_go_to_left.astype(bool), left, right)
+        parts["child"].append(np.column_stack([left, right, missing]).ravel() + offset)
+        parts["feature"].append(np.where(leaf, 0, tree.feature))
+        parts["threshold"].append(np.where(leaf, np.inf, tree.threshold))  # never right
+        parts["value"].append(tree.value[:, 0, column])
+        roots.append(offset)
+        depths.append(tree.max_depth)
+        offset += count
+    tables = {key: np.concatenate(values) for key, values in parts.items()}
+    return {
+        "roots": np.asarray(roots, np.int64),
+        "depths": np.asarray(depths, np.int64),
+        "feature": tables["feature"].astype(np.int32),
+        "threshold": _float32_below(tables["threshold"]),
+        "child": tables["child"].astype(np.int32),
+        "value": np.ascontiguousarray(tables["value"], dtype=np.float64),
+    }
+
+
+def _float32_below(threshold: np.ndarray) -> np.ndarray:
+    """Each threshold as the largest float32 at or below it: for a float32 input ``x``,
+    ``x > float32_below(t)`` exactly when ``x > t`` (half the memory of float64 thresholds)."""
+    rounded = threshold.astype(np.float32)
+    above = rounded.astype(np.float64) > threshold
+    rounded[above] = np.nextafter(rounded[above], np.float32(-np.inf))
+    return rounded
+
+
+def boosting_tables(classifier: Any) -> dict[str, np.ndarray]:
+    """The trees of a fitted binary ``HistGradientBoostingClassifier`` as ``boosting_sums``'s
+    arrays (the input: the matrix its predictors take, after its category encoder)."""
+    known, known_row = classifier._bin_mapper.make_known_categories_bitsets()
+    keys = ("feature", "threshold", "missing_left", "categorical", "bitset_row", "left_bitsets",
+            "left", "right", "value")  # fmt: skip
+    parts: dict[str, list[np.ndarray]] = {key: [] for key in keys}
+    roots, offset, bitsets = [], 0, 0
+    for (predictor,) in classifier._predictors:
+        nodes = predictor.nodes
+        leaf = nodes["is_leaf"].astype(bool)
+        parts["left"].append(np.where(leaf, -1, nodes["left"].astype(np.int64) + offset))
+        parts["right"].append(np.where(leaf, -1, nodes["right"].astype(np.int64) + offset))
+        parts["feature"].append(nodes["feature_idx"].astype(np.int64))
+        parts["threshold"].append(nodes["num_threshold"])
+        parts["missing_left"].append(nodes["missing_go_to_left"].astype(bool))
+        parts["categorical"].append(nodes["is_categorical"].astype(bool))
+        parts["bitset_row"].append(nodes["bitset_idx"].astype(np.int64) + bitsets)
+        parts["left_bitsets"].append(predictor.raw_left_cat_bitsets.reshape(-1, 8))
+        parts["value"].append(nodes["value"])
+        roots.append(offset)
+        offset += len(nodes)
+        bitsets += len(predictor.raw_left_cat_bitsets)
+    tables = {key: np.concatenate(values) for key, values in parts.items()}
+    empty = np.zeros((1, 8), np.uint32)  # a row to index when there is no categorical split
+    return {
+        "roots": np.asarray(roots, np.int64),
+        "feature": tables["feature"],
+        "threshold": tables["threshold"].astype(np.float64),
+        "missing_left": tables["missing_left"],
+        "categorical": tables["categorical"],
+        "bitset_row": tables["bitset_row"],
+        "left_bitsets": np.ascontiguousarray(
+            tables["left_bitsets"] if bitsets else empty, dtype=np.uint32
+        ),
+        "known_bitsets": np.ascontiguousarray(known if len(known) else empty, dtype=np.uint32),
+        "known_row": np.asarray(known_row, np.int64),
+        "left": tables["left"],
+        "right": tables["right"],
+        "value": tables["value"].astype(np.float64),
+    }
