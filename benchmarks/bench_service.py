@@ -26,7 +26,10 @@ The model: ``--model`` if given, else the production configuration of
 conf/base/parameters_training.yml (the soft vote of categorical gradient boosting and extra
 trees) fitted on the real data set at ``../shared/data``, saved in a temporary directory. The
 server gets an empty temporary MLflow store, so it serves that file (the champion path falls
-back to its local copy when the registry has no champion).
+back to its local copy when the registry has no champion). The server runs with this
+process's environment, as ``network-security serve`` does: with ``OMP_NUM_THREADS`` unset, the
+compiled predictor uses every CPU (a vote's members in parallel threads for batches of 256 rows
+or more); ``OMP_NUM_THREADS=1 python benchmarks/bench_service.py`` measures one thread.
 """
 
 from __future__ import annotations
@@ -119,7 +122,6 @@ def start_server(model_path: Path, log_path: Path) -> tuple[subprocess.Popen, st
             "PYTHONPATH": os.pathsep.join(
                 p for p in (str(PROJECT / "src"), env.get("PYTHONPATH")) if p
             ),
-            "OMP_NUM_THREADS": env.get("OMP_NUM_THREADS", "1"),
         }
     )
     command = [
@@ -276,7 +278,8 @@ def main() -> None:
     p50 = {"health": percentile(health, 50)}
     print(f"\nPOST /predict latency over loopback, {options.requests} sequential requests per "
           f"case after {options.warmup} warm-up; model {info['version']} ({info['estimator']}); "
-          f"{os.cpu_count()} CPU(s), load average {os.getloadavg()[0]:.1f}")  # fmt: skip
+          f"{os.cpu_count()} CPU(s), OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}, "
+          f"load average {os.getloadavg()[0]:.1f}")  # fmt: skip
     print(
         f"baseline GET /health: p50 {p50['health']:.2f} ms, p99 {percentile(health, 99):.2f} ms, "
         f"server CPU {health_cpu * 1000:.2f} ms; "
