@@ -113,6 +113,32 @@ class EmbeddedMongoHook:
             server.stop()
 
 
+class MongoSnapshotHook:
+    """During a pipeline run, each MongoDB dataset of the pipeline is read once: its nodes all
+    get the same snapshot of the collection (``MongoDataset.hold_snapshot``), not one read each
+    (validation has four nodes reading ``phishing_records``). Loads outside a run (a notebook,
+    ``kedro ipython``) always read the collection."""
+
+    @hook_impl
+    def before_pipeline_run(self, pipeline: Any, catalog: Any) -> None:
+        self._hold(pipeline, catalog, True)
+
+    @hook_impl
+    def after_pipeline_run(self, pipeline: Any, catalog: Any) -> None:
+        self._hold(pipeline, catalog, False)
+
+    @hook_impl
+    def on_pipeline_error(self, pipeline: Any, catalog: Any) -> None:
+        self._hold(pipeline, catalog, False)
+
+    @staticmethod
+    def _hold(pipeline: Any, catalog: Any, hold: bool) -> None:
+        used = pipeline.datasets()
+        for name in catalog.filter(by_type=MongoDataset):
+            if name in used:
+                catalog.get(name).hold_snapshot(hold)
+
+
 class PromotionHook:
     """After a training run: make the run's registered model the champion when it earned it.
 

@@ -4,13 +4,13 @@ from kedro.config import OmegaConfigLoader
 from omegaconf.resolvers import oc
 
 from network_security.context import ProjectContext
-from network_security.hooks import EmbeddedMongoHook, PromotionHook
+from network_security.hooks import EmbeddedMongoHook, MongoSnapshotHook, PromotionHook
 from network_security.quiet import silence_third_party_warnings
 from network_security.training_lock import TrainingLockHook
 
 # TrainingLockHook after PromotionHook: both act last in after_pipeline_run (trylast), in the
 # order they are listed, so the training lock is held until the promotion is done
-HOOKS = (EmbeddedMongoHook(), PromotionHook(), TrainingLockHook())
+HOOKS = (EmbeddedMongoHook(), MongoSnapshotHook(), PromotionHook(), TrainingLockHook())
 
 # Kedro's context, creating conf/local/credentials.yml from its template when missing
 CONTEXT_CLASS = ProjectContext

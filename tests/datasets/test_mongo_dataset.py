@@ -46,6 +46,29 @@ def test_round_trip_keeps_values_dtypes_and_column_order(dataset, frame):
     assert (loaded.dtypes.drop("record_key") == np.int64).all()
 
 
+def test_a_held_snapshot_is_read_once_and_dropped_by_a_save_or_release(
+    dataset, frame, mongo_client, mongo_database
+):
+    dataset.save(frame)
+    collection = mongo_client[mongo_database]["records"]
+    dataset.hold_snapshot(True)  # as the project's hook does for a pipeline run
+    first = dataset.load()
+    collection.insert_one({"_id": "z", "having_IP_Address": 1, "URL_Length": 1, "Result": 1})
+    first.loc[0, "URL_Length"] = 99  # a node altering its input alters only its own copy
+    second = dataset.load()
+    pd.testing.assert_frame_equal(second, frame, check_dtype=False)  # the snapshot: no "z"
+    dataset.save(frame.assign(record_key=["d", "e", "f"]))  # a save drops the snapshot
+    assert sorted(dataset.load()["record_key"]) == list("abcdefz")
+    collection.delete_one({"_id": "z"})
+    dataset.release()  # so does a release
+    assert sorted(dataset.load()["record_key"]) == list("abcdef")
+    dataset.hold_snapshot(False)
+    collection.delete_one({"_id": "d"})
+    assert sorted(dataset.load()["record_key"]) == list("abcef")  # not held: read each time
+    collection.delete_one({"_id": "e"})
+    assert sorted(dataset.load()["record_key"]) == list("abcf")
+
+
 def test_missing_values_come_back_as_nullable_integers(dataset, frame):
     frame["URL_Length"] = pd.array([0, None, -1], dtype="Int64")
     dataset.save(frame)

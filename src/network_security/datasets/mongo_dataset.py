@@ -153,6 +153,8 @@ class MongoDataset(AbstractDataset[pd.DataFrame, Any]):
         self._client: MongoClient | None = None
         self._uri_provider: Callable[[], str] | None = None
         self._uri_provided = False
+        self._snapshot: pd.DataFrame | None = None
+        self._holding = False
         self.metadata = metadata
 
     # ------------------------------------------------------------------ connection
@@ -217,8 +219,16 @@ class MongoDataset(AbstractDataset[pd.DataFrame, Any]):
             )
         return DatasetError(f"Could not {action} {self._where}: {hint}. ({detail})")
 
+    def hold_snapshot(self, hold: bool) -> None:
+        """While held (the project's hook holds it for a pipeline run), the first load's frame is
+        kept and later loads return it: every node of the run reads one snapshot of the
+        collection, read once. A save or ``release()`` drops it; so does ``hold_snapshot(False)``.
+        """
+        self._holding, self._snapshot = hold, None
+
     def release(self) -> None:
         """Close the client; the next operation reconnects (asking the provider again)."""
+        self._snapshot = None
         if self._client is not None:
             self._client.close()
             self._client = None
@@ -279,12 +289,20 @@ class MongoDataset(AbstractDataset[pd.DataFrame, Any]):
         return _restore_integers(pd.concat(frames, ignore_index=True))
 
     def load(self) -> pd.DataFrame:
+        if self._snapshot is not None:
+            logger.info("Loaded %d records from %s (this run's snapshot)", len(self._snapshot),
+                        self._where)  # fmt: skip
+            return self._snapshot.copy(deep=False)  # copy-on-write: a node cannot alter it
         frame = self._find()
         logger.info("Loaded %d records from %s", len(frame), self._where)
+        if self._holding:
+            self._snapshot = frame
+            return frame.copy(deep=False)
         return frame
 
     def save(self, data: pd.DataFrame | Iterable[pd.DataFrame]) -> None:
         """Store a DataFrame, or a stream of DataFrame chunks, all or nothing (see the module)."""
+        self._snapshot = None
         if isinstance(data, pd.DataFrame):
             self._check_chunk(data, 0)
             chunks: Iterable[pd.DataFrame] = [data]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 
 import pandas as pd
 import pytest
@@ -37,13 +38,18 @@ def read_json(path):
 
 
 def test_validation_quarantines_reports_and_creates_the_reference(
-    kedro_project, run_kedro, store_records, make_records, schema
+    kedro_project, run_kedro, store_records, make_records, schema, caplog
 ):
     records = make_records(400, seed=11)
     records.loc[[5, 99, 250], "SSLfinal_State"] = 7  # 0.75%: quarantined, run continues
     store_records(records)
 
-    run_kedro(kedro_project, "validation")
+    with caplog.at_level(logging.INFO, logger="network_security.datasets.mongo_dataset"):
+        run_kedro(kedro_project, "validation")
+    # four nodes take phishing_records: the collection is read once, one snapshot for all
+    loads = [r.getMessage() for r in caplog.records if r.getMessage().startswith("Loaded 400")]
+    assert len(loads) == 4
+    assert sum("this run's snapshot" in message for message in loads) == 3
 
     data = kedro_project / "data"
     validated = pd.read_parquet(data / "02_intermediate" / "validated_records.parquet")
