@@ -78,13 +78,18 @@ def test_bad_candidate_specs_name_the_candidate_and_the_fix(spec, message):
 
 def test_threads_and_processes_give_the_same_search(make_frame, schema, fast_params):
     frame = make_frame(300, middle_value_rule, seed=16, noise=0.05)
-    fast_params["n_jobs"] = 2
+    fast_params["candidates"]["forest"] = {
+        "estimator": "sklearn.ensemble.ExtraTreesClassifier",
+        "params": {"n_estimators": 8},
+    }
     runs = {}
-    for backend in ("threading", "loky"):
-        fast_params["parallel_backend"] = backend
-        runs[backend] = nodes.search_candidates(frame, schema, fast_params)
-    pd.testing.assert_frame_equal(runs["threading"][0], runs["loky"][0])
-    pd.testing.assert_frame_equal(runs["threading"][1], runs["loky"][1])
+    for cv_jobs, tree_jobs, backend in ((1, 1, "threading"), (2, 2, "threading"), (2, 1, "loky")):
+        fast_params.update(cv_jobs=cv_jobs, n_jobs=tree_jobs, parallel_backend=backend)
+        runs[cv_jobs, tree_jobs, backend] = nodes.search_candidates(frame, schema, fast_params)
+    (results, oof), *others = runs.values()
+    for other_results, other_oof in others:
+        pd.testing.assert_frame_equal(results, other_results)
+        pd.testing.assert_frame_equal(oof, other_oof)
 
     fast_params["parallel_backend"] = "dask"
     with pytest.raises(ValueError, match="parallel_backend must be one of"):
@@ -140,6 +145,12 @@ def test_the_selected_model_is_the_winners_configuration(schema, fast_params):
     model = build_selected_model(best, fast_params, features)
     assert isinstance(model, Pipeline)
     assert model.named_steps[CLASSIFIER_STEP].max_depth == 4
+
+    # a forest builds its trees on training.n_jobs threads
+    fast_params["candidates"]["forest"] = {"estimator": "sklearn.ensemble.RandomForestClassifier"}
+    fast_params["n_jobs"] = 3
+    forest = build_selected_model({"candidate": "forest", "params": {}}, fast_params, features)
+    assert forest.named_steps[CLASSIFIER_STEP].n_jobs == 3
 
     fast_params["ensembles"] = {"vote": {"members": ["logistic_regression", "decision_tree"]}}
     members = {"logistic_regression": {"C": 1.0}, "decision_tree": {"max_depth": 8}}

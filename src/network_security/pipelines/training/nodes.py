@@ -38,9 +38,7 @@ from network_security.pipelines.training.evaluation import (
     threshold_objectives,
 )
 from network_security.pipelines.training.search import (
-    CLASSIFIER_STEP,
-    build_ensemble,
-    build_model_pipeline,
+    build_selected_model,
     configure_models,
     cross_validate_configurations,
     expand_search_space,
@@ -105,6 +103,7 @@ def search_candidates(
         features,
         seed,
         bool(training.get("engineered_features", True)),
+        int(training.get("n_jobs", 1)),
     )
     folds = grouped_folds(
         model_input_train,
@@ -128,7 +127,7 @@ def search_candidates(
         labels,
         folds,
         phishing,
-        int(training.get("n_jobs", 2)),
+        int(training.get("cv_jobs", 1)),
         threads,
         str(training.get("parallel_backend", "threading")),
     )
@@ -300,17 +299,7 @@ def fit_phishing_model(
     features = feature_columns(schema)
     phishing, legitimate = _labels(schema)
     threads = int(training.get("threads_per_fit", 1))
-    seed = int(training.get("random_state", 42))
-    engineered = bool(training.get("engineered_features", True))
-    name = best_candidate["candidate"]
-    if name in (training.get("ensembles") or {}):
-        estimator = build_ensemble(
-            best_candidate["params"], training["candidates"], features, seed, engineered
-        )
-    else:
-        estimator = build_model_pipeline(
-            training["candidates"][name], features, seed, engineered
-        ).set_params(**{f"{CLASSIFIER_STEP}__{k}": v for k, v in best_candidate["params"].items()})
+    estimator = build_selected_model(best_candidate, training, features)
     with threadpool_limits(limits=threads):
         estimator.fit(records[features], records[target_column(schema)])
     if sorted(estimator.classes_) != sorted([phishing, legitimate]):

@@ -40,7 +40,7 @@ from joblib import parallel_config
 from kedro.utils import load_obj
 from sklearn.base import BaseEstimator, clone
 from sklearn.compose import ColumnTransformer
-from sklearn.ensemble import VotingClassifier
+from sklearn.ensemble import ExtraTreesClassifier, RandomForestClassifier, VotingClassifier
 from sklearn.metrics import accuracy_score, roc_auc_score
 from sklearn.model_selection import ParameterGrid
 from sklearn.pipeline import Pipeline
@@ -76,7 +76,7 @@ def build_estimator(spec: Mapping[str, Any], random_state: int) -> BaseEstimator
     ``params.estimators`` (a mapping of name -> spec) builds the members of an ensemble such as
     ``VotingClassifier``. ``random_state`` is set where the estimator accepts it and the spec
     does not. Thread counts are not set here: fits run under ``threadpool_limits(threads)``, and
-    estimators with ``n_jobs`` (random forests) default to one job.
+    forests get their ``n_jobs`` from ``build_model_pipeline``.
 
     Raises:
         ValueError: If the class is not a scikit-learn estimator or a parameter is unknown.
@@ -134,8 +134,12 @@ def build_model_pipeline(
     random_state: int,
     engineered_features: bool = True,
     name: str = "candidate",
+    tree_jobs: int | None = None,
 ) -> Pipeline:
     """The full model: engineered features, the candidate's encoding, then the classifier.
+
+    A forest builds its trees on ``tree_jobs`` threads (its ``n_jobs``; joblib threads, which
+    the tree builder does not hold the GIL in; its predictions do not depend on it).
 
     Raises:
         ValueError: If the encoding is unknown, or ``categorical`` is asked of an estimator
@@ -147,6 +151,9 @@ def build_model_pipeline(
         ("features", IndicatorCountFeatures(columns) if engineered_features else "passthrough")
     ]
     classifier = build_estimator(spec, random_state)
+    forest = isinstance(classifier, RandomForestClassifier | ExtraTreesClassifier)
+    if tree_jobs is not None and forest:
+        classifier.set_params(n_jobs=tree_jobs)
     if encoding == "one_hot":
         numeric = list(INDICATOR_COUNTS) if engineered_features else []
         transformers: list[tuple[str, Any, list[str]]] = [
@@ -175,17 +182,19 @@ def build_ensemble(
     random_state: int,
     engineered_features: bool = True,
     n_jobs: int | None = None,
+    tree_jobs: int | None = None,
 ) -> VotingClassifier:
     """A soft-voting ensemble of full candidate models (``members``: candidate -> params).
 
     Each member is its candidate's whole pipeline with the given classifier parameters, so the
     ensemble's P(phishing) is the mean of its members' probabilities. ``n_jobs`` members are
-    fitted at once (joblib's active backend; prediction is unaffected).
+    fitted at once (joblib's active backend; prediction is unaffected); ``tree_jobs``: see
+    ``build_model_pipeline``.
     """
     estimators = []
     for name, params in members.items():
         model = build_model_pipeline(
-            candidates[name], feature_columns, random_state, engineered_features, name
+            candidates[name], feature_columns, random_state, engineered_features, name, tree_jobs
         )
         model.set_params(**{f"{CLASSIFIER_STEP}__{k}": v for k, v in dict(params).items()})
         estimators.append((name, model))
@@ -204,16 +213,20 @@ def build_selected_model(
     configurations. The vote fits its members one after the other: joblib's default process
     pool for ``n_jobs`` members costs more to start (3-4 s here) than a member takes to fit
     (about 1 s); wrap the fit in ``joblib.parallel_config(backend="threading")`` and pass
-    ``n_jobs`` to ``build_ensemble`` to overlap them.
+    ``n_jobs`` to ``build_ensemble`` to overlap them. Forests build their trees on
+    ``training.n_jobs`` threads.
     """
     name = str(best_candidate["candidate"])
     seed = int(training.get("random_state", 42))
     engineered = bool(training.get("engineered_features", True))
+    jobs = int(training.get("n_jobs", 1))
     params = dict(best_candidate["params"])
     if name in (training.get("ensembles") or {}):
-        return build_ensemble(params, training["candidates"], feature_columns, seed, engineered)
+        return build_ensemble(
+            params, training["candidates"], feature_columns, seed, engineered, tree_jobs=jobs
+        )
     model = build_model_pipeline(
-        training["candidates"][name], feature_columns, seed, engineered, name
+        training["candidates"][name], feature_columns, seed, engineered, name, jobs
     )
     return model.set_params(**{f"{CLASSIFIER_STEP}__{k}": v for k, v in params.items()})
 
@@ -258,8 +271,10 @@ def configure_models(
     feature_columns: Sequence[str],
     random_state: int,
     engineered_features: bool = True,
+    tree_jobs: int | None = None,
 ) -> dict[str, Pipeline]:
-    """One unfitted model per configuration: its candidate's pipeline with the searched params."""
+    """One unfitted model per configuration: its candidate's pipeline with the searched params
+    (``tree_jobs``: see ``build_model_pipeline``)."""
     models = {}
     for configuration in configurations:
         model = build_model_pipeline(
@@ -268,6 +283,7 @@ def configure_models(
             random_state,
             engineered_features,
             configuration.candidate,
+            tree_jobs,
         )
         models[configuration.config_id] = model.set_params(
             **{f"{CLASSIFIER_STEP}__{k}": v for k, v in configuration.params.items()}
