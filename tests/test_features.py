@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 from sklearn.base import clone
 from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import StratifiedGroupKFold
 from sklearn.pipeline import Pipeline
 
 from network_security.features import (
@@ -15,6 +16,7 @@ from network_security.features import (
     IndicatorCountFeatures,
     engineer_features,
     feature_vector_groups,
+    grouped_folds,
 )
 
 COLUMNS = ["a", "b", "c", "d"]
@@ -110,3 +112,23 @@ def test_feature_vector_groups_ignore_the_label_and_handle_empty(frame):
     assert feature_vector_groups(frame.iloc[:0], COLUMNS).size == 0
     with pytest.raises(KeyError, match="missing"):
         feature_vector_groups(frame, ["zzz"])
+
+
+@pytest.mark.parametrize(("n_splits", "seed", "fraction"), [(5, 42, 1.0), (3, 0, 0.4), (7, 9, 0.7)])
+def test_grouped_folds_are_scikit_learns_stratified_group_folds(
+    real_data_path, n_splits, seed, fraction
+):
+    records = pd.read_csv(real_data_path).sample(frac=fraction, random_state=seed)
+    records = records.reset_index(drop=True)
+    features = [c for c in records.columns if c not in ("index", "Result")]
+    labels = records["Result"].to_numpy()
+    groups = feature_vector_groups(records, features)
+    expected = StratifiedGroupKFold(n_splits, shuffle=True, random_state=seed).split(
+        records, labels, groups
+    )
+    folds = grouped_folds(records, labels, features, n_splits, seed)
+    assert len(folds) == n_splits
+    for (train, test), (expected_train, expected_test) in zip(folds, expected, strict=True):
+        np.testing.assert_array_equal(test, expected_test)
+        np.testing.assert_array_equal(train, expected_train)
+        assert not set(groups[train]) & set(groups[test])  # no vector on both sides
