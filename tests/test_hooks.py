@@ -12,7 +12,7 @@ from kedro.framework.project import pipelines, settings
 from kedro.framework.session import KedroSession
 from kedro.framework.startup import bootstrap_project
 
-from network_security.hooks import EmbeddedMongoHook
+from network_security.hooks import EmbeddedMongoHook, ProjectMlflowHook
 
 
 def servers_on(storage: Path) -> list[int]:
@@ -86,3 +86,35 @@ def test_a_run_starts_the_database_only_for_a_pipeline_with_a_mongodb_dataset(
     hook.after_pipeline_run(pipeline=validation, catalog=catalog)
     assert servers_on(storage) == [started]
     assert catalog.load("phishing_records").empty
+
+
+def test_kedro_mlflow_hook_is_the_projects_one_logging_each_parameter_once(
+    session, mlflow_tracking_uri
+):
+    import mlflow
+    from kedro_mlflow.framework.hooks.mlflow_hook import MlflowHook
+
+    # one kedro-mlflow hook in the session: the project's, the plugin's own instance disabled
+    registered = session._hook_manager.get_plugins()
+    assert [type(p) for p in registered if isinstance(p, MlflowHook)] == [ProjectMlflowHook]
+
+    hook = ProjectMlflowHook()
+    mlflow.set_tracking_uri(mlflow_tracking_uri)
+    client = mlflow.MlflowClient(mlflow_tracking_uri)
+    sent = []
+    original = mlflow.log_param
+    try:
+        mlflow.log_param = lambda name, value: sent.append((name, value)) or original(name, value)
+        for _ in range(2):
+            with mlflow.start_run() as run:
+                hook.run_id = run.info.run_id
+                for _ in range(3):  # the same parameters node after node
+                    hook._log_param("schema.target.name", "Result")
+                    hook._log_param("training.cv.n_splits", 5)
+            assert client.get_run(run.info.run_id).data.params == {
+                "schema.target.name": "Result",
+                "training.cv.n_splits": "5",
+            }
+    finally:
+        mlflow.log_param = original
+    assert len(sent) == 4  # once per parameter and run

@@ -4,13 +4,28 @@ from kedro.config import OmegaConfigLoader
 from omegaconf.resolvers import oc
 
 from network_security.context import ProjectContext
-from network_security.hooks import EmbeddedMongoHook, MongoSnapshotHook, PromotionHook
+from network_security.hooks import (
+    EmbeddedMongoHook,
+    MongoSnapshotHook,
+    ProjectMlflowHook,
+    PromotionHook,
+)
 from network_security.quiet import silence_third_party_warnings
 from network_security.training_lock import TrainingLockHook
 
 # TrainingLockHook after PromotionHook: both act last in after_pipeline_run (trylast), in the
-# order they are listed, so the training lock is held until the promotion is done
-HOOKS = (EmbeddedMongoHook(), MongoSnapshotHook(), PromotionHook(), TrainingLockHook())
+# order they are listed, so the training lock is held until the promotion is done.
+# ProjectMlflowHook is kedro-mlflow's hook, in place of the plugin's own instance (disabled
+# below); listed last, it is called first, as the plugin's hooks were (registered after these).
+HOOKS = (
+    EmbeddedMongoHook(),
+    MongoSnapshotHook(),
+    PromotionHook(),
+    TrainingLockHook(),
+    ProjectMlflowHook(),
+)
+# (the distribution's name as its metadata spells it: kedro_mlflow for the wheels of 2.x)
+DISABLE_HOOKS_FOR_PLUGINS = ("kedro_mlflow", "kedro-mlflow")
 
 # Kedro's context, creating conf/local/credentials.yml from its template when missing
 CONTEXT_CLASS = ProjectContext

@@ -69,6 +69,27 @@ def test_a_held_snapshot_is_read_once_and_dropped_by_a_save_or_release(
     assert sorted(dataset.load()["record_key"]) == list("abcf")
 
 
+def test_loads_are_in_key_order_whatever_the_stored_order(mongo_uri, mongo_client, mongo_database):
+    collection = mongo_client[mongo_database]["shuffled"]
+    keys = [f"k{n:03d}" for n in np.random.default_rng(3).permutation(250)]
+    collection.insert_many([{"_id": key, "URL_Length": 1} for key in keys])
+    dataset = MongoDataset(
+        collection="shuffled",
+        database=mongo_database,
+        credentials={"uri": mongo_uri},
+        batch_size=40,  # several read batches
+    )
+    loaded = dataset.load()
+    assert loaded["record_key"].tolist() == sorted(keys)
+    assert loaded.index.tolist() == list(range(250))
+    assert dataset.preview(3)["data"] == [["k000", 1], ["k001", 1], ["k002", 1]]
+    # keys of several kinds (documents another program wrote): by kind, then in order
+    collection.insert_many([{"URL_Length": 0}, {"URL_Length": -1}])  # ObjectId keys
+    mixed = dataset.load()["record_key"].tolist()
+    assert mixed[2:] == sorted(keys) and mixed[0] < mixed[1]
+    assert all(type(key).__name__ == "ObjectId" for key in mixed[:2])
+
+
 def test_missing_values_come_back_as_nullable_integers(dataset, frame):
     frame["URL_Length"] = pd.array([0, None, -1], dtype="Int64")
     dataset.save(frame)

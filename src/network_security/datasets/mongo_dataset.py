@@ -268,14 +268,21 @@ class MongoDataset(AbstractDataset[pd.DataFrame, Any]):
         return frame
 
     def _find(self, limit: int = 0) -> pd.DataFrame:
-        """The matching documents, read by batches of ``batch_size`` and ordered by key."""
+        """The matching documents, read by batches of ``batch_size`` and ordered by key.
+
+        A whole collection is sorted here, not by the server: SecantusDB sorts in Python, and
+        sorting 9,366 records by ``_id`` took 0.6 s of a 0.85 s read. A preview (``limit``)
+        takes the server's first records by key.
+        """
         frames: list[pd.DataFrame] = []
         batch: list[dict[str, Any]] = []
         try:
             cursor = self._get_collection().find(
                 self._query, self._load_projection(), limit=limit, batch_size=self._batch_size
             )
-            for document in cursor.sort("_id", 1):  # a stable order: by record key
+            if limit:
+                cursor = cursor.sort("_id", 1)
+            for document in cursor:
                 batch.append(document)
                 if len(batch) >= self._batch_size:
                     frames.append(_restore_integers(self._frame(batch)))
@@ -284,9 +291,12 @@ class MongoDataset(AbstractDataset[pd.DataFrame, Any]):
             raise self._error("read from", exc) from exc
         if batch or not frames:
             frames.append(_restore_integers(self._frame(batch)))
-        if len(frames) == 1:
-            return frames[0]
-        return _restore_integers(pd.concat(frames, ignore_index=True))
+        frame = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
+        if len(frames) > 1:
+            frame = _restore_integers(frame)
+        if limit or self._key not in frame.columns:
+            return frame
+        return _sorted_by_key(frame, self._key)
 
     def load(self) -> pd.DataFrame:
         if self._snapshot is not None:
@@ -546,6 +556,20 @@ def _to_documents(data: pd.DataFrame, extra: dict[str, Any]) -> list[dict[str, A
             columns.append(series.tolist())
     columns.extend([value] * len(data) for value in extra.values())
     return [dict(zip(names, row, strict=True)) for row in zip(*columns, strict=True)]
+
+
+def _sorted_by_key(frame: pd.DataFrame, key: str) -> pd.DataFrame:
+    """The records in key order, as the server orders ``_id``: text keys by code point (UTF-8
+    byte order), ObjectIds by their bytes; a collection that mixes kinds of key by kind first."""
+    try:
+        return frame.sort_values(key, kind="stable", ignore_index=True)
+    except TypeError:  # keys of several types
+        order = sorted(range(len(frame)), key=lambda i: _mixed_key(frame[key].iat[i]))
+        return frame.take(order).reset_index(drop=True)
+
+
+def _mixed_key(value: Any) -> tuple[str, str]:
+    return type(value).__name__, str(value)
 
 
 def _restore_integers(frame: pd.DataFrame) -> pd.DataFrame:
