@@ -30,7 +30,7 @@ from network_security.service import openapi
 from network_security.service.champion import ChampionStore, LoadedModel
 from network_security.service.inputs import RequestProblem
 from network_security.service.limits import BodySizeLimitMiddleware, prediction_slot, read_body
-from network_security.service.predictions import predictions_body, score_csv, score_records
+from network_security.service.predictions import frame_body, score_csv, score_records
 from network_security.service.rendering import (
     HTML_HEADERS,
     TEMPLATES,
@@ -39,7 +39,11 @@ from network_security.service.rendering import (
     problem_response,
     wants_json,
 )
-from network_security.service.settings import API_TOKEN_VARIABLE, ServiceSettings
+from network_security.service.settings import (
+    API_TOKEN_VARIABLE,
+    MIN_API_TOKEN_LENGTH,
+    ServiceSettings,
+)
 from network_security.service.training import TrainingAlreadyRunning, TrainingRunner
 
 NO_MODEL = (
@@ -143,16 +147,18 @@ def require_token(
     """``Authorization: Bearer <token>`` must match the server's token (compared in constant
     time); 403 when the server has none."""
     expected = request.app.state.service.settings.api_token
-    if expected is None:  # no token, or a blank one (a short one never passes the settings)
+    secret = expected.get_secret_value().strip() if expected is not None else ""
+    if len(secret) < MIN_API_TOKEN_LENGTH:  # unset; a short one never gets past the settings
         raise RequestProblem(
             403,
-            f"Training over HTTP is disabled: {API_TOKEN_VARIABLE} is not set on the server. "
-            "Set it and restart the service, or run `kedro run --pipeline training`.",
+            f"Training over HTTP is disabled: {API_TOKEN_VARIABLE} is not set on the server (or "
+            f"shorter than {MIN_API_TOKEN_LENGTH} characters). Set it and restart the service, "
+            "or run `kedro run --pipeline training`.",
         )
-    if credentials is None or credentials.scheme.lower() != "bearer":
+    if credentials is None:  # no header, another scheme, or no token
         raise RequestProblem(401, "Missing credentials: send `Authorization: Bearer <token>`.")
     token = credentials.credentials.strip().encode("utf-8")
-    if not hmac.compare_digest(token, expected.get_secret_value().encode("utf-8")):
+    if not hmac.compare_digest(token, secret.encode("utf-8")):
         raise RequestProblem(401, "Invalid token for /train.")
 
 
@@ -175,8 +181,9 @@ def _routes(state: ServiceState) -> APIRouter:  # noqa: C901 - the routes, one c
             "training_running": state.runner.running is not None,
         }
 
-    @router.get("/model", tags=["service"], response_model=openapi.ModelInfo,
-                responses=openapi.problems({503: "No champion model yet."}))  # fmt: skip
+    no_model = openapi.problems({503: "No champion model yet."})
+
+    @router.get("/model", tags=["service"], response_model=openapi.ModelInfo, responses=no_model)
     def model_info() -> dict[str, Any]:
         """The champion: version, when it was trained, its test metrics and threshold."""
         loaded = state.model()
@@ -218,9 +225,7 @@ def _routes(state: ServiceState) -> APIRouter:  # noqa: C901 - the routes, one c
                     features = feature_columns(state.schema)
                     page = (request, scored, features, loaded, source)
                     return await run_in_threadpool(predictions_page, *page)
-                columns = {str(name): scored[name].tolist() for name in scored.columns}
-                rows = [dict(zip(columns, v, strict=True)) for v in zip(*columns.values())]
-                return JSONBody(predictions_body(rows, loaded, source))
+                return JSONBody(frame_body(scored, loaded, source))
         if content_type == "application/json" or content_type.endswith("+json"):
             loaded = state.model()
             async with prediction_slot(state.slots, settings):
@@ -237,8 +242,9 @@ def _routes(state: ServiceState) -> APIRouter:  # noqa: C901 - the routes, one c
 
     auth = {"dependencies": [Depends(require_token)], "tags": ["train"]}
 
-    @router.post("/train", status_code=202, response_model=openapi.TrainingStarted,
-                 responses=openapi.TRAIN_STARTED, **auth)  # fmt: skip
+    started = {"response_model": openapi.TrainingStarted, "responses": openapi.TRAIN_STARTED}
+
+    @router.post("/train", status_code=202, **started, **auth)
     def start_training(request: Request) -> Response:
         """Start the training pipeline in the background; one run at a time."""
         try:
@@ -250,8 +256,9 @@ def _routes(state: ServiceState) -> APIRouter:  # noqa: C901 - the routes, one c
         body = {"job_id": job_id, "status": "queued", "status_url": url}
         return JSONBody(body, status_code=202, headers={"Location": url})
 
-    @router.get("/train/{job_id}", name="training_status", response_model=openapi.TrainingJob,
-                responses=openapi.TRAIN_STATUS, **auth)  # fmt: skip
+    job = {"response_model": openapi.TrainingJob, "responses": openapi.TRAIN_STATUS}
+
+    @router.get("/train/{job_id}", name="training_status", **job, **auth)
     def training_status(job_id: str) -> dict[str, Any]:
         """A training job, from its MLflow run: status, promotion outcome, metrics."""
         if (job := state.runner.get(job_id)) is None:

@@ -142,17 +142,14 @@ def predict(state: Any, settings: Any) -> dict[str, Any]:
     allowed = allowed_values(state.schema)
     header = ",".join(allowed)
     row = ",".join("(?:" + "|".join(map(str, values)) + ")" for values in allowed.values())
-    upload = create_model(
-        "Upload",
-        __config__=ConfigDict(extra="forbid"),
-        file=(str, Field(
-            pattern=f"^{re.escape(header)}(?:\\r?\\n{row})+(?:\\r?\\n)?$",
-            json_schema_extra={"contentMediaType": "text/csv"},
-            description=f"The CSV (a file, or the text): a header row, then one row per site, "
-            f"UTF-8, at most {settings.max_upload_bytes} bytes; columns in any order, extra "
-            "columns come back as sent.",
-        )),
-    )  # fmt: skip
+    file = Field(
+        pattern=f"^{re.escape(header)}(?:\\r?\\n{row})+(?:\\r?\\n)?$",
+        json_schema_extra={"contentMediaType": "text/csv"},
+        description=f"The CSV (a file, or the text): a header row, then one row per site, "
+        f"UTF-8, at most {settings.max_upload_bytes} bytes; columns in any order, extra "
+        "columns come back as sent.",
+    )
+    upload = create_model("Upload", __config__=ConfigDict(extra="forbid"), file=(str, file))
     records = records_model(
         state.schema, settings.max_rows, settings.max_columns
     ).model_json_schema()

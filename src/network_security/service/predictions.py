@@ -74,3 +74,10 @@ def predictions_body(rows: list[dict[str, Any]], loaded: LoadedModel, source: st
     """The JSON answer: the model version, the row count, the source and the rows."""
     body = {"model_version": loaded.model.version, "rows": len(rows), "source": source}
     return dumps(body | {"predictions": rows})
+
+
+def frame_body(scored: pd.DataFrame, loaded: LoadedModel, source: str) -> bytes:
+    """A scored frame as the JSON answer, one object per row."""
+    columns = {str(name): scored[name].tolist() for name in scored.columns}
+    rows = [dict(zip(columns, row, strict=True)) for row in zip(*columns.values(), strict=True)]
+    return predictions_body(rows, loaded, source)
