@@ -188,13 +188,19 @@ def _routes(state: ServiceState) -> APIRouter:  # noqa: C901 - the routes, one c
         """The champion: version, when it was trained, its test metrics and threshold."""
         loaded = state.model()
         model = loaded.model
-        fields = ("trained_at", "metrics", "threshold", "phishing_label", "legitimate_label")
-        return jsonable(
-            {name: getattr(model, name) for name in fields}
-            | {"version": loaded.version, "loaded_at": loaded.loaded_at}
-            | {"feature_columns": list(model.feature_columns), "params": model.params}
-            | {"estimator": type(model.estimator).__name__}
-        )
+        info = {
+            "version": loaded.version,
+            "trained_at": model.trained_at,
+            "loaded_at": loaded.loaded_at,
+            "metrics": model.metrics,
+            "threshold": model.threshold,
+            "phishing_label": model.phishing_label,
+            "legitimate_label": model.legitimate_label,
+            "feature_columns": list(model.feature_columns),
+            "estimator": type(model.estimator).__name__,
+            "params": model.params,
+        }
+        return jsonable(info)
 
     @router.get("/predict", response_class=HTMLResponse, name="upload_form", tags=["predict"])
     def upload_form(request: Request) -> Response:

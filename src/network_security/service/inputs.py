@@ -83,9 +83,9 @@ def read_csv_upload(data: bytes, *, source: str, max_rows: int, max_columns: int
     try:
         frame = read_csv_bytes(data, source, max_rows)
     except InputValidationError as error:
-        unreadable = error.problem == "not_text" or (error.problem, error.row) == (
-            "malformed",
-            None,
+        # bytes that are not text, or a CSV the reader cannot split into rows: a 400
+        unreadable = (
+            error.problem == "not_text" or error.row is None and error.problem == "malformed"
         )
         raise RequestProblem.of(error, 400 if unreadable else 422) from None
     if len(frame) > max_rows:
