@@ -1,21 +1,14 @@
-"""Parsing request bodies into frames: CSV uploads and JSON records."""
+"""Reading request bodies: CSV uploads by the inference pipeline's CSV reader, JSON records."""
 
 from __future__ import annotations
 
-import pandas as pd
+import json
+
 import pytest
 
-from network_security.service.inputs import (
-    RequestProblem,
-    read_csv_upload,
-    records_table,
-)
+from network_security.service.inputs import RequestProblem, read_csv_upload, records_features
 
-
-def records_frame(records, **limits) -> pd.DataFrame:
-    """The records' cells as a frame, columns in the table's order."""
-    table = records_table(records, **limits)
-    return pd.DataFrame(table.cells(), columns=table.columns)
+JSON = {"Accept": "application/json"}
 
 
 def read(data: bytes, max_rows: int = 100, max_columns: int = 10):
@@ -33,38 +26,82 @@ def test_csv_cells_stay_text_and_blank_lines_are_skipped():
 
 
 @pytest.mark.parametrize(
-    ("data", "status", "needle"),
+    ("data", "status", "needle", "row"),
     [
-        (b"a,b\n1,2\n3\n", 422, "data row 2 (line 3) has 1 fields"),
-        (b"a,b\n1,2,3\n", 422, "data row 1 (line 2) has 3 fields"),
-        (b"a,b\n", 422, "no data rows"),
-        (b"", 422, "is empty"),
-        (b"\n\n", 422, "is empty"),
-        (b"a,b,a\n1,2,3\n", 422, "'a' appears more than once"),
-        (b"a,\n1,2\n", 422, "column 2 of the header has no name"),
-        (b"a\x00,b\n", 400, "NUL byte at position 1"),
-        (b"caf\xe9\n1\n", 400, "not UTF-8 text (undecodable byte at position 3)"),
-        (b'a,b\n"1,2\n', 400, "not a valid CSV file"),
-        (b"a,b\n1,2\n" * 1 + b"3,4\n" * 3, 413, "more than 3 data rows"),
-        (b",".join([b"c%d" % i for i in range(11)]) + b"\n", 413, "11 columns"),
+        (
+            b"a,b\n1,2\n3\n",
+            422,
+            "line 3 (data row 2): expected 2 fields (as the header has), got 1",
+            2,
+        ),
+        (
+            b"a,b\n1,2,3\n",
+            422,
+            "line 2 (data row 1): expected 2 fields (as the header has), got 3",
+            1,
+        ),
+        # an unterminated quote runs to the end: a row of the wrong width, as the pipeline reads it
+        (b'a,b\n"1,2\n', 422, "line 2 (data row 1): expected 2 fields", 1),
+        (b"", 422, "is empty", None),
+        (b"\n\n", 422, "only blank lines", None),
+        (b"a,b,a\n1,2,3\n", 422, "'a' appears more than once", 0),
+        (b"a,\n1,2\n", 422, "column 2 of the header has no name", 0),
+        (b"a\x00,b\n", 400, "binary file, not a CSV text file (byte 1 is a NUL byte)", None),
+        (b"caf\xe9\n1\n", 400, "byte 3 is not utf-8 text", None),
+        (b"a,b\n1,2\n" * 1 + b"3,4\n" * 3, 413, "more than 3 data rows", None),
+        (b",".join([b"c%d" % i for i in range(11)]) + b"\n", 413, "11 columns", None),
+        (b'"x\ny",' + b",".join([b"c%d" % i for i in range(11)]) + b"\n", 413, "12 columns", None),
     ],
 )
-def test_csv_problems_name_what_and_where(data, status, needle):
+def test_csv_problems_name_what_and_where(data, status, needle, row):
     with pytest.raises(RequestProblem) as raised:
         read(data, max_rows=3)
     assert raised.value.status_code == status
     assert needle in raised.value.message
-    assert "up.csv" in raised.value.message
+    assert raised.value.message.startswith("up.csv")
+    assert raised.value.row == row
+
+
+def test_csv_header_without_rows_is_422_through_http(client, batch):
+    response = client.post(
+        "/predict",
+        files={"file": ("up.csv", batch.head(0).to_csv(index=False).encode(), "text/csv")},
+        headers=JSON,
+    )
+    assert response.status_code == 422
+    assert "no data rows" in response.json()["detail"]
+    assert "up.csv" in response.json()["detail"]
+
+
+def test_a_very_wide_header_is_refused_before_it_is_parsed():
+    data = b"a," * 2_000_000 + b"a\n1\n"  # 4 MB: the CSV reader would build 2 million columns
+    with pytest.raises(RequestProblem) as raised:
+        read(data, max_columns=200)
+    assert raised.value.status_code == 413
+    assert "2000001 columns" in raised.value.message
 
 
 def test_records_keep_extra_fields_as_sent_in_first_seen_order():
     records = [{"a": 1, "b": -1, "id": 7}, {"url": "u", "b": 1.0, "a": 0, "id": None}]
-    frame = records_frame(records, required_columns=["a", "b"], max_rows=10, max_columns=5)
-    assert frame.columns.tolist() == ["a", "b", "id", "url"]
-    assert frame["a"].tolist() == [1, 0]
-    assert frame["b"].tolist() == [-1, 1]
-    assert pd.isna(frame["url"][0])
-    assert frame["url"][1] == "u"
+    names, matrix, cells = records_features(records, ["a", "b"], max_rows=10, max_columns=5)
+    assert names == ["a", "b", "id", "url"]
+    assert matrix is None  # 1.0 is a number the validator judges (a whole one: 1)
+    assert cells == {"a": (1, 0), "b": (-1, 1.0)}
+    assert [records[0]["id"], records[1]["url"], records[1]["id"]] == [7, "u", None]
+    names, matrix, _ = records_features(records[:1], ["a", "b"], max_rows=10, max_columns=5)
+    assert matrix.tolist() == [[1, -1]]
+
+
+def test_json_records_keep_extra_fields_in_first_seen_order_through_http(client, batch):
+    records = json.loads(batch.head(2).drop(columns="url").to_json(orient="records"))
+    records[0] = {"id": 7, **records[0]}
+    records[1] = {"url": "u", **records[1], "id": None}
+    response = client.post("/predict", json={"records": records})
+    assert response.status_code == 200, response.text
+    first, second = response.json()["predictions"]
+    assert (first["id"], first["url"], second["id"], second["url"]) == (7, None, None, "u")
+    assert list(first)[-6:] == ["prediction", "label", "phishing_probability", "risk_level",
+                                "recommended_action", "model_version"]  # fmt: skip
 
 
 @pytest.mark.parametrize(
@@ -74,31 +111,46 @@ def test_records_keep_extra_fields_as_sent_in_first_seen_order():
         (None, "null"),
         ([1], "a list"),
         ({"x": 1}, "an object"),
-        (0.5, "0.5"),
         ("-1", "'-1'"),
+        (float("nan"), "nan"),
     ],
 )
 def test_a_record_value_a_feature_cannot_hold_names_record_and_field(value, described):
     records = [{"a": 1}, {"a": value}]
     with pytest.raises(RequestProblem) as raised:
-        records_frame(records, required_columns=["a"], max_rows=10, max_columns=5)
+        records_features(records, ["a"], max_rows=10, max_columns=5)
     problem = raised.value
     assert (problem.status_code, problem.column, problem.row) == (422, "a", 2)
     assert f"record 2, field 'a' is {described}" in problem.message
 
 
+def test_a_fraction_is_refused_by_the_validator_naming_record_and_field(client, batch):
+    records = json.loads(batch.head(2).to_json(orient="records"))
+    records[1]["Favicon"] = 0.5
+    response = client.post("/predict", json={"records": records})
+    assert response.status_code == 422
+    body = response.json()
+    assert (body["column"], body["row"], body["value"]) == ("Favicon", 2, "0.5")
+    assert "'0.5' is not an integer" in body["detail"]
+
+
+def test_another_field_must_hold_a_single_value():
+    with pytest.raises(RequestProblem) as raised:
+        records_features([{"a": 1, "u": "x"}, {"a": 1, "u": [1]}], ["a"], max_rows=5, max_columns=5)
+    assert (raised.value.status_code, raised.value.column, raised.value.row) == (422, "u", 2)
+    assert "record 2, field 'u' is a list" in raised.value.message
+
+
 def test_record_limits():
     with pytest.raises(RequestProblem, match="at most 1 per request") as raised:
-        records_frame([{"a": 1}] * 2, required_columns=["a"], max_rows=1, max_columns=5)
+        records_features([{"a": 1}] * 2, ["a"], max_rows=1, max_columns=5)
     assert raised.value.status_code == 413
     wide = [{"a": 1, **{f"x{i}": i for i in range(5)}}]
     with pytest.raises(RequestProblem, match="6 fields") as raised:
-        records_frame(wide, required_columns=["a"], max_rows=1, max_columns=5)
+        records_features(wide, ["a"], max_rows=1, max_columns=5)
     assert raised.value.status_code == 413
     spread = [{"a": 1, f"x{i}": i} for i in range(6)]
     with pytest.raises(RequestProblem, match="more than 5 distinct fields"):
-        records_frame(spread, required_columns=["a"], max_rows=10, max_columns=5)
+        records_features(spread, ["a"], max_rows=10, max_columns=5)
     with pytest.raises(RequestProblem, match="record 2 has no field 'b'"):
-        records_frame(
-            [{"a": 1, "b": 1}, {"a": 1}], required_columns=["a", "b"], max_rows=5, max_columns=5
-        )
+        records_features([{"a": 1, "b": 1}, {"a": 1}], ["a", "b"], max_rows=5, max_columns=5)

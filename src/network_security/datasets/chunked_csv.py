@@ -24,6 +24,9 @@ spreadsheet would run as formulas (``=HYPERLINK(...)`` in a URL column) are writ
 ``load`` checks that the file exists, is not empty and is text before returning the stream, so
 those problems are reported before anything is scored; read errors found later (a malformed line,
 bytes that are not text) raise ``InputValidationError`` naming the line.
+
+``read_csv_bytes`` reads a CSV held in memory (the HTTP service's uploads) with the same reader,
+checks and messages, so an upload and a file are judged alike.
 """
 
 from __future__ import annotations
@@ -129,17 +132,49 @@ def csv_options(load_args: dict[str, Any] | None) -> dict[str, Any]:
     return _load_options(dict(load_args or {}))
 
 
+def _check_text(head: bytes, source: str, encoding: str) -> None:
+    """Refuse a file whose first bytes are binary, not ``encoding`` text, or only blanks."""
+    nul = head.find(b"\x00")
+    if nul >= 0:
+        raise InputValidationError(
+            f"{source}: this is a binary file, not a CSV text file (byte {nul} is a NUL "
+            "byte). Export the data as a CSV text file and run again.",
+            problem="not_text",
+            source=source,
+        )
+    try:
+        text = codecs.getincrementaldecoder(encoding)().decode(head, final=False)
+    except UnicodeDecodeError as exc:
+        raise InputValidationError(
+            f"{source}: byte {exc.start} is not {encoding} text ({exc.reason}); this does "
+            f"not look like a CSV text file. Save it as a UTF-8 CSV (or set "
+            "load_args.encoding in the catalog) and run again.",
+            problem="not_text",
+            source=source,
+        ) from exc
+    if not text.strip():
+        raise InputValidationError(
+            f"{source}: the file has only blank lines. Write a header line with the feature "
+            "columns and one row per site, and run again.",
+            problem="empty_file",
+            source=source,
+        )
+
+
 class _CSVChunks:
-    """Re-iterable chunks of one CSV file; read errors become ``InputValidationError``."""
+    """Re-iterable chunks of one CSV file (or of CSV bytes held in memory, named ``source``);
+    read errors become ``InputValidationError``."""
 
     def __init__(
         self,
-        path: Path,
+        path: Path | bytes,
         chunksize: int | None,
         options: dict[str, Any],
         block_size: int | None = None,
+        source: str | None = None,
     ) -> None:
         self._path = path
+        self._name = source or str(path)
         self._chunksize = chunksize
         self._options = options
         self._fixed_block_size = block_size
@@ -148,6 +183,8 @@ class _CSVChunks:
 
     def _source(self) -> Any:
         """The file as Arrow reads it (decompressed on the fly when it is compressed)."""
+        if isinstance(self._path, bytes):
+            return pa.BufferReader(self._path)
         opener = _COMPRESSED.get(self._path.suffix.lower())
         if opener is not None:
             return pa.PythonFile(opener(self._path, "rb"), mode="r")
@@ -160,8 +197,11 @@ class _CSVChunks:
         the first lines)."""
         if self._fixed_block_size is not None:
             return self._fixed_block_size
-        with self._path.open("rb") as handle:
-            head = handle.read(_SNIFF_BYTES)
+        if isinstance(self._path, bytes):
+            head = self._path[:_SNIFF_BYTES]
+        else:
+            with self._path.open("rb") as handle:
+                head = handle.read(_SNIFF_BYTES)
         lines = max(head.count(b"\n"), 1)
         rows = self._chunksize or 1_000_000
         return int(min(max(len(head) / lines * rows * 1.1, _MIN_BLOCK), _MAX_BLOCK))
@@ -208,7 +248,7 @@ class _CSVChunks:
             names = list(reader.schema.names)
         finally:
             reader.close()
-        return names, normalise_header(names, str(self._path))
+        return names, normalise_header(names, self._name)
 
     def __iter__(self) -> Iterator[pd.DataFrame]:
         rows = 0
@@ -239,18 +279,18 @@ class _CSVChunks:
 
     def _not_text(self, reason: str, rows: int) -> InputValidationError:
         return InputValidationError(
-            f"{self._path}: bytes after data row {rows} are not {self._options['encoding']} "
+            f"{self._name}: bytes after data row {rows} are not {self._options['encoding']} "
             f"text ({reason}). Save the file as a UTF-8 CSV (or set load_args.encoding in the "
             "catalog) and run again.",
             row=rows + 1,
             problem="not_text",
-            source=str(self._path),
+            source=self._name,
         )
 
     def _read_error(
         self, exc: pa.ArrowInvalid, rows: int, errors: list[Any]
     ) -> InputValidationError:
-        source = str(self._path)
+        source = self._name
         message = str(exc)
         if "Empty CSV file" in message:
             return InputValidationError(
@@ -378,33 +418,7 @@ class ChunkedCSVDataset(AbstractDataset[Any, Any]):
         if path.suffix.lower() in {*_COMPRESSED, ".zst"}:
             return  # decompressed while read; read errors are reported while reading
         with path.open("rb") as handle:
-            head = handle.read(_SNIFF_BYTES)
-        nul = head.find(b"\x00")
-        if nul >= 0:
-            raise InputValidationError(
-                f"{source}: this is a binary file, not a CSV text file (byte {nul} is a NUL "
-                "byte). Export the data as a CSV text file and run again.",
-                problem="not_text",
-                source=source,
-            )
-        encoding = self._options["encoding"]
-        try:
-            text = codecs.getincrementaldecoder(encoding)().decode(head, final=False)
-        except UnicodeDecodeError as exc:
-            raise InputValidationError(
-                f"{source}: byte {exc.start} is not {encoding} text ({exc.reason}); this does "
-                f"not look like a CSV text file. Save it as a UTF-8 CSV (or set "
-                "load_args.encoding in the catalog) and run again.",
-                problem="not_text",
-                source=source,
-            ) from exc
-        if not text.strip():
-            raise InputValidationError(
-                f"{source}: the file has only blank lines. Write a header line with the feature "
-                "columns and one row per site, and run again.",
-                problem="empty_file",
-                source=source,
-            )
+            _check_text(handle.read(_SNIFF_BYTES), source, self._options["encoding"])
 
     def _estimate_rows(self) -> int | None:
         """Data rows, estimated from the file size and the lines of its first 64 KiB."""
@@ -506,3 +520,24 @@ class ChunkedCSVDataset(AbstractDataset[Any, Any]):
         chunks = _CSVChunks(self._filepath, max(int(nrows), 1), self._options)
         frame = next(iter(chunks), pd.DataFrame()).head(nrows)
         return TablePreview(frame.to_dict(orient="split"))
+
+
+def read_csv_bytes(data: bytes, source: str, max_rows: int) -> pd.DataFrame:
+    """CSV bytes held in memory (an upload) read as ``ChunkedCSVDataset`` reads a file: the
+    same checks, header rule and messages, every cell as text; at most ``max_rows`` + 1 data
+    rows are read (more than ``max_rows`` is for the caller to refuse).
+
+    Raises:
+        InputValidationError: For an empty, binary, non-UTF-8 or malformed CSV or a bad header.
+    """
+    if not data:
+        raise InputValidationError(
+            f"{source}: the file is empty (0 bytes). Write a header line with the feature "
+            "columns and one row per site, and run again.",
+            problem="empty_file",
+            source=source,
+        )
+    _check_text(data[:_SNIFF_BYTES], source, LOAD_ARGS["encoding"])
+    chunks = _CSVChunks(data, max_rows + 1, dict(LOAD_ARGS), source=source)
+    first = next(iter(chunks), None)
+    return first if first is not None else pd.DataFrame(columns=chunks._header([])[1])

@@ -1,10 +1,7 @@
 """The HTTP service: predictions from the champion, training behind a token (docs/service.md).
 
 ``network-security serve`` (or ``uvicorn network_security.service.app:app``). The project is
-read through Kedro's own bootstrap and session: the parameters (the schema, the ``scoring``
-bands), the catalog (the champion's cache, ``champion_model``) and kedro-mlflow's configuration
-(the MLflow store and experiment). Scoring is ``network_security.scoring``, the functions the
-inference pipeline runs; the champion comes through ``network_security.champion``.
+read through Kedro's own bootstrap and session; scoring is ``network_security.scoring``.
 """
 
 from __future__ import annotations
@@ -33,7 +30,7 @@ from network_security.service import openapi
 from network_security.service.champion import ChampionStore, LoadedModel
 from network_security.service.inputs import RequestProblem
 from network_security.service.limits import BodySizeLimitMiddleware, prediction_slot, read_body
-from network_security.service.predictions import predictions_body, score_csv, score_records
+from network_security.service.predictions import frame_body, score_csv, score_records
 from network_security.service.rendering import (
     HTML_HEADERS,
     TEMPLATES,
@@ -42,13 +39,18 @@ from network_security.service.rendering import (
     problem_response,
     wants_json,
 )
-from network_security.service.settings import API_TOKEN_VARIABLE as TOKEN_VARIABLE
-from network_security.service.settings import MIN_API_TOKEN_LENGTH, ServiceSettings
+from network_security.service.settings import (
+    API_TOKEN_VARIABLE,
+    MIN_API_TOKEN_LENGTH,
+    ServiceSettings,
+)
 from network_security.service.training import TrainingAlreadyRunning, TrainingRunner
 
-NO_MODEL = ("No champion model is available yet (no alias 'champion' in the model registry and "
-            "no cached copy at {path}): train one with `kedro run --pipeline training` in the "
-            "project, or POST /train.")  # fmt: skip
+NO_MODEL = (
+    "No champion model is available yet (no alias 'champion' in the model registry and no "
+    "cached copy at {path}): train one with `kedro run --pipeline training` in the project, "
+    "or POST /train."
+)
 
 
 @dataclass
@@ -65,9 +67,8 @@ class ServiceState:
     def model(self) -> LoadedModel:
         """The champion, or a 503 that says how to get one."""
         if (loaded := self.champion.current()) is None:
-            raise RequestProblem(
-                503, self.champion.last_error or NO_MODEL.format(path=self.champion.path)
-            )
+            path = self.champion.path
+            raise RequestProblem(503, self.champion.last_error or NO_MODEL.format(path=path))
         return loaded
 
 
@@ -96,13 +97,10 @@ def load_project(settings: ServiceSettings) -> ServiceState:
         uri = f"sqlite:///{project / uri.removeprefix('sqlite:///')}"
     champion = ChampionStore(project / cache.expanduser(), uri, settings.champion_refresh_seconds)
     experiment = mlflow_config.tracking.experiment.name if mlflow_config else "network_security"
-    runner = TrainingRunner(settings.model_copy(update={"project_path": project}), champion, uri,
-                            experiment)  # fmt: skip
+    settings = settings.model_copy(update={"project_path": project})
+    runner = TrainingRunner(settings, champion, uri, experiment)
     slots = asyncio.Semaphore(settings.max_concurrent_predictions)
     return ServiceState(settings, params["schema"], params["scoring"], champion, runner, slots)
-
-
-# ------------------------------------------------------------------------------ requests
 
 
 async def _read_upload(request: Request, max_bytes: int) -> tuple[bytes, str]:
@@ -110,9 +108,12 @@ async def _read_upload(request: Request, max_bytes: int) -> tuple[bytes, str]:
     async with request.form(max_files=1, max_fields=10, max_part_size=max_bytes) as form:
         if unknown := sorted({name for name in form if name != "file"}):
             shown = ", ".join(repr(name[:40]) for name in unknown[:5])
-            raise RequestProblem(422, f"The upload has field(s) the service does not take "
-                                 f"({shown}): send only the CSV, in the multipart field 'file'.",
-                                 column=unknown[0][:100])  # fmt: skip
+            raise RequestProblem(
+                422,
+                f"The upload has field(s) the service does not take ({shown}): send only the "
+                "CSV, in the multipart field 'file'.",
+                column=unknown[0][:100],
+            )
         upload = form.get("file")
         if isinstance(upload, str):
             data, source = upload.encode("utf-8"), "the CSV in the field 'file'"
@@ -121,47 +122,48 @@ async def _read_upload(request: Request, max_bytes: int) -> tuple[bytes, str]:
             source = "".join(ch for ch in name if ch.isprintable())[:100] or "the uploaded file"
             data = await upload.read(max_bytes + 1)
         else:
-            raise RequestProblem(422, "The upload has no file in the multipart field 'file': "
-                                 "send the CSV as file=@sites.csv (curl -F), or use the form at "
-                                 "GET /predict.", column="file")  # fmt: skip
+            raise RequestProblem(
+                422,
+                "The upload has no file in the multipart field 'file': send the CSV as "
+                "file=@sites.csv (curl -F), or use the form at GET /predict.",
+                column="file",
+            )
     if len(data) > max_bytes:
-        raise RequestProblem(413, f"{source} is larger than {max_bytes} bytes, the most the "
-                             "service accepts (NETWORK_SECURITY_MAX_UPLOAD_BYTES).")  # fmt: skip
+        raise RequestProblem(
+            413,
+            f"{source} is larger than {max_bytes} bytes, the most the service accepts "
+            "(NETWORK_SECURITY_MAX_UPLOAD_BYTES).",
+        )
     return data, source
-
-
-_BEARER = HTTPBearer(auto_error=False, description="The server's NETWORK_SECURITY_API_TOKEN.")
 
 
 def require_token(
     request: Request,
-    _declared: Annotated[HTTPAuthorizationCredentials | None, Security(_BEARER)] = None,
+    credentials: Annotated[
+        HTTPAuthorizationCredentials | None,
+        Security(HTTPBearer(auto_error=False, description=f"The server's {API_TOKEN_VARIABLE}.")),
+    ] = None,
 ) -> None:
-    """``Authorization: Bearer <token>`` must match ``NETWORK_SECURITY_API_TOKEN`` (read here,
-    so that every malformed header gets the same 401; ``_declared`` documents the scheme)."""
+    """``Authorization: Bearer <token>`` must match the server's token (compared in constant
+    time); 403 when the server has none."""
     expected = request.app.state.service.settings.api_token
     secret = expected.get_secret_value().strip() if expected is not None else ""
     if len(secret) < MIN_API_TOKEN_LENGTH:  # unset; a short one never gets past the settings
-        raise RequestProblem(403, f"Training over HTTP is disabled: {TOKEN_VARIABLE} is not "
-                             f"set on the server (or shorter than {MIN_API_TOKEN_LENGTH} "
-                             "characters). Set it and restart the service, or run `kedro run "
-                             "--pipeline training`.")  # fmt: skip
-    scheme, _, token = request.headers.get("authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
+        raise RequestProblem(
+            403,
+            f"Training over HTTP is disabled: {API_TOKEN_VARIABLE} is not set on the server (or "
+            f"shorter than {MIN_API_TOKEN_LENGTH} characters). Set it and restart the service, "
+            "or run `kedro run --pipeline training`.",
+        )
+    if credentials is None:  # no header, another scheme, or no token
         raise RequestProblem(401, "Missing credentials: send `Authorization: Bearer <token>`.")
-    if not hmac.compare_digest(token.strip().encode("utf-8"), secret.encode("utf-8")):
+    token = credentials.credentials.strip().encode("utf-8")
+    if not hmac.compare_digest(token, secret.encode("utf-8")):
         raise RequestProblem(401, "Invalid token for /train.")
 
 
 def _routes(state: ServiceState) -> APIRouter:  # noqa: C901 - the routes, one closure each
     router, settings = APIRouter(), state.settings
-    auth = openapi.problems(
-        {
-            401: "Missing or wrong bearer token.",
-            403: "Training over HTTP is disabled (no token on the server).",
-        }
-    )
-    auth[401]["headers"] = {"WWW-Authenticate": {"schema": {"type": "string"}}}
 
     @router.get("/", include_in_schema=False)
     def root() -> RedirectResponse:
@@ -171,47 +173,50 @@ def _routes(state: ServiceState) -> APIRouter:  # noqa: C901 - the routes, one c
     def health() -> dict[str, Any]:
         """Liveness, and whether a model is loaded to serve predictions."""
         loaded = state.champion.current()
-        return {"status": "ok", "service_version": __version__, "model_loaded": loaded is not None,
-                "model_version": loaded.version if loaded else None,
-                "training_running": state.runner.running is not None}  # fmt: skip
+        return {
+            "status": "ok",
+            "service_version": __version__,
+            "model_loaded": loaded is not None,
+            "model_version": loaded.version if loaded else None,
+            "training_running": state.runner.running is not None,
+        }
 
-    @router.get("/model", tags=["service"], response_model=openapi.ModelInfo,
-                responses=openapi.problems({503: "No champion model yet."}))  # fmt: skip
+    no_model = openapi.problems({503: "No champion model yet."})
+
+    @router.get("/model", tags=["service"], response_model=openapi.ModelInfo, responses=no_model)
     def model_info() -> dict[str, Any]:
         """The champion: version, when it was trained, its test metrics and threshold."""
         loaded = state.model()
         model = loaded.model
-        return jsonable({
-            "version": loaded.version, "trained_at": model.trained_at,
-            "loaded_at": loaded.loaded_at, "metrics": model.metrics,
-            "threshold": model.threshold, "phishing_label": model.phishing_label,
+        info = {
+            "version": loaded.version,
+            "trained_at": model.trained_at,
+            "loaded_at": loaded.loaded_at,
+            "metrics": model.metrics,
+            "threshold": model.threshold,
+            "phishing_label": model.phishing_label,
             "legitimate_label": model.legitimate_label,
             "feature_columns": list(model.feature_columns),
-            "estimator": type(model.estimator).__name__, "params": model.params,
-        })  # fmt: skip
+            "estimator": type(model.estimator).__name__,
+            "params": model.params,
+        }
+        return jsonable(info)
 
     @router.get("/predict", response_class=HTMLResponse, name="upload_form", tags=["predict"])
     def upload_form(request: Request) -> Response:
         """An HTML form to upload a CSV and see the predictions table."""
         loaded = state.champion.current()
-        context = {"feature_count": len(feature_columns(state.schema)),
-                   "max_rows": settings.max_rows, "docs_url": "/docs",
-                   "max_size": f"{settings.max_upload_bytes / 1024**2:.3g} MiB",
-                   "model_version": loaded.version if loaded else None,
-                   "predict_url": request.url_for("predict").path}  # fmt: skip
+        context = {
+            "feature_count": len(feature_columns(state.schema)),
+            "max_rows": settings.max_rows,
+            "docs_url": "/docs",
+            "max_size": f"{settings.max_upload_bytes / 1024**2:.3g} MiB",
+            "model_version": loaded.version if loaded else None,
+            "predict_url": request.url_for("predict").path,
+        }
         return TEMPLATES.TemplateResponse(request, "upload.html", context, headers=HTML_HEADERS)
 
-    predict_errors = openapi.problems({
-        400: "Binary, non-UTF-8 or malformed input.",
-        408: "The body did not arrive in time.",
-        413: "Too large: bytes, rows or columns over the limits.",
-        415: "Neither a multipart upload nor a JSON body.",
-        422: "Schema errors, naming the column, row and value.",
-        503: "No champion model yet, or busy (Retry-After).",
-    }, html=True)  # fmt: skip
-
-    @router.post("/predict", name="predict", tags=["predict"], responses=predict_errors,
-                 openapi_extra=openapi.predict_operation(state.schema, settings))  # fmt: skip
+    @router.post("/predict", name="predict", tags=["predict"], **openapi.predict(state, settings))
     async def predict(request: Request) -> Response:
         """Score a CSV upload (field ``file``) or JSON ``{"records": [...]}`` with the champion."""
         content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
@@ -223,15 +228,10 @@ def _routes(state: ServiceState) -> APIRouter:  # noqa: C901 - the routes, one c
                 scored = await run_in_threadpool(score_csv, state, loaded, data, source)
                 del data
                 if request.state.html:
-                    return await run_in_threadpool(
-                        predictions_page, request, scored, feature_columns(state.schema),
-                        loaded.version, loaded.model.trained_at, source)  # fmt: skip
-                columns = {str(name): scored[name].tolist() for name in scored.columns}
-                rows = [
-                    dict(zip(columns, row, strict=True))
-                    for row in zip(*columns.values(), strict=True)
-                ]
-                return JSONBody(predictions_body(rows, loaded, source))
+                    features = feature_columns(state.schema)
+                    page = (request, scored, features, loaded, source)
+                    return await run_in_threadpool(predictions_page, *page)
+                return JSONBody(frame_body(scored, loaded, source))
         if content_type == "application/json" or content_type.endswith("+json"):
             loaded = state.model()
             async with prediction_slot(state.slots, settings):
@@ -239,22 +239,18 @@ def _routes(state: ServiceState) -> APIRouter:  # noqa: C901 - the routes, one c
                 if len(body) < 4096:  # a few records: scored at once (a thread hop costs more)
                     return JSONBody(score_records(state, loaded, body))
                 return JSONBody(await run_in_threadpool(score_records, state, loaded, body))
-        raise RequestProblem(415, "POST /predict takes a CSV upload (multipart/form-data, field "
-                             "'file') or a JSON body (application/json) {\"records\": [...]}, "
-                             f"not {content_type or 'a body without type'}.")  # fmt: skip
+        raise RequestProblem(
+            415,
+            "POST /predict takes a CSV upload (multipart/form-data, field 'file') or a JSON "
+            '(application/json) body {"records": [...]}, not '
+            f"{content_type or 'a body without type'}.",
+        )
 
-    started_doc = {
-        "description": "The run started; poll its status_url.",
-        "headers": {"Location": {"schema": {"type": "string"}}},
-        "links": {"status": {"operationId": "training_status_train__job_id__get",
-                             "parameters": {"job_id": "$response.body#/job_id"}}},
-    }  # fmt: skip
+    auth = {"dependencies": [Depends(require_token)], "tags": ["train"]}
 
-    busy = openapi.problems({409: "A training run of this project is in progress."})
+    started = {"response_model": openapi.TrainingStarted, "responses": openapi.TRAIN_STARTED}
 
-    @router.post("/train", status_code=202, tags=["train"], dependencies=[Depends(require_token)],
-                 response_model=openapi.TrainingStarted,
-                 responses={202: started_doc, **auth, **busy})  # fmt: skip
+    @router.post("/train", status_code=202, **started, **auth)
     def start_training(request: Request) -> Response:
         """Start the training pipeline in the background; one run at a time."""
         try:
@@ -266,28 +262,34 @@ def _routes(state: ServiceState) -> APIRouter:  # noqa: C901 - the routes, one c
         body = {"job_id": job_id, "status": "queued", "status_url": url}
         return JSONBody(body, status_code=202, headers={"Location": url})
 
-    @router.get("/train/{job_id}", name="training_status", tags=["train"],
-                dependencies=[Depends(require_token)], response_model=openapi.TrainingJob,
-                responses={**auth, **openapi.problems({404: "No such job."})})  # fmt: skip
+    job = {"response_model": openapi.TrainingJob, "responses": openapi.TRAIN_STATUS}
+
+    @router.get("/train/{job_id}", name="training_status", **job, **auth)
     def training_status(job_id: str) -> dict[str, Any]:
         """A training job, from its MLflow run: status, promotion outcome, metrics."""
         if (job := state.runner.get(job_id)) is None:
-            raise RequestProblem(404, f"No training job {job_id[:64]!r}: start one with POST "
-                                 "/train.")  # fmt: skip
+            raise RequestProblem(
+                404, f"No training job {job_id[:64]!r}: start one with POST /train."
+            )
         return jsonable(job)
 
     return router
 
 
-def _allowed_methods(app: FastAPI, scope: Any) -> str:
-    """Every method some route of the app takes at the request's path."""
-    methods = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
-    routes = app.router.routes
-    return ", ".join(
-        m
-        for m in methods
-        if any(r.matches({**scope, "method": m})[0] == Match.FULL for r in routes)
-    )
+async def _on_http_error(request: Request, error: StarletteHTTPException) -> Response:
+    """Starlette's errors as JSON; a 405 lists every method some route takes at the path."""
+    headers = dict(error.headers or {})
+    if error.status_code == 405:
+        scope = request.scope
+        takes = [r for r in request.app.router.routes if r.matches(scope)[0] != Match.NONE]
+        methods = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+        full = [
+            m
+            for m in methods
+            if any(r.matches(scope | {"method": m})[0] == Match.FULL for r in takes)
+        ]
+        headers["Allow"] = ", ".join(full)
+    return JSONBody({"detail": error.detail}, status_code=error.status_code, headers=headers)
 
 
 def create_app(settings: ServiceSettings | None = None) -> FastAPI:
@@ -302,26 +304,26 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
         finally:
             await run_in_threadpool(state.runner.shutdown)
 
-    app = FastAPI(title="network_security", version=__version__, lifespan=lifespan,
-                  description="Phishing website detection: score sites with the champion "
-                  "model, and retrain it behind a token.")  # fmt: skip
+    app = FastAPI(
+        title="network_security",
+        version=__version__,
+        lifespan=lifespan,
+        description="Phishing website detection: score sites with the champion model, and "
+        "retrain it behind a token.",
+    )
     app.state.service = state
     app.include_router(_routes(state))
     app.add_exception_handler(RequestProblem, problem_response)
-
-    @app.exception_handler(StarletteHTTPException)
-    async def _on_http_error(request: Request, error: StarletteHTTPException) -> Response:
-        headers = dict(error.headers or {})
-        if error.status_code == 405:  # every method of the path, not only one route's
-            headers["Allow"] = _allowed_methods(request.app, request.scope)
-        return JSONBody({"detail": error.detail}, status_code=error.status_code, headers=headers)
-
+    app.add_exception_handler(StarletteHTTPException, _on_http_error)
     app.add_middleware(BodySizeLimitMiddleware, max_upload_bytes=settings.max_upload_bytes)
     if settings.cors_origins:
-        app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins,
-                           allow_credentials=settings.cors_allow_credentials,
-                           allow_methods=["GET", "POST"],
-                           allow_headers=["Authorization", "Content-Type", "Accept"])  # fmt: skip
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_credentials=settings.cors_allow_credentials,
+            allow_methods=["GET", "POST"],
+            allow_headers=["Authorization", "Content-Type", "Accept"],
+        )
     return app
 
 

@@ -1,11 +1,6 @@
-"""The champion as the service holds it: the one champion path, refreshed off the request path.
-
-``refresh()`` calls ``network_security.champion.load_champion`` (registry alias -> atomic local
-cache -> model), the path the catalog's ``champion_model`` takes. Requests only read the model
-in memory: when ``refresh_seconds`` have passed, ``current()`` starts one refresh in a background
-thread, so a promotion (a training run, an alias moved by hand) is served without a restart. A
-champion that cannot be loaded leaves the previous one in place, reported in ``last_error``.
-"""
+"""The champion in memory, from the one champion path (``network_security.champion``),
+refreshed in a background thread every ``refresh_seconds`` so a promotion is served without a
+restart; one that cannot be loaded leaves the previous in place (``last_error``)."""
 
 from __future__ import annotations
 
@@ -42,10 +37,8 @@ class ChampionStore:
             tracking_uri,
             refresh_seconds,
         )
-        self._lock = threading.Lock()
+        self._lock, self._checked_at, self._refreshing = threading.Lock(), float("-inf"), False
         self._loaded: LoadedModel | None = None
-        self._checked_at = float("-inf")
-        self._refreshing = False
         self.last_error: str | None = None
 
     def current(self) -> LoadedModel | None:
@@ -62,8 +55,12 @@ class ChampionStore:
                 champion = load_champion(self.path, self.tracking_uri)
             except ChampionError as error:
                 self.last_error = str(error)
-                logger.error("Could not load the champion (registry %s): %s; keeping the model in "
-                             "memory.", redact(self.tracking_uri), error)  # fmt: skip
+                uri = redact(self.tracking_uri)
+                logger.error(
+                    "Could not load the champion (registry %s): %s; keeping the model in memory.",
+                    uri,
+                    error,
+                )
                 return self._loaded
             finally:
                 self._checked_at, self._refreshing = time.monotonic(), False
@@ -77,6 +74,5 @@ class ChampionStore:
                 champion.model.compiled  # noqa: B018 - compile now, not on the first request
                 now = datetime.now(UTC).isoformat(timespec="seconds")
                 self._loaded = LoadedModel(champion.model, champion.version, champion.origin, now)
-                logger.info("Serving champion version %s (from the %s).", champion.version,
-                            champion.origin)  # fmt: skip
+                logger.info("Serving champion %s (from the %s).", champion.version, champion.origin)
             return self._loaded

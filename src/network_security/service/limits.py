@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi.responses import JSONResponse
 from starlette.requests import Request
@@ -33,17 +34,18 @@ class BodySizeLimitMiddleware:
         headers = dict(scope["headers"])
         multipart = headers.get(b"content-type", b"").lower().startswith(b"multipart/")
         limit = self.max_upload_bytes + (MULTIPART_OVERHEAD_BYTES if multipart else 0)
-        declared = headers.get(b"content-length", b"0")
-        if not declared.isdigit():
-            return await JSONResponse({"detail": "Invalid Content-Length header."}, 400)(
-                scope, receive, send
-            )
+        if not (declared := headers.get(b"content-length", b"0")).isdigit():
+            invalid = JSONResponse({"detail": "Invalid Content-Length header."}, 400)
+            return await invalid(scope, receive, send)
         too_large = JSONResponse(
-            {"detail": f"The request body is larger than {self.max_upload_bytes} bytes, the most "
-             "the service accepts (NETWORK_SECURITY_MAX_UPLOAD_BYTES); split the file, or score "
-             "it with `kedro run --pipeline inference`."},
-            status_code=413, headers={"Connection": "close"},
-        )  # fmt: skip
+            {
+                "detail": f"The request body is larger than {self.max_upload_bytes} bytes, the "
+                "most the service accepts (NETWORK_SECURITY_MAX_UPLOAD_BYTES); split the file, "
+                "or score it with `kedro run --pipeline inference`."
+            },
+            status_code=413,
+            headers={"Connection": "close"},
+        )
         if int(declared) > limit:
             return await too_large(scope, receive, send)
         received, started = 0, False
@@ -70,10 +72,9 @@ class BodySizeLimitMiddleware:
 
 
 @asynccontextmanager
-async def prediction_slot(slots: asyncio.Semaphore, settings: object) -> AsyncIterator[None]:
-    """One of ``max_concurrent_predictions`` slots to read and score a request in. Others wait
-    with their bodies unread, so memory stays bounded whatever the number of clients; one that
-    waits over ``prediction_wait_seconds`` gets a 503."""
+async def prediction_slot(slots: asyncio.Semaphore, settings: Any) -> AsyncIterator[None]:
+    """One of ``max_concurrent_predictions`` slots to read and score a request in; others wait
+    with their bodies unread (bounded memory), a 503 after ``prediction_wait_seconds``."""
     try:
         async with asyncio.timeout(settings.prediction_wait_seconds):
             await slots.acquire()

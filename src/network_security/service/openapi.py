@@ -1,13 +1,9 @@
 """What the service's OpenAPI document says, as pydantic models FastAPI turns into schemas.
 
-The JSON request model is generated from the project's schema (``records_model``): every
-feature a required field whose values are an enum of its allowed values, other fields single
-JSON values not named like a verdict column. The limits (``MAX_ROWS``, ``MAX_COLUMNS``,
-``MAX_UPLOAD_BYTES``) are stated in descriptions and answered 413, not written as
-``maxItems``: a body over them is well formed, only too large. The multipart upload is
-documented by a pattern of the simplest CSV the service scores (columns in any order and extra
-columns are accepted too). ``tests/service/test_fuzzing.py`` checks every operation with
-Schemathesis against this document.
+The JSON request model is generated from the project's schema (``records_model``), each feature
+an enum of its allowed values; the multipart upload is documented by a pattern of the simplest
+CSV the service scores. Limits are stated in descriptions and answered 413 (a body over them is
+well formed, only too large). ``tests/service/test_fuzzing.py`` fuzzes the document.
 """
 
 from __future__ import annotations
@@ -87,6 +83,31 @@ def problems(statuses: dict[int, str], html: bool = False) -> dict[int | str, di
     }
 
 
+_AUTH = problems(
+    {
+        401: "Missing or wrong bearer token.",
+        403: "Training over HTTP is disabled (no token on the server).",
+    }
+)
+_AUTH[401]["headers"] = {"WWW-Authenticate": {"schema": {"type": "string"}}}
+_STARTED = {
+    "description": "The run started; poll its status_url.",
+    "headers": {"Location": {"schema": {"type": "string"}}},
+    "links": {
+        "status": {
+            "operationId": "training_status_train__job_id__get",
+            "parameters": {"job_id": "$response.body#/job_id"},
+        }
+    },
+}
+TRAIN_STARTED = {
+    202: _STARTED,
+    **_AUTH,
+    **problems({409: "A training run of this project is in progress."}),
+}
+TRAIN_STATUS = {**_AUTH, **problems({404: "No such job."})}
+
+
 def _check_extra_fields(record: BaseModel) -> BaseModel:
     """Other fields hold one value each and are not named like a verdict column."""
     for name, value in (record.model_extra or {}).items():
@@ -97,7 +118,6 @@ def _check_extra_fields(record: BaseModel) -> BaseModel:
 
 def records_model(schema: dict[str, Any], max_rows: int, max_columns: int) -> type[BaseModel]:
     """The JSON body ``{"records": [...]}``, generated from the schema."""
-    allowed = allowed_values(schema)
     extra = {
         "additionalProperties": {"type": ["string", "number", "boolean", "null"]},
         "propertyNames": {"not": {"enum": list(OUTPUT_COLUMNS)}},
@@ -108,7 +128,7 @@ def records_model(schema: dict[str, Any], max_rows: int, max_columns: int) -> ty
         __config__=ConfigDict(extra="allow", json_schema_extra=extra),
         __doc__=f"One site: every feature, and at most {max_columns} fields in all (more is a "
         "413); other fields (an id, a URL) come back unchanged with the verdict.",
-        **{name: (Literal[tuple(values)], ...) for name, values in allowed.items()},
+        **{name: (Literal[tuple(v)], ...) for name, v in allowed_values(schema).items()},
     )
     return create_model(
         "PredictRecords",
@@ -117,49 +137,61 @@ def records_model(schema: dict[str, Any], max_rows: int, max_columns: int) -> ty
     )
 
 
-def _inline(model: type[BaseModel]) -> dict[str, Any]:
-    """The model's JSON schema with its definitions inlined (they are used once each)."""
-    document = model.model_json_schema()
-    document["properties"]["records"]["items"] = document.pop("$defs")["Record"]
-    return document
-
-
-def predict_operation(schema: dict[str, Any], settings: Any) -> dict[str, Any]:
-    """The request bodies and the 200 answer of ``POST /predict``."""
-    allowed = allowed_values(schema)
+def predict(state: Any, settings: Any) -> dict[str, Any]:
+    """The documentation of ``POST /predict``: its two request bodies and its answers."""
+    allowed = allowed_values(state.schema)
     header = ",".join(allowed)
     row = ",".join("(?:" + "|".join(map(str, values)) + ")" for values in allowed.values())
-    example_row = ",".join(str(values[0]) for values in allowed.values())
-    record = {"url": "https://example.test/login", **{n: v[0] for n, v in allowed.items()}}
-    prediction = {"type": "object", "required": [*feature_columns(schema), *OUTPUT_COLUMNS]}
+    file = Field(
+        pattern=f"^{re.escape(header)}(?:\\r?\\n{row})+(?:\\r?\\n)?$",
+        json_schema_extra={"contentMediaType": "text/csv"},
+        description=f"The CSV (a file, or the text): a header row, then one row per site, "
+        f"UTF-8, at most {settings.max_upload_bytes} bytes; columns in any order, extra "
+        "columns come back as sent.",
+    )
+    upload = create_model("Upload", __config__=ConfigDict(extra="forbid"), file=(str, file))
+    records = records_model(
+        state.schema, settings.max_rows, settings.max_columns
+    ).model_json_schema()
+    records["properties"]["records"]["items"] = records.pop("$defs")["Record"]  # used once
+    example = {"url": "https://example.test/login", **{n: v[0] for n, v in allowed.items()}}
+    prediction = create_model(
+        "Prediction",
+        __config__=ConfigDict(extra="allow"),
+        **dict.fromkeys([*feature_columns(state.schema), *OUTPUT_COLUMNS], (Any, ...)),
+    )
+    predictions = create_model(
+        "Predictions",
+        model_version=(str | int | None, ...),
+        rows=(int, Field(ge=1)),
+        source=(str, ...),
+        predictions=(list[prediction], Field(min_length=1)),
+    )
+    content = {
+        "application/json": {"schema": records, "example": {"records": [example]}},
+        "multipart/form-data": {
+            "schema": upload.model_json_schema(),
+            "encoding": {"file": {"contentType": "text/csv"}},
+            "example": {
+                "file": header + "\n" + ",".join(str(v[0]) for v in allowed.values()) + "\n"
+            },
+        },
+    }
+    answers = {
+        400: "Binary, non-UTF-8 or malformed input.",
+        408: "The body did not arrive in time.",
+        413: "Too large: bytes, rows or columns over the limits.",
+        415: "Neither a multipart upload nor a JSON body.",
+        422: "Schema errors, naming the column, row and value.",
+        503: "No champion model yet, or busy (Retry-After).",
+    }
+    ok = {
+        "model": predictions,
+        "description": "Predictions: an HTML table for an upload (JSON with `Accept: "
+        "application/json`), JSON for records.",
+        "content": {"text/html": {"schema": {"type": "string"}}},
+    }
     return {
-        "requestBody": {"required": True, "content": {
-            "application/json": {
-                "schema": _inline(records_model(schema, settings.max_rows, settings.max_columns)),
-                "example": {"records": [record]},
-            },
-            "multipart/form-data": {
-                "schema": {"type": "object", "required": ["file"], "additionalProperties": False,
-                           "properties": {"file": {
-                               "type": "string", "contentMediaType": "text/csv",
-                               "pattern": f"^{re.escape(header)}(?:\\r?\\n{row})+(?:\\r?\\n)?$",
-                               "description": "The CSV (a file, or the text): a header row, then "
-                               f"one row per site, UTF-8, at most {settings.max_upload_bytes} "
-                               "bytes; columns in any order, extra columns come back as sent."}}},
-                "encoding": {"file": {"contentType": "text/csv"}},
-                "example": {"file": f"{header}\n{example_row}\n"},
-            },
-        }},
-        "responses": {"200": {
-            "description": "Predictions: an HTML table for an upload (JSON with "
-            "`Accept: application/json`), JSON for records.",
-            "content": {"text/html": {"schema": {"type": "string"}}, "application/json": {
-                "schema": {"type": "object",
-                           "required": ["model_version", "rows", "source", "predictions"],
-                           "properties": {"model_version": {"type": ["string", "integer", "null"]},
-                                          "rows": {"type": "integer", "minimum": 1},
-                                          "source": {"type": "string"},
-                                          "predictions": {"type": "array", "minItems": 1,
-                                                          "items": prediction}}}}},
-        }},
-    }  # fmt: skip
+        "responses": {200: ok, **problems(answers, html=True)},
+        "openapi_extra": {"requestBody": {"required": True, "content": content}},
+    }

@@ -1,5 +1,5 @@
-"""A request's rows scored: the schema checks and scoring functions of the inference pipeline
-(``network_security.scoring``) on an uploaded CSV or JSON records, and the JSON answer."""
+"""A request's rows checked and scored by the inference pipeline's functions
+(``network_security.scoring``), and the JSON answer."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from network_security.service.inputs import (
     RequestProblem,
     read_csv_upload,
     read_records,
-    records_table,
+    records_features,
 )
 
 if TYPE_CHECKING:
@@ -23,29 +23,41 @@ if TYPE_CHECKING:
     from network_security.service.champion import LoadedModel
 
 
-def checked_problem(error: InputValidationError) -> RequestProblem:
-    """A schema problem as a 422 naming the column, row and value."""
-    value = error.value
-    if isinstance(value, str):
-        value = value[:200].encode("utf-8", "backslashreplace").decode("utf-8")
-    return RequestProblem(422, str(error), column=error.column, row=error.row, value=value)
-
-
 def score_csv(state: ServiceState, loaded: LoadedModel, data: bytes, source: str) -> pd.DataFrame:
-    settings = state.settings
-    frame = read_csv_upload(data, source=source, max_rows=settings.max_rows,
-                            max_columns=settings.max_columns)  # fmt: skip
+    """An uploaded CSV, read, checked and scored as the inference pipeline scores a file."""
+    limits = {"max_rows": state.settings.max_rows, "max_columns": state.settings.max_columns}
+    frame = read_csv_upload(data, source=source, **limits)
     try:
         checked = scoring.check_inference_frame(frame, state.schema, source=source)
         return scoring.score_frame(loaded.model, checked, state.scoring)
     except InputValidationError as error:
-        raise checked_problem(error) from None
+        raise RequestProblem.of(error) from None
 
 
-def verdict_columns(verdicts: scoring.Verdicts) -> dict[str, list[Any]]:
-    """The verdict columns as lists, in the order the inference pipeline writes them."""
+def score_records(state: ServiceState, loaded: LoadedModel, body: bytes) -> bytes:
+    """JSON records -> the JSON predictions, without a DataFrame: the feature values checked
+    as an integer matrix and scored, the verdicts added to each record."""
+    settings, features = state.settings, feature_columns(state.schema)
+    records = read_records(body, max_rows=settings.max_rows)
+    names, matrix, cells = records_features(
+        records, features, max_rows=settings.max_rows, max_columns=settings.max_columns
+    )
+    try:
+        scoring.refuse_verdict_columns(names)
+        if matrix is not None:
+            matrix = scoring.check_feature_matrix(matrix, state.schema, source="records")
+        else:  # the checked integers replace the numbers sent (1.0 -> 1)
+            matrix = scoring.check_feature_columns(cells, state.schema, source="records")
+            for record, values in zip(records, matrix.tolist(), strict=True):
+                record.update(zip(features, values, strict=True))
+        verdicts = scoring.score_features(loaded.model, matrix, state.scoring, columns=features)
+    except InputValidationError as error:
+        raise RequestProblem.of(error) from None
+    for record in records if any(len(record) != len(names) for record in records) else ():
+        for name in names:  # a field another record has: null here
+            record.setdefault(name, None)
     bands = verdicts.band.tolist()
-    columns = {
+    added = {
         "prediction": verdicts.prediction.tolist(),
         "label": [verdicts.words[code] for code in verdicts.label_codes().tolist()],
         "phishing_probability": verdicts.phishing_probability.tolist(),
@@ -53,46 +65,19 @@ def verdict_columns(verdicts: scoring.Verdicts) -> dict[str, list[Any]]:
         "recommended_action": [verdicts.actions[band] for band in bands],
         "model_version": [verdicts.model_version] * len(bands),
     }
-    return {name: columns[name] for name in scoring.OUTPUT_COLUMNS}
-
-
-def score_records(state: ServiceState, loaded: LoadedModel, body: bytes) -> bytes:
-    """JSON records -> the JSON predictions, without a DataFrame: the values go straight into
-    an integer matrix, checked and scored by the inference pipeline's functions."""
-    settings, features = state.settings, feature_columns(state.schema)
-    limits = {"max_rows": settings.max_rows, "max_columns": settings.max_columns}
-    table = records_table(read_records(body, max_rows=settings.max_rows),
-                          required_columns=features, **limits)  # fmt: skip
-    if table.lossy:  # a huge integer read as a float: read again, exactly, to name it as sent
-        exact = read_records(body, max_rows=settings.max_rows, exact=True)
-        table = records_table(exact, required_columns=features, **limits)
-    try:
-        scoring.refuse_verdict_columns(table.columns)
-        if table.features is not None:
-            matrix = scoring.check_feature_matrix(table.features, state.schema, source="records")
-        else:
-            matrix = scoring.check_feature_columns(
-                table.feature_cells, state.schema, source="records"
-            )
-        verdicts = scoring.score_features(loaded.model, matrix, state.scoring, columns=features)
-    except InputValidationError as error:
-        raise checked_problem(error) from None
-    records = table.records
-    if table.features is None:  # the checked integers
-        for j, name in enumerate(features):
-            for record, value in zip(records, matrix[:, j].tolist(), strict=True):
-                record[name] = value
-    for record in records:
-        if len(record) != len(table.columns):  # a field another record has: null here
-            for column in table.columns:
-                record.setdefault(column, None)
-    columns = verdict_columns(verdicts)
-    for record, values in zip(records, zip(*columns.values(), strict=True), strict=True):
-        record.update(zip(columns, values, strict=True))
+    for record, values in zip(records, zip(*added.values(), strict=True), strict=True):
+        record.update(zip(added, values, strict=True))
     return predictions_body(records, loaded, "records")
 
 
 def predictions_body(rows: list[dict[str, Any]], loaded: LoadedModel, source: str) -> bytes:
-    body = {"model_version": loaded.model.version, "rows": len(rows), "source": source,
-            "predictions": rows}  # fmt: skip
-    return dumps(body)
+    """The JSON answer: the model version, the row count, the source and the rows."""
+    body = {"model_version": loaded.model.version, "rows": len(rows), "source": source}
+    return dumps(body | {"predictions": rows})
+
+
+def frame_body(scored: pd.DataFrame, loaded: LoadedModel, source: str) -> bytes:
+    """A scored frame as the JSON answer, one object per row."""
+    columns = {str(name): scored[name].tolist() for name in scored.columns}
+    rows = [dict(zip(columns, row, strict=True)) for row in zip(*columns.values(), strict=True)]
+    return predictions_body(rows, loaded, source)

@@ -1,18 +1,10 @@
-"""Training jobs: ``kedro run --pipeline training`` in a child process, tracked by an MLflow run.
+"""Training jobs: ``kedro run --pipeline training`` in a child process, one MLflow run each.
 
-A job is an MLflow run of the project's experiment, made by the service before the run starts
-(status ``SCHEDULED``, tag ``network_security.job_id``) and handed to the child
-(``MLFLOW_RUN_ID``), in which kedro-mlflow logs the training run. A job's status and outcome are
-read back from that run: its status, its metrics and the tags of the promotion step
-(``promotion.outcome``, ``promotion.reason``, ``promotion.version``) and those the service adds
-when the child has exited (``network_security.exit_code``, ``.error``, ``.log_tail``), so any
-worker of the service, or a restarted one, reports any job in full.
-
-The child runs in its own interpreter and process group (a crash or a runaway run cannot take
-the service down; a run over its time limit is stopped whole), without the API token in its
-environment. One run at a time across processes: a job holds the project's training lock
-(``network_security.training_lock``) from before its run until its outcome is recorded, and the
-child holds it too through an inherited descriptor.
+The service creates the run (status ``SCHEDULED``, tag ``network_security.job_id``) and hands it
+to the child (``MLFLOW_RUN_ID``); a job's status and outcome are read back from that run (its
+status, metrics, the promotion step's tags, the exit code, error and output tags recorded when
+the child exits), so any worker reports any job. The child runs in its own process group,
+without the API token, under the project's training lock (inherited descriptor).
 """
 
 from __future__ import annotations
@@ -39,6 +31,7 @@ from network_security.training_lock import LOCK_FD_VARIABLE, TrainingLock, Train
 logger = logging.getLogger(__name__)
 
 JOB_TAG, PREVIOUS_TAG = "network_security.job_id", "network_security.previous_champion"
+TAIL_TAG = "network_security.log_tail"
 STATUS = {"SCHEDULED": "queued", "RUNNING": "running", "FINISHED": "succeeded"}
 LOG_TAIL_LINES = 20
 _EXCEPTION_LINE = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Exit)\b")
@@ -72,11 +65,10 @@ class TrainingRunner:
         self.settings, self.champion = settings, champion
         self.tracking_uri, self.experiment = tracking_uri, experiment
         self.project_path, self.pipeline = Path(settings.project_path), settings.training_pipeline
-        self._lock = threading.Lock()
+        self._lock, self._stopping = threading.Lock(), False
         self.running: str | None = None  # the id of this process's job while it runs
         self._process: subprocess.Popen | None = None
         self._thread: threading.Thread | None = None
-        self._stopping = False
 
     def command(self) -> list[str]:
         """The ``kedro run`` command line of a training run."""
@@ -115,19 +107,17 @@ class TrainingRunner:
             try:
                 client = self._client()
                 found = client.get_experiment_by_name(self.experiment)
-                experiment_id = found.experiment_id if found else client.create_experiment(
-                    self.experiment)  # fmt: skip
+                experiment = found.experiment_id if found else None
+                experiment = experiment or client.create_experiment(self.experiment)
                 previous = self.champion.refresh()
                 tags = {JOB_TAG: job_id, PREVIOUS_TAG: previous.version if previous else ""}
                 run_id = client.create_run(
-                    experiment_id, tags=tags, run_name=self.pipeline
+                    experiment, tags=tags, run_name=self.pipeline
                 ).info.run_id
                 client.update_run(run_id, status="SCHEDULED")
+                name = f"training-{job_id[:8]}"
                 self._thread = threading.Thread(
-                    target=self._run,
-                    args=(run_id, lock),
-                    name=f"training-{job_id[:8]}",
-                    daemon=True,
+                    target=self._run, args=(run_id, lock), name=name, daemon=True
                 )
                 self.running = job_id
                 self._thread.start()
@@ -135,8 +125,7 @@ class TrainingRunner:
                 self.running = None
                 lock.release()
                 raise
-        logger.info("Started training job %s (pipeline %s, MLflow run %s)", job_id, self.pipeline,
-                    run_id)  # fmt: skip
+        logger.info("Started training job %s (MLflow run %s)", job_id, run_id)
         return job_id
 
     def _run(self, run_id: str, lock: TrainingLock) -> None:
@@ -149,10 +138,15 @@ class TrainingRunner:
                     if self._stopping:
                         raise RuntimeError("the service shut down before the run started")
                     self._process = process = subprocess.Popen(  # noqa: S603 - fixed command
-                        self.command(), cwd=self.project_path, env=env, stdout=log,
-                        stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                        pass_fds=(lock.fileno(),), start_new_session=True,  # stopped whole
-                    )  # fmt: skip
+                        self.command(),
+                        cwd=self.project_path,
+                        env=env,
+                        stdout=log,
+                        stderr=subprocess.STDOUT,
+                        stdin=subprocess.DEVNULL,
+                        pass_fds=(lock.fileno(),),
+                        start_new_session=True,  # its own process group: stopped whole
+                    )
                 timeout = self.settings.training_timeout_seconds
                 try:
                     code = process.wait(timeout=timeout)
@@ -165,12 +159,14 @@ class TrainingRunner:
                 log.seek(0)
                 lines = log.read().decode("utf-8", errors="replace").splitlines()
             tail = [redact(line) for line in lines[-LOG_TAIL_LINES:]]
-            if code != 0 and error is None:
-                error = "The service shut down while the run was in progress." if (
-                    self._stopping) else (
+            if code != 0 and error is None and self._stopping:
+                error = "The service shut down while the run was in progress."
+            elif code != 0 and error is None:
+                error = (
                     f"kedro run --pipeline {self.pipeline} exited with code {code}"
                     f"{_failure_reason(lines)}; see log_tail, or run the same command in the "
-                    "project for the full output.")  # fmt: skip
+                    "project for the full output."
+                )
         except Exception as problem:  # noqa: BLE001 - a job failure is reported, never raised
             logger.exception("Training run %s could not be run", run_id)
             error = redact(f"The training run could not be run: {problem}")
@@ -181,8 +177,8 @@ class TrainingRunner:
             logger.info("Training run %s ended (exit code %s)", run_id, code)
 
     def _record(self, run_id: str, code: int | None, error: str | None, tail: list[str]) -> None:
-        """The run's exit code, error and output as tags of its MLflow run, which is ended if
-        the run did not reach MLflow; then the champion is refreshed (served at once)."""
+        """The run's exit code, error and output as tags of its MLflow run (ended if the run did
+        not reach MLflow); then the champion is refreshed, so a new one is served at once."""
         with contextlib.suppress(Exception):
             client = self._client()
             for key, value in (("exit_code", code), ("error", error), ("log_tail", tail)):
@@ -214,19 +210,25 @@ class TrainingRunner:
         elif outcome == "failed" or code not in {None, "0"}:
             status = "failed"
         previous = tags.get(PREVIOUS_TAG) or None
+        promoted = None if outcome in {None, "failed"} else outcome == "promoted"
+        done = status in {"succeeded", "failed"}
         return {
-            "job_id": job_id, "run_id": info.run_id, "pipeline": info.run_name,
-            "status": status, "created_at": _iso(info.start_time),
-            "finished_at": _iso(info.end_time) if status in {"succeeded", "failed"} else None,
+            "job_id": job_id,
+            "run_id": info.run_id,
+            "pipeline": info.run_name,
+            "status": status,
+            "created_at": _iso(info.start_time),
+            "finished_at": _iso(info.end_time) if done else None,
             "exit_code": None if code is None else int(code),
-            "promoted": None if outcome in {None, "failed"} else outcome == "promoted",
-            "reason": tags.get("promotion.reason"), "previous_model_version": previous,
-            "model_version": tags.get("promotion.version") if outcome == "promoted" else previous,
-            "candidate_version": tags.get("promotion.version"), "metrics": runs[0].data.metrics,
+            "promoted": promoted,
+            "reason": tags.get("promotion.reason"),
+            "previous_model_version": previous,
+            "model_version": tags.get("promotion.version") if promoted else previous,
+            "candidate_version": tags.get("promotion.version"),
+            "metrics": runs[0].data.metrics,
             "error": tags.get("network_security.error"),
-            "log_tail": tags.get("network_security.log_tail", "").splitlines()
-            if status == "failed" else [],
-        }  # fmt: skip
+            "log_tail": tags.get(TAIL_TAG, "").splitlines() if status == "failed" else [],
+        }
 
     def _stop(self, process: subprocess.Popen, grace_seconds: float = 10.0) -> int:
         """SIGTERM the run's process group, then SIGKILL it after ``grace_seconds``."""
