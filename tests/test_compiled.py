@@ -134,7 +134,11 @@ def test_the_model_scores_through_its_compiled_predictor(models, records, schema
     features = feature_columns(schema)
     model = PhishingModel(models["soft_vote"], features, version="v-compiled")
     with caplog.at_level(logging.INFO, logger="network_security.model"):
+        # a model scored once (training's evaluation) can skip the compiler: the same numbers
+        once = model.phishing_probability(records, compiled=False)
+        assert "compiled predictor" not in caplog.text and "_compiled" not in model.__dict__
         probability = model.phishing_probability(records)
+    np.testing.assert_array_equal(once, probability)
     assert model.compiled is not None
     assert "compiled predictor of the soft vote" in caplog.text
     expected = sklearn_probability(models["soft_vote"], records[features])

@@ -108,17 +108,24 @@ class PhishingModel:
         frame = pd.DataFrame(matrix, columns=self.feature_columns, copy=False)
         return self._estimator_probability(frame)
 
-    def phishing_probability(self, features: pd.DataFrame) -> np.ndarray:
-        """P(phishing) for each row of ``features`` (columns in any order, extras ignored)."""
+    def phishing_probability(self, features: pd.DataFrame, compiled: bool = True) -> np.ndarray:
+        """P(phishing) for each row of ``features`` (columns in any order, extras ignored).
+
+        ``compiled=False`` scores with the estimator's own ``predict_proba``, the same
+        probabilities: for a model scored once (training's evaluation), where compiling it
+        (numba's start-up, about 0.7 s in a fresh process) costs more than it saves.
+        """
         selected = features[self.feature_columns]
-        compiled = self.compiled
-        if compiled is not None and all(
+        if not compiled:
+            return self._estimator_probability(selected)
+        predictor = self.compiled
+        if predictor is not None and all(
             pd.api.types.is_numeric_dtype(dtype) and not pd.api.types.is_bool_dtype(dtype)
             for dtype in selected.dtypes
         ):
             matrix = selected.to_numpy(dtype=np.float64, na_value=np.nan)
             if not np.isnan(matrix).any():  # missing values: the estimator's own rules
-                return compiled.phishing_probability(matrix)
+                return predictor.phishing_probability(matrix)
         return self._estimator_probability(selected)
 
     def _estimator_probability(self, frame: pd.DataFrame) -> np.ndarray:

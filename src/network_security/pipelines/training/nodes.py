@@ -363,7 +363,8 @@ def _test_probability(
 ) -> tuple[np.ndarray, np.ndarray]:
     _check_frame(model_input_test, schema, "model_input_test")
     labels = model_input_test[target_column(schema)].to_numpy()
-    return labels, model.phishing_probability(model_input_test)
+    # scored once here: scikit-learn's predict_proba, without compiling the model
+    return labels, model.phishing_probability(model_input_test, compiled=False)
 
 
 def evaluate_model(
@@ -694,7 +695,7 @@ def decide_promotion(
                 scores = {
                     name: classification_metrics(
                         labels,
-                        model.phishing_probability(evidence),
+                        model.phishing_probability(evidence, compiled=False),
                         model.threshold,
                         model.phishing_label,
                     )
