@@ -133,7 +133,9 @@ class PhishingModel:
         column = list(self.estimator.classes_).index(self.phishing_label)
         return proba[:, column]
 
-    def predict(self, features: pd.DataFrame) -> np.ndarray:
-        """Labels in the coding of ``Result``: phishing when P(phishing) >= threshold."""
-        phishing = flags_phishing(self.phishing_probability(features), self.threshold)
+    def predict(self, features: pd.DataFrame, compiled: bool = True) -> np.ndarray:
+        """Labels in the coding of ``Result``: phishing when P(phishing) >= threshold
+        (``compiled``: see ``phishing_probability``)."""
+        probability = self.phishing_probability(features, compiled=compiled)
+        phishing = flags_phishing(probability, self.threshold)
         return np.where(phishing, self.phishing_label, self.legitimate_label)

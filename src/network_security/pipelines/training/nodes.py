@@ -387,10 +387,10 @@ def plot_confusion_matrix(
     fitted_model: PhishingModel, model_input_test: pd.DataFrame, schema: Schema
 ) -> go.Figure:
     """Confusion matrix of the test split at the model's threshold."""
-    labels, _ = _test_probability(fitted_model, model_input_test, schema)
+    _check_frame(model_input_test, schema, "model_input_test")
     return confusion_matrix_figure(
-        labels,
-        fitted_model.predict(model_input_test),
+        model_input_test[target_column(schema)].to_numpy(),
+        fitted_model.predict(model_input_test, compiled=False),  # scored once: not compiled
         fitted_model.phishing_label,
         fitted_model.legitimate_label,
         f"Confusion matrix, test split (threshold {fitted_model.threshold:.2f})",
