@@ -212,3 +212,19 @@ def test_a_server_whose_shutdown_hangs_still_ends_after_the_grace_period():
         child.kill()
         pytest.fail("a process ignoring SIGTERM outlived its parent")
     assert time.monotonic() - started >= STOP_GRACE - 2  # SIGTERM first, the forced end after
+
+
+def test_a_stop_is_a_clean_exit_after_clients_came_and_went(tmp_path):
+    # SecantusDB's stop waits on a thread blocked in accept(); the guard wakes it by shutting
+    # the listening socket down (a connection made to wake it made one stop in six hang until
+    # it was killed). A clean stop exits 0, a hung one is killed (-9) after the grace period.
+    codes = []
+    for attempt in range(6):
+        server = EmbeddedMongo(tmp_path / "db").start()
+        process = server.process
+        with MongoClient(server.uri, serverSelectionTimeoutMS=5000) as client:
+            client.t.c.insert_one({"attempt": attempt})
+            assert client.t.c.count_documents({}) == attempt + 1
+        server.stop()
+        codes.append(process.returncode)
+    assert codes == [0] * 6

@@ -145,6 +145,7 @@ class EmbeddedMongo:
         self.auth = auth or credential is not None
         self.startup_timeout = startup_timeout
         self.process: subprocess.Popen | None = None
+        self._ready = False
         self._log_path = self.storage_path.parent / f"{self.storage_path.name}.log"
 
     @classmethod
@@ -192,8 +193,9 @@ class EmbeddedMongo:
             )  # fmt: skip
         write_private_text(marker, fingerprint + "\n")
 
-    def start(self) -> EmbeddedMongo:
-        """Start the server and wait until it answers; raises RuntimeError if it does not."""
+    def start(self, wait: bool = True) -> EmbeddedMongo:
+        """Start the server and wait until it answers (``wait=False``: return once the process
+        is launched; ``wait_until_ready()`` then waits); RuntimeError if it does not answer."""
         private_dir(self.storage_path)
         if self.credential is not None:
             self._provision()
@@ -218,15 +220,26 @@ class EmbeddedMongo:
         )
         log.close()
         atexit.register(self.stop)
+        self._ready = False
+        if wait:
+            self.wait_until_ready()
+        return self
+
+    def wait_until_ready(self) -> None:
+        """Return once the started server answers (at once when it already did)."""
+        if self._ready:
+            return
         self._wait_until_ready()
+        self._ready = True
         logger.info(
             "Started embedded SecantusDB (pid %d) on %s:%d with data in %s%s",
             self.process.pid, self.host, self.port, self.storage_path,
             f" (authentication as {self.credential.username!r})" if self.credential else "",
         )  # fmt: skip
-        return self
 
     def _wait_until_ready(self) -> None:
+        if self.process is None:
+            raise RuntimeError("The embedded SecantusDB server is not started (or was stopped).")
         deadline = time.monotonic() + self.startup_timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -265,16 +278,10 @@ class EmbeddedMongo:
         process, self.process = self.process, None
         if process is None or process.poll() is not None:
             return
-        process.terminate()
-        # SecantusDB's shutdown joins its accept thread, blocked in accept() until a client
-        # connects or 2 s pass: connecting wakes it, so the server stops in a few milliseconds
-        deadline = time.monotonic() + 10
-        while process.poll() is None and time.monotonic() < deadline:
-            with contextlib.suppress(OSError):
-                socket.create_connection((self.host, self.port), timeout=0.1).close()
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                process.wait(timeout=0.05)
-        if process.poll() is None:
+        process.terminate()  # a quick stop: see network_security.secantus_guard
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
             process.kill()
             process.wait(timeout=10)
         logger.info("Stopped embedded SecantusDB (pid %d)", process.pid)

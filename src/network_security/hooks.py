@@ -66,13 +66,13 @@ class EmbeddedMongoHook:
         for dataset in mongo_datasets_without_uri(catalog):
             dataset.set_uri_provider(self.uri)
 
-    @hook_impl
+    @hook_impl(tryfirst=True)  # the server boots while the other hooks prepare the run
     def before_pipeline_run(self, pipeline: Any, catalog: Any) -> None:
         if not mongo_datasets_without_uri(catalog, pipeline.datasets()):
             return
         with self._lock:
             if self._server is None:  # else an interactive session started it: it stays up
-                self._start()
+                self._start(wait=False)  # waited for by the first dataset that connects
                 self._started_by_run = True
 
     @hook_impl
@@ -88,14 +88,15 @@ class EmbeddedMongoHook:
         with self._lock:
             if self._server is None:
                 self._start()
+            self._server.wait_until_ready()
             return self._server.uri
 
-    def _start(self) -> None:
+    def _start(self, wait: bool = True) -> None:
         if self._project is None:
             raise RuntimeError("No Kedro context yet: the embedded server's folder is unknown.")
         logger.info("MONGODB_URI is not set: starting the embedded SecantusDB on %s", self._storage)
         # private files, and authentication with the project's random password (conf/local)
-        self._server = EmbeddedMongo.for_project(self._project).start()
+        self._server = EmbeddedMongo.for_project(self._project).start(wait=wait)
 
     def _stop_after_run(self, pipeline: Any, catalog: Any) -> None:
         if not self._started_by_run:

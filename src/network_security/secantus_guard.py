@@ -8,12 +8,19 @@ SecantusDB handles by shutting down) and, if it has not exited ``STOP_GRACE`` se
 process ends anyway. SecantusDB's shutdown can hang (measured: about one stop in three after
 its client died abruptly), and nobody would be left to kill it; its journal makes an abrupt end
 safe for what was acknowledged.
+
+It also makes the stop quick: SecantusDB's stop closes its listening socket and joins the thread
+blocked in ``accept()``, which closing does not wake on Linux, so every stop waited out that
+join's 2 s timeout. Shutting the socket down first wakes it at once with no connection made (a
+connection made to wake it made one stop in six hang: measured).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
+import socket
 import sys
 import threading
 import time
@@ -43,6 +50,22 @@ def watch_parent(parent_pid: int, poll_seconds: float = POLL_SECONDS) -> threadi
     return thread
 
 
+def _wake_accept_on_stop() -> None:
+    """Make ``SecantusDBServer.stop`` shut its listening socket down before closing it."""
+    from secantus.server import SecantusDBServer
+
+    original = SecantusDBServer.stop
+
+    def stop(server: SecantusDBServer) -> None:
+        listening = getattr(server, "_socket", None)
+        if listening is not None:
+            with contextlib.suppress(OSError):
+                listening.shutdown(socket.SHUT_RDWR)  # accept() returns: the thread ends
+        original(server)
+
+    SecantusDBServer.stop = stop
+
+
 def main(argv: list[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     if len(args) < 2 or args[0] != "--parent-pid" or not args[1].isdigit():  # noqa: PLR2004
@@ -53,6 +76,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 2
     watch_parent(int(args[1]))
+    _wake_accept_on_stop()
     from secantus.cli import main as secantus_main
 
     return secantus_main(args[2:])
