@@ -3,15 +3,19 @@
 from kedro.config import OmegaConfigLoader
 from omegaconf.resolvers import oc
 
-from network_security.context import ProjectContext
-from network_security.hooks import (
+from network_security.quiet import silence_third_party_warnings
+
+# first: importing the hooks imports kedro-mlflow, whose model class makes MLflow warn
+silence_third_party_warnings()
+
+from network_security.context import ProjectContext  # noqa: E402
+from network_security.hooks import (  # noqa: E402
     EmbeddedMongoHook,
     MongoSnapshotHook,
     ProjectMlflowHook,
     PromotionHook,
 )
-from network_security.quiet import silence_third_party_warnings
-from network_security.training_lock import TrainingLockHook
+from network_security.training_lock import TrainingLockHook  # noqa: E402
 
 # TrainingLockHook after PromotionHook: both act last in after_pipeline_run (trylast), in the
 # order they are listed, so the training lock is held until the promotion is done.
@@ -40,5 +44,3 @@ CONFIG_LOADER_ARGS = {
     # conf/base/mlflow.yml reads MLFLOW_TRACKING_URI (with a local default) through oc.env
     "custom_resolvers": {"oc.env": oc.env},
 }
-
-silence_third_party_warnings()
