@@ -6,7 +6,8 @@ This script simulates it on the real data set (``../shared/data/phishing_website
 several seeds:
 
 1. hold out ~20% of the DISTINCT feature vectors, with all their rows (``grouped_folds``, 5
-   folds, the seed's first fold): "the rest" is what the project would have in MongoDB;
+   folds, the seed's first fold; ``--split random``: a random 20 % of the vectors, as
+   ``bench_end_to_end.py`` draws them): "the rest" is what the project would have in MongoDB;
 2. on the rest, the project's own selection as ``kedro run --pipeline training`` runs it: the
    feature_engineering split, grouped CV of the candidates of ``conf/base/parameters_training.yml``
    on its training side, ``select_best_candidate``, ``choose_threshold``;
@@ -22,9 +23,10 @@ hidden set; the hidden set is not this one, so the figures here are evidence, no
 
 ``--explore`` also scores a broad list of candidates (``BROAD_CANDIDATES``: forests of 100-500
 trees, extra trees of 100-300 with other ``max_features``, gradient boosting with 15-63 leaves
-and 100-400 iterations, the ordinal / one-hot / categorical encodings, logistic regression) and
-soft votes of pairs (``BROAD_VOTES``), each refit on all of the rest with no selection: how good
-each would be if it won. That table is how the production list was chosen.
+and 100-400 iterations, the ordinal / one-hot / categorical encodings, logistic regression,
+a Hamming-distance nearest-neighbours vote) and soft votes of pairs and triples
+(``BROAD_VOTES``), each refit on all of the rest with no selection: how good each would be if it
+won. That table is how the production list was chosen.
 
 Usage::
 
@@ -32,6 +34,7 @@ Usage::
     python benchmarks/bench_holdout.py --quick          # 2 seeds, ~1 min
     python benchmarks/bench_holdout.py --explore        # plus the broad comparison, ~25 min
     python benchmarks/bench_holdout.py --select-from broad   # select among the broad list
+    python benchmarks/bench_holdout.py --split random --explore   # bench_end_to_end.py's splits
 
 Threads: ``--jobs`` worker processes (default 2, the machine's cores), one OpenMP thread each.
 """
@@ -135,6 +138,20 @@ BROAD_CANDIDATES: dict[str, dict[str, Any]] = {
         "encoding": "categorical",
         "params": {**HGB_FIXED, "max_leaf_nodes": 31, "l2_regularization": 1.0},
     },
+    "hgb_categorical_31_leaf5": {
+        "estimator": HGB,
+        "encoding": "categorical",
+        "params": {**HGB_FIXED, "max_leaf_nodes": 31, "min_samples_leaf": 5},
+    },
+    "knn_10_hamming": {
+        "estimator": "sklearn.neighbors.KNeighborsClassifier",
+        "params": {
+            "n_neighbors": 10,
+            "weights": "distance",
+            "metric": "hamming",
+            "algorithm": "brute",
+        },
+    },
 }
 """One configuration each, in the schema of ``training.candidates``."""
 
@@ -154,6 +171,16 @@ BROAD_VOTES: dict[str, list[str]] = {
         "hgb_categorical_31",
         "extra_trees_150",
         "random_forest_100",
+    ],
+    "vote_hgb_categorical_31+extra_trees_100+knn_10_hamming": [
+        "hgb_categorical_31",
+        "extra_trees_100",
+        "knn_10_hamming",
+    ],
+    "vote_hgb_categorical_31_leaf5+extra_trees_100+knn_10_hamming": [
+        "hgb_categorical_31_leaf5",
+        "extra_trees_100",
+        "knn_10_hamming",
     ],
 }
 """Soft votes of broad candidates: the mean of their members' P(phishing) (no extra fit)."""
@@ -193,7 +220,13 @@ def fit_probability(model: Any, rest: pd.DataFrame, held_out: pd.DataFrame, sche
 
 
 def one_seed(
-    data: pd.DataFrame, schema: dict, training: dict, seed: int, jobs: int, explore: bool
+    data: pd.DataFrame,
+    schema: dict,
+    training: dict,
+    seed: int,
+    jobs: int,
+    explore: bool,
+    split_kind: str = "folds",
 ) -> list[dict[str, Any]]:
     """Selection on the rest, refit, and the scores of every arm on this seed's held-out rows."""
     from joblib import Parallel, delayed
@@ -208,9 +241,14 @@ def one_seed(
 
     features, target = feature_columns(schema), target_column(schema)
     labels = data[target].to_numpy()
-    rest_index, held_index = grouped_folds(data, labels, features, 5, seed)[0]
-    rest = data.iloc[rest_index].reset_index(drop=True)
-    held_out = data.iloc[held_index].reset_index(drop=True)
+    if split_kind == "random":  # bench_end_to_end.py's split: a random 20 % of the vectors
+        from bench_end_to_end import split_by_vector
+
+        rest, held_out = split_by_vector(data, features, seed)
+    else:
+        rest_index, held_index = grouped_folds(data, labels, features, 5, seed)[0]
+        rest = data.iloc[rest_index].reset_index(drop=True)
+        held_out = data.iloc[held_index].reset_index(drop=True)
     held_labels = held_out[target].to_numpy()
     split = conf("parameters_feature_engineering")["feature_engineering"]["split"]
     train, _ = split_train_test(rest, schema, split)
@@ -292,7 +330,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", type=Path, default=REAL_DATA, help="the real data set (CSV)")
     parser.add_argument("--seeds", type=int, default=10, help="held-out splits (default 10)")
+    parser.add_argument("--first-seed", type=int, default=0, help="the first seed (default 0)")
     parser.add_argument("--quick", action="store_true", help="2 seeds")
+    parser.add_argument(
+        "--split",
+        choices=("folds", "random"),
+        default="folds",
+        help="held-out vectors: the first of 5 StratifiedGroupKFold folds (default), or a random "
+        "20 %% of them as bench_end_to_end.py draws them",
+    )
     parser.add_argument("--explore", action="store_true", help="also the broad candidate list")
     parser.add_argument(
         "--select-from",
@@ -317,7 +363,7 @@ def main() -> None:
     if args.select_from == "broad":
         training = broad_training(training)
     data = pd.read_csv(args.data)[record_columns(schema)].astype("int64")
-    seeds = range(2 if args.quick else args.seeds)
+    seeds = range(args.first_seed, args.first_seed + (2 if args.quick else args.seeds))
     logger.info(
         "%d rows, %d distinct feature vectors; %d seeds; selection among %s; load average %s",
         len(data),
@@ -331,7 +377,7 @@ def main() -> None:
         [
             row
             for seed in seeds
-            for row in one_seed(data, schema, training, seed, args.jobs, args.explore)
+            for row in one_seed(data, schema, training, seed, args.jobs, args.explore, args.split)
         ]
     )
     if args.csv:

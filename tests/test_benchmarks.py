@@ -132,3 +132,16 @@ def test_bench_end_to_end_quick(clone):
     assert "mean over 2 splits (seeds 7 3)" in output
     assert champion[2] == pytest.approx((champion[0] + champion[1]) / 2, abs=1e-4)
     assert forest[2] == pytest.approx((forest[0] + forest[1]) / 2, abs=1e-4)
+
+
+def test_bench_holdout_quick_on_the_end_to_end_splits(clone):
+    output = run_script(
+        clone, "benchmarks/bench_holdout.py", "--quick", "--split", "random", "--first-seed", "3"
+    )
+    # --split random holds out what bench_end_to_end.py --seed 3 holds out (1,887 rows)
+    assert number(r"seed 3: held out (\d+) rows \(984 distinct vectors\)", output) == 1887
+    assert number(r"seed 4: held out (\d+) rows \(984 distinct vectors\)", output) == 1827
+    for arm in ("selected, refit on all the rest", r"RandomForest\(500\), raw indicators"):
+        accuracy = number(rf"(?m)^{arm}\s+(\d\.\d+)", output)
+        assert 0.85 < accuracy <= 1  # mean held-out accuracy of the two splits
+    assert "selected + refit vs issue 9's figures" in output
