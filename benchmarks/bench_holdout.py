@@ -24,7 +24,7 @@ hidden set; the hidden set is not this one, so the figures here are evidence, no
 ``--explore`` also scores a broad list of candidates (``BROAD_CANDIDATES``: forests of 100-500
 trees, extra trees of 100-300 with other ``max_features``, gradient boosting with 15-63 leaves
 and 100-400 iterations, the ordinal / one-hot / categorical encodings, logistic regression,
-a Hamming-distance nearest-neighbours vote) and soft votes of pairs and triples
+nearest neighbours on Hamming distance) and soft votes of pairs and triples
 (``BROAD_VOTES``), each refit on all of the rest with no selection: how good each would be if it
 won. That table is how the production list was chosen.
 
