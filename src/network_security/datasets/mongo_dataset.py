@@ -50,14 +50,23 @@ from kedro.io import AbstractDataset, DatasetError
 from kedro_datasets._typing import TablePreview
 from pymongo import MongoClient, WriteConcern
 from pymongo.collection import Collection
-from pymongo.errors import BulkWriteError, ConfigurationError, OperationFailure, PyMongoError
+from pymongo.errors import (
+    BulkWriteError,
+    ConfigurationError,
+    ConnectionFailure,
+    OperationFailure,
+    PyMongoError,
+    ServerSelectionTimeoutError,
+)
 
+from network_security.errors import ParameterError, ServiceUnavailableError
 from network_security.sanitize import redact
 from network_security.streams import Progress, stream_size
 
 logger = logging.getLogger(__name__)
 
 DUPLICATE_KEY = 11000
+_AUTH_FAILURES = (13, 18)  # Unauthorized, AuthenticationFailed
 DEFAULT_TIMEOUT_MS = 10_000
 DEFAULT_WRITE_CONCERN: dict[str, Any] = {"w": "majority", "j": True}
 SAVE_ID = "_save_id"
@@ -182,20 +191,23 @@ class MongoDataset(AbstractDataset[pd.DataFrame, Any]):
         if not self._uri and self._uri_provider is not None:
             self._uri, self._uri_provided = self._uri_provider(), True
         if not self._uri:
-            raise DatasetError(
+            raise ParameterError(
                 f"MongoDataset '{self._database}.{self._collection}' has no URI: set MONGODB_URI, "
                 "or put 'uri' under the dataset's credentials in conf/local/credentials.yml. "
                 "(`kedro run` starts an embedded server when it is unset; for `kedro viz`, "
                 "add --include-hooks to get one.)"
             )
         if self._client is None:
-            self._client = MongoClient(
-                self._uri,
-                serverSelectionTimeoutMS=self._timeout_ms,
-                connectTimeoutMS=self._timeout_ms,
-                socketTimeoutMS=max(self._timeout_ms, 60_000),
-                **self._client_args,
-            )
+            try:
+                self._client = MongoClient(
+                    self._uri,
+                    serverSelectionTimeoutMS=self._timeout_ms,
+                    connectTimeoutMS=self._timeout_ms,
+                    socketTimeoutMS=max(self._timeout_ms, 60_000),
+                    **self._client_args,
+                )
+            except PyMongoError as exc:  # a malformed URI
+                raise self._error("connect to", exc) from exc
         return self._client[self._database][self._collection]
 
     def _write_collections(self) -> tuple[Collection, Collection]:
@@ -207,17 +219,23 @@ class MongoDataset(AbstractDataset[pd.DataFrame, Any]):
         return records, saves
 
     def _error(self, action: str, exc: Exception) -> DatasetError:
+        """The error to raise for ``exc``: a ``ServiceUnavailableError`` (expected: the run ends
+        with its message alone) when the server cannot be reached or refuses the credentials."""
         detail = redact(str(exc))
         if self._uri:
             detail = detail.replace(self._uri, "***")
-        if isinstance(exc, OperationFailure) and exc.code in (13, 18):
+        if isinstance(exc, ServerSelectionTimeoutError):  # the reason, not the topology dump
+            detail = detail.split(", Timeout: ")[0]
+        if isinstance(exc, OperationFailure) and exc.code in _AUTH_FAILURES:
             hint = "check the user name, password and authSource in MONGODB_URI"
-        else:
+        elif isinstance(exc, ConnectionFailure | ConfigurationError):
             hint = (
                 "check that the server is running and reachable at that host and port, "
                 "and that MONGODB_URI is right"
             )
-        return DatasetError(f"Could not {action} {self._where}: {hint}. ({detail})")
+        else:
+            return DatasetError(f"Could not {action} {self._where}. ({detail})")
+        return ServiceUnavailableError(f"Could not {action} {self._where}: {hint}. ({detail})")
 
     def hold_snapshot(self, hold: bool) -> None:
         """While held (the project's hook holds it for a pipeline run), the first load's frame is
