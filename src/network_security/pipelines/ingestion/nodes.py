@@ -22,8 +22,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from network_security.schema import Schema, record_columns, record_key_column
-from network_security.scoring import ChunkStream
-from network_security.streams import CountedStream, Progress, stream_size
+from network_security.streams import ChunkStream, CountedStream, Progress, stream_size
 from network_security.validator import InputValidationError, require_columns, type_cells
 
 logger = logging.getLogger(__name__)
