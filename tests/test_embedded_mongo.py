@@ -8,6 +8,7 @@ import os
 import stat
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,6 +20,7 @@ from kedro.framework.startup import bootstrap_project
 from pymongo import MongoClient
 from pymongo.errors import OperationFailure
 
+from network_security import embedded_mongo
 from network_security.embedded_mongo import (
     PROJECT_CREDENTIAL,
     PROVISIONED_MARKER,
@@ -76,6 +78,67 @@ def test_a_project_server_requires_its_random_password(tmp_path):
     assert mode(project / "data" / "mongo.log") == 0o600
     assert password not in (project / "data" / "mongo.log").read_text(errors="replace")
     assert (project / "data" / "mongo" / PROVISIONED_MARKER).is_file()
+
+
+def _listening_ports() -> set[int]:
+    """The TCP ports the processes this one started listen on."""
+    import psutil
+
+    ports = set()
+    for child in psutil.Process().children(recursive=True):
+        try:
+            connections = child.net_connections(kind="tcp")
+        except psutil.Error:
+            continue
+        ports |= {c.laddr.port for c in connections if c.status == psutil.CONN_LISTEN}
+    return ports
+
+
+def _probe_without_credentials(port: int) -> str:
+    """What a client without credentials gets on ``port``: ``refused`` or ``served``."""
+    uri = f"mongodb://127.0.0.1:{port}/?directConnection=true"
+    with MongoClient(uri, serverSelectionTimeoutMS=2_000) as anonymous:
+        try:
+            anonymous.admin.command("listDatabases")
+        except OperationFailure as error:
+            return "refused" if error.code == 13 else f"error {error.code}"
+        except Exception as error:  # noqa: BLE001 - gone meanwhile: no answer at all
+            return f"no answer ({type(error).__name__})"
+        return "served"
+
+
+def test_a_new_project_server_never_listens_without_authentication(tmp_path, monkeypatch):
+    started: list[list[str]] = []
+    popen = subprocess.Popen
+
+    def recording_popen(command, *args, **kwargs):
+        started.append([str(part) for part in command])
+        return popen(command, *args, **kwargs)
+
+    monkeypatch.setattr(embedded_mongo.subprocess, "Popen", recording_popen)
+    server = EmbeddedMongo.for_project(tmp_path / "project")
+    done = threading.Event()
+    outcomes: dict[int, str] = {}
+
+    def probe() -> None:  # every port a child listens on while the server starts, at once
+        while not done.is_set():
+            for port in _listening_ports() - outcomes.keys():
+                outcomes[port] = _probe_without_credentials(port)
+            time.sleep(0.005)
+
+    prober = threading.Thread(target=probe)
+    prober.start()
+    try:
+        server.start()
+        with MongoClient(server.uri) as client:  # the user was provisioned: the server is usable
+            client.network_security.records.insert_one({"_id": "k"})
+    finally:
+        done.set()
+        prober.join()
+        server.stop()
+    servers = [command for command in started if "--port" in command]
+    assert servers and all("--auth" in command for command in servers), started
+    assert outcomes == {server.port: "refused"}
 
 
 def test_another_project_gets_another_password(tmp_path):

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from network_security.errors import ExpectedError
 from network_security.model import PhishingModel
 from network_security.sanitize import redact
 
@@ -38,7 +39,7 @@ MODEL_ARTIFACT = "candidate_model"
 """The inference pipeline's input that holds the ``PhishingModel`` inside a registered version."""
 
 
-class ChampionError(RuntimeError):
+class ChampionError(ExpectedError, RuntimeError):
     """The champion could not be read or written; the message says what to do."""
 
 

@@ -21,6 +21,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from scipy.stats import chi2_contingency
 
+from network_security.errors import ExpectedError
 from network_security.model import PhishingModel
 from network_security.schema import Schema, allowed_values, feature_columns
 from network_security.validator import require_columns
@@ -28,7 +29,7 @@ from network_security.validator import require_columns
 logger = logging.getLogger(__name__)
 
 
-class DataDriftError(ValueError):
+class DataDriftError(ExpectedError, ValueError):
     """The feature distributions drifted from the reference and ``fail_on_drift`` is set."""
 
 

@@ -10,8 +10,10 @@ Nobody else on the machine can read what it keeps: the data folder is 0700, its 
 the server creates its files with umask 077. ``EmbeddedMongo.for_project`` (the server of a
 ``kedro run`` without ``MONGODB_URI``) also requires authentication: a random password made on
 the first run is kept in ``conf/local/embedded_mongo.yml`` (0600, ignored by git); the server's
-user is provisioned once, by a short start without ``--auth``, and again whenever that file is
-replaced. The password never appears in logs or error messages.
+user is provisioned once, with no server running (written into the data folder by SecantusDB's
+own user commands, see ``network_security.secantus_guard``), and again whenever that file is
+replaced: the server never listens without ``--auth``. The password never appears in logs or
+error messages.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import atexit
 import contextlib
 import ctypes
 import hashlib
+import json
 import logging
 import os
 import secrets
@@ -36,6 +39,7 @@ import yaml
 from pymongo import MongoClient
 from pymongo.errors import OperationFailure, PyMongoError
 
+from network_security.errors import ServiceUnavailableError
 from network_security.private_files import (
     open_private_append,
     private_dir,
@@ -61,6 +65,11 @@ _CREDENTIAL_HEADER = """\
 """
 
 
+class EmbeddedServerError(ServiceUnavailableError, RuntimeError):
+    """The embedded server could not start, or refused its credential: the message says why
+    and what to do (an expected error: ``kedro run`` ends with the message alone)."""
+
+
 @dataclass(frozen=True)
 class MongoCredential:
     """A user name and password; the password is never shown by ``repr``."""
@@ -83,7 +92,7 @@ def load_or_create_credential(path: Path, username: str = EMBEDDED_USER) -> Mong
         try:
             data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
         except yaml.YAMLError as error:
-            raise RuntimeError(
+            raise EmbeddedServerError(
                 f"{path} is not valid YAML ({type(error).__name__}); delete it and run again to "
                 "get a new password for the embedded database."
             ) from None
@@ -94,7 +103,7 @@ def load_or_create_credential(path: Path, username: str = EMBEDDED_USER) -> Mong
             and data["username"]
             and data["password"]
         ):
-            raise RuntimeError(
+            raise EmbeddedServerError(
                 f"{path} must hold a `username` and a `password` (text); delete it and run again "
                 "to get a new password for the embedded database."
             )
@@ -172,25 +181,41 @@ class EmbeddedMongo:
     def _provision(self) -> None:
         """Give the server's user this credential, unless the data folder says it has it.
 
-        The user is created (or its password updated) on a short start without ``--auth``,
-        bound to loopback on a free port; the data folder then records a hash of the credential.
+        The user is created (or its password updated) with no server running, by a short
+        process that writes it into the data folder (``secantus_guard provision``): the server
+        never listens without ``--auth``. The credential goes to that process on its standard
+        input; the data folder then records a hash of it.
         """
         marker = self.storage_path / PROVISIONED_MARKER
         fingerprint = self.credential.fingerprint()
         if marker.is_file() and marker.read_text(encoding="utf-8").strip() == fingerprint:
             return
         logger.info("Provisioning the embedded database's user in %s", self.storage_path)
-        with (
-            EmbeddedMongo(self.storage_path, host=self.host) as bootstrap,
-            MongoClient(bootstrap.uri, serverSelectionTimeoutMS=10_000) as client,
-        ):
-            admin = client.admin
-            users = admin.command("usersInfo", self.credential.username).get("users", [])
-            command = "updateUser" if users else "createUser"
-            admin.command(
-                command, self.credential.username, pwd=self.credential.password,
-                **({} if users else {"roles": ["root"]}),
-            )  # fmt: skip
+        command = [
+            sys.executable, "-m", "network_security.secantus_guard",
+            "provision", "--storage-path", str(self.storage_path),
+        ]  # fmt: skip
+        secret = {"username": self.credential.username, "password": self.credential.password}
+        try:
+            result = subprocess.run(  # noqa: S603 - fixed command, no shell
+                command,
+                input=json.dumps(secret),
+                capture_output=True,
+                text=True,
+                timeout=self.startup_timeout,
+                preexec_fn=_prepare_child if os.name == "posix" else None,  # noqa: PLW1509
+            )
+        except subprocess.TimeoutExpired:
+            raise EmbeddedServerError(
+                f"Setting the embedded database's user in {self.storage_path} took more than "
+                f"{self.startup_timeout:.0f} s. Is another server using that folder?"
+            ) from None
+        if result.returncode != 0:
+            reason = (result.stderr.strip().splitlines() or ["no message"])[-1]
+            raise EmbeddedServerError(
+                f"Could not set the embedded database's user in {self.storage_path} "
+                f"({reason}). Is another server using that folder? Stop it and run again."
+            )
         write_private_text(marker, fingerprint + "\n")
 
     def start(self, wait: bool = True) -> EmbeddedMongo:
@@ -243,7 +268,7 @@ class EmbeddedMongo:
         deadline = time.monotonic() + self.startup_timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError(
+                raise EmbeddedServerError(
                     f"The embedded SecantusDB server exited with code {self.process.returncode} "
                     f"on start; see {self._log_path}. Is another server using {self.storage_path}?"
                 )
@@ -259,7 +284,7 @@ class EmbeddedMongo:
                 except OperationFailure as error:
                     if error.code == _AUTHENTICATION_FAILED:
                         self.stop()
-                        raise RuntimeError(
+                        raise EmbeddedServerError(
                             f"The embedded SecantusDB server in {self.storage_path} refused the "
                             f"credential of user {self.credential.username!r}. Delete "
                             f"{self.storage_path / PROVISIONED_MARKER} and run again to set it."
@@ -268,7 +293,7 @@ class EmbeddedMongo:
                 except PyMongoError:
                     time.sleep(0.05)
         self.stop()
-        raise RuntimeError(
+        raise EmbeddedServerError(
             f"The embedded SecantusDB server did not answer on {self.host}:{self.port} within "
             f"{self.startup_timeout:.0f} s; see {self._log_path}."
         )

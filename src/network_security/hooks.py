@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -20,10 +20,32 @@ logger = logging.getLogger(__name__)
 EMBEDDED_STORAGE = Path("data/mongo")
 
 
+def _may_be(catalog: Any, name: str, class_name: Callable[[str], bool]) -> bool:
+    """Whether dataset ``name`` may be of a class whose name passes ``class_name``, judged by
+    its configured type when it has one (no import)."""
+    configured = catalog.config_resolver.config.get(name, {}).get("type")
+    return not isinstance(configured, str) or class_name(configured.rpartition(".")[2])
+
+
+def datasets_of_type(catalog: Any, classes: tuple[type, ...]) -> list[str]:
+    """The names of the datasets of ``catalog`` that are instances of ``classes``.
+
+    Unlike ``catalog.filter(by_type=...)``, which imports the class of every dataset of the
+    catalog (for an ingestion run: the champion's scikit-learn, plotly, ...), a dataset not
+    built yet is looked at only when its configured type has the name of one of ``classes``.
+    """
+    wanted = {cls.__name__ for cls in classes}
+    return [
+        name
+        for name in catalog
+        if _may_be(catalog, name, wanted.__contains__) and isinstance(catalog.get(name), classes)
+    ]
+
+
 def mongo_datasets_without_uri(catalog: Any, names: Iterable[str] | None = None) -> list[Any]:
     """The MongoDB datasets of ``catalog`` (those named in ``names``, if given) with no URI."""
     found = []
-    for name in catalog.filter(by_type=MongoDataset):
+    for name in datasets_of_type(catalog, (MongoDataset,)):
         if names is None or name in names:
             dataset = catalog.get(name)
             if not dataset.has_uri:
@@ -102,7 +124,7 @@ class EmbeddedMongoHook:
         if not self._started_by_run:
             return
         used = pipeline.datasets()
-        for name in catalog.filter(by_type=MongoDataset):
+        for name in datasets_of_type(catalog, (MongoDataset,)):
             if name in used:
                 catalog.get(name).release()  # close its client: the server is about to stop
         self.stop()
@@ -115,15 +137,97 @@ class EmbeddedMongoHook:
             server.stop()
 
 
+class _CatalogView:
+    """Some datasets of a catalog: ``items()`` gives them; reads and assignments by name go to
+    the catalog."""
+
+    def __init__(self, catalog: Any, names: list[str]) -> None:
+        self._catalog = catalog
+        self._names = names
+
+    def items(self) -> list[tuple[str, Any]]:
+        return [(name, self._catalog.get(name)) for name in self._names]
+
+    def __getitem__(self, name: str) -> Any:
+        return self._catalog[name]
+
+    def __setitem__(self, name: str, dataset: Any) -> None:
+        self._catalog[name] = dataset
+
+
+def _mlflow_datasets(catalog: Any, pipeline: Any) -> _CatalogView:
+    """The datasets of ``pipeline`` whose class is named ``Mlflow...``: the ones kedro-mlflow
+    switches logging off for (and on again) around a pipeline it does not track."""
+
+    def mlflow(name: str) -> bool:
+        return name.startswith("Mlflow")
+
+    names = [
+        name
+        for name in sorted(pipeline.datasets())
+        if name in catalog
+        and _may_be(catalog, name, mlflow)
+        and mlflow(type(catalog.get(name)).__name__)
+    ]
+    return _CatalogView(catalog, names)
+
+
 class ProjectMlflowHook(MlflowHook):
     """kedro-mlflow's hook (registered in ``settings.HOOKS`` in place of the plugin's own
-    instance), logging each parameter once per run.
+    instance), logging each parameter once per run, and building only the catalog's MLflow
+    metric datasets when the catalog is created.
+
+    kedro-mlflow names the metric datasets after their catalog entries, and switches logging
+    off and on around a pipeline it does not track, by going through every dataset of the
+    catalog: building them all imported what only training uses (scikit-learn through the
+    champion's dataset, plotly, ...) into every run. Here it is given only the datasets it acts on.
 
     kedro-mlflow logs the parameters of every node before it runs, and the same ones come back
     node after node (``params:schema`` goes to 16 nodes): a training run made 892
     ``log_param`` calls, a database transaction each, for 76 parameters (about 1.5 s). A
     parameter already logged in the run with the same value is not sent again.
     """
+
+    @hook_impl
+    def after_catalog_created(  # noqa: PLR0913 - kedro's hook specification
+        self,
+        catalog: Any,
+        conf_catalog: dict[str, Any],
+        conf_creds: dict[str, Any],
+        parameters: dict[str, Any],
+        save_version: str,
+        load_versions: dict[str, str],
+    ) -> None:
+        from kedro_mlflow.io.metrics import (
+            MlflowMetricDataset,
+            MlflowMetricHistoryDataset,
+            MlflowMetricsHistoryDataset,
+        )
+
+        metrics = (MlflowMetricDataset, MlflowMetricHistoryDataset, MlflowMetricsHistoryDataset)
+        view = _CatalogView(catalog, datasets_of_type(catalog, metrics))
+        super().after_catalog_created(
+            view, conf_catalog, conf_creds, parameters, save_version, load_versions
+        )
+
+    @hook_impl
+    def before_pipeline_run(self, run_params: dict[str, Any], pipeline: Any, catalog: Any) -> None:
+        # kedro-mlflow uses the catalog here only to switch logging off (untracked pipelines)
+        super().before_pipeline_run(run_params, pipeline, _mlflow_datasets(catalog, pipeline))
+
+    @hook_impl
+    def after_pipeline_run(self, run_params: dict[str, Any], pipeline: Any, catalog: Any) -> None:
+        if not self._is_mlflow_enabled:  # only to switch logging on again
+            catalog = _mlflow_datasets(catalog, pipeline)
+        super().after_pipeline_run(run_params, pipeline, catalog)
+
+    @hook_impl
+    def on_pipeline_error(
+        self, error: Exception, run_params: dict[str, Any], pipeline: Any, catalog: Any
+    ) -> None:
+        if not self._is_mlflow_enabled:
+            catalog = _mlflow_datasets(catalog, pipeline)
+        super().on_pipeline_error(error, run_params, pipeline, catalog)
 
     def _log_param(self, name: str, value: Any) -> None:
         logged = self.__dict__.setdefault("_logged_params", {})
@@ -155,7 +259,7 @@ class MongoSnapshotHook:
     @staticmethod
     def _hold(pipeline: Any, catalog: Any, hold: bool) -> None:
         used = pipeline.datasets()
-        for name in catalog.filter(by_type=MongoDataset):
+        for name in datasets_of_type(catalog, (MongoDataset,)):
             if name in used:
                 catalog.get(name).hold_snapshot(hold)
 

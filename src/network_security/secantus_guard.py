@@ -9,6 +9,12 @@ process ends anyway. SecantusDB's shutdown can hang (measured: about one stop in
 its client died abruptly), and nobody would be left to kill it; its journal makes an abrupt end
 safe for what was acknowledged.
 
+``python -m network_security.secantus_guard provision --storage-path PATH`` (the credential as
+JSON ``{"username", "password"}`` on standard input, never on the command line) gives that user
+the ``root`` role and that password in the data folder with no server running: SecantusDB's own
+``createUser`` / ``updateUser`` handlers run on its storage in this process, so no port is
+opened, and a server is only ever started with ``--auth`` on a folder that has its user.
+
 It also makes the stop quick: SecantusDB's stop closes its listening socket and joins the thread
 blocked in ``accept()``, which closing does not wake on Linux, so every stop waited out that
 join's 2 s timeout. Shutting the socket down first wakes it at once with no connection made (a
@@ -18,6 +24,7 @@ connection made to wake it made one stop in six hang: measured).
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import socket
@@ -66,8 +73,58 @@ def _wake_accept_on_stop() -> None:
     SecantusDBServer.stop = stop
 
 
+def provision(storage_path: str, username: str, password: str) -> None:
+    """Create ``username`` (role ``root``) with ``password``, or set the password of the user of
+    that name, in the data folder at ``storage_path``; no server may be running on it.
+
+    The commands go to SecantusDB's own command handler over its storage, without a socket:
+    the user record is the one ``createUser`` makes over the wire. ``RuntimeError`` if one is
+    refused.
+    """
+    from secantus.commands import CommandContext, dispatch
+    from secantus.cursors import CursorRegistry
+    from secantus.storage import Storage
+
+    # the settings of `--standalone` (no oplog); a small cache: a few records are written
+    storage = Storage(storage_path, enable_oplog=False, cache_size="64M")
+    try:
+        context = CommandContext(
+            connection_id=0, storage=storage, cursors=CursorRegistry(), db_name="admin"
+        )
+        found = dispatch({"usersInfo": username, "$db": "admin"}, context).get("users")
+        command = (
+            {"updateUser": username, "pwd": password}
+            if found
+            else {"createUser": username, "pwd": password, "roles": ["root"]}
+        )
+        reply = dispatch({**command, "$db": "admin"}, context)
+        if reply.get("ok") != 1:
+            raise RuntimeError(f"{next(iter(command))} was refused: {reply.get('errmsg')}")
+    finally:
+        storage.close()
+
+
+def _provision_main(args: list[str]) -> int:
+    if len(args) != 2 or args[0] != "--storage-path":  # noqa: PLR2004
+        print(
+            "usage: python -m network_security.secantus_guard provision --storage-path PATH "
+            '< {"username": ..., "password": ...}',
+            file=sys.stderr,
+        )
+        return 2
+    try:
+        credential = json.loads(sys.stdin.read())
+        provision(args[1], credential["username"], credential["password"])
+    except Exception as error:  # noqa: BLE001 - one line for the parent's message
+        print(f"{type(error).__name__}: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
+    if args[:1] == ["provision"]:
+        return _provision_main(args[1:])
     if len(args) < 2 or args[0] != "--parent-pid" or not args[1].isdigit():  # noqa: PLR2004
         print(
             "usage: python -m network_security.secantus_guard --parent-pid PID "

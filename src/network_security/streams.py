@@ -1,5 +1,6 @@
 """Row streams that know (or estimate) their length, and progress reports over long runs.
 
+- ``ChunkStream`` is a lazy stream of DataFrame chunks (the rows of one file, in order).
 - ``CountedStream`` is a ``ChunkStream`` (a lazy stream of DataFrame chunks) that also carries
   ``total_rows``: exact when a pass over the data counted them (ingestion checks the whole file
   before storing anything), estimated from the file size otherwise (``exact=False``).
@@ -12,12 +13,36 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterable, Iterator
+from typing import Any
 
 import pandas as pd
 
-from network_security.scoring import ChunkStream
-
 logger = logging.getLogger(__name__)
+
+
+class ChunkStream:
+    """A lazy stream of DataFrame chunks (the rows of one file, in order).
+
+    Iterating yields the chunks. ``source`` names where the rows come from, for error messages.
+    A stream built from a re-iterable (such as a file reader) can be iterated again; one built
+    from a generator only once. Kedro's ``MemoryDataset`` passes it on without copying.
+    """
+
+    def __init__(self, chunks: Iterable[pd.DataFrame], source: str = "input") -> None:
+        self._chunks = chunks
+        self.source = source
+
+    def __iter__(self) -> Iterator[pd.DataFrame]:
+        return iter(self._chunks)
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> ChunkStream:
+        return self
+
+    def __copy__(self) -> ChunkStream:
+        return self
+
+    def __repr__(self) -> str:
+        return f"ChunkStream(source={self.source!r})"
 
 
 class CountedStream(ChunkStream):

@@ -25,6 +25,8 @@ from typing import Any
 
 from kedro.framework.hooks import hook_impl
 
+from network_security.errors import ExpectedError
+
 logger = logging.getLogger(__name__)
 
 LOCK_PATH = Path("data/06_models/.training.lock")
@@ -32,7 +34,7 @@ LOCK_FD_VARIABLE = "NETWORK_SECURITY_TRAINING_LOCK_FD"
 """Set by the service for its ``kedro run`` child: the descriptor of the lock it holds."""
 
 
-class TrainingLockBusy(RuntimeError):
+class TrainingLockBusy(ExpectedError, RuntimeError):
     """Another process of this project holds the training lock."""
 
     def __init__(self, path: Path, holder: str) -> None:

@@ -43,6 +43,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from kedro.io import DatasetError
 
+from network_security.errors import ExpectedError
 from network_security.schema import (
     Schema,
     allowed_values,
@@ -65,7 +66,7 @@ _SHOWN_ROWS = 5
 _INT64 = np.iinfo(np.int64)
 
 
-class InputValidationError(ValueError, DatasetError):
+class InputValidationError(ValueError, DatasetError, ExpectedError):
     """An input that cannot be ingested or scored (a file, a request, a frame): the one error
     type of the project's input checks, naming the source, the problem, the column, the row and
     the value, and saying what to do.

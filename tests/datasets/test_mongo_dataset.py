@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import logging
+import signal
+import subprocess
+import sys
 import time
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pandas as pd
@@ -13,7 +18,7 @@ from pymongo.collection import Collection
 from pymongo.errors import AutoReconnect, DocumentTooLarge
 
 from network_security.datasets import MongoDataset
-from network_security.datasets.mongo_dataset import _Save
+from network_security.datasets.mongo_dataset import ABANDONED_AFTER, _Save, _writer
 from network_security.embedded_mongo import EmbeddedMongo, free_port
 
 
@@ -378,3 +383,100 @@ def test_write_concern_comes_from_the_catalog_and_w0_is_refused(mongo_database):
         MongoDataset(collection="records", database=mongo_database, write_concern={"w": 0})
     with pytest.raises(DatasetError, match="Invalid write_concern"):
         MongoDataset(collection="records", database=mongo_database, write_concern={"x": 1})
+
+
+# ------------------------------------------------------------------ a save killed mid-way
+
+_KILLED_WRITER = """
+import sys, time
+import numpy as np, pandas as pd
+from network_security.datasets import MongoDataset
+
+uri, database = sys.argv[1], sys.argv[2]
+
+def chunks():
+    for start in range(0, 100_000, 10):
+        yield pd.DataFrame({
+            "record_key": [f"new{i:03d}" for i in range(start, start + 10)],
+            "URL_Length": np.zeros(10, dtype="int64"),
+            "Result": np.ones(10, dtype="int64"),
+        })
+        time.sleep(0.01)
+
+MongoDataset(collection="records", database=database, credentials={"uri": uri},
+             batch_size=10).save(chunks())
+"""
+
+
+def test_a_killed_save_is_never_loaded_and_the_next_save_removes_it(
+    dataset, mongo_uri, mongo_client, mongo_database, caplog
+):
+    dataset.save(records(keys("old", 0, 6)))  # a finished save: stays
+    writer = subprocess.Popen([sys.executable, "-c", _KILLED_WRITER, mongo_uri, mongo_database])
+    collection = mongo_client[mongo_database]["records"]
+    try:
+        deadline = time.monotonic() + 120
+        while collection.count_documents({"_id": {"$regex": "^new"}}) < 50:
+            assert writer.poll() is None and time.monotonic() < deadline, "the writer stalled"
+            time.sleep(0.05)
+        claimed = records(keys("new", 0, 3))  # found stored by a save in progress: claimed
+        dataset.save(claimed)
+    finally:
+        writer.send_signal(signal.SIGKILL)  # no exception, no rollback: as a power loss
+        writer.wait(timeout=30)
+    left = collection.count_documents({"_id": {"$regex": "^new"}})
+    assert left >= 50  # what the killed save wrote is still there...
+    assert mongo_client[mongo_database]["records_saves"].count_documents({}) == 1
+
+    # ...but loads only return what finished saves stored (the claimed three included)
+    expected = keys("new", 0, 3) + keys("old", 0, 6)
+    assert dataset.load()["record_key"].tolist() == expected
+    assert dataset.exists()
+
+    with caplog.at_level(logging.WARNING):
+        dataset.save(records(keys("next", 0, 2)))  # the next save of any file removes it
+    assert f"Removed {left - 3} records of a save" in caplog.text
+    assert f"process {writer.pid}" in caplog.text
+    assert stored(mongo_client, mongo_database) == sorted(expected + keys("next", 0, 2))
+    assert mongo_client[mongo_database]["records_saves"].count_documents({}) == 0
+    assert collection.count_documents({"_claimed_by.0": {"$exists": True}}) == 3
+
+
+def test_a_save_in_progress_in_a_live_process_is_left_alone(dataset, mongo_client, mongo_database):
+    records_collection, saves = dataset._write_collections()
+    started = datetime.now(UTC)
+    saves.insert_one({"_id": "live", "state": "writing", "started": started,
+                      "heartbeat": started, **_writer()})  # fmt: skip
+    records_collection.insert_one({"_id": "k1", "URL_Length": 0, "Result": 1, "_save_id": "live"})
+    dataset.save(records(keys("k", 5, 7)))
+    assert stored(mongo_client, mongo_database) == [*keys("k", 5, 7), "k1"]  # not removed
+    assert dataset.load()["record_key"].tolist() == keys("k", 5, 7)  # nor loaded yet
+    assert saves.find_one({"_id": "live"})["state"] == "writing"
+
+
+def test_a_save_of_another_host_is_removed_once_it_stops_refreshing(
+    dataset, mongo_client, mongo_database
+):
+    records_collection, saves = dataset._write_collections()
+    now = datetime.now(UTC)
+    for name, beat in (("recent", now), ("stale", now - ABANDONED_AFTER - timedelta(seconds=1))):
+        saves.insert_one({"_id": name, "state": "writing", "started": beat, "heartbeat": beat,
+                          "host": "another-host", "pid": 1})  # fmt: skip
+        records_collection.insert_one({"_id": name, "Result": 1, "_save_id": name})
+    dataset.save(records(keys("k", 0, 1)))
+    assert stored(mongo_client, mongo_database) == ["k000", "recent"]
+    assert [entry["_id"] for entry in saves.find({})] == ["recent"]
+
+
+def test_a_save_taken_over_as_abandoned_fails_and_rolls_back(
+    small_batches, mongo_client, mongo_database
+):
+    def taken_over_meanwhile():
+        yield records(keys("k", 0, 8))
+        saves = mongo_client[mongo_database]["records_saves"]
+        saves.update_many({}, {"$set": {"state": "abandoned"}})  # as another ingestion does
+        yield records(keys("k", 8, 10))
+
+    with pytest.raises(DatasetError, match="taken over as abandoned"):
+        small_batches.save(taken_over_meanwhile())
+    assert stored(mongo_client, mongo_database) == []

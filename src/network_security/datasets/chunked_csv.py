@@ -51,8 +51,7 @@ from kedro.io import AbstractDataset, DatasetError
 from kedro_datasets._typing import TablePreview
 
 from network_security.datasets.safe_csv import neutralise_formulas
-from network_security.scoring import ChunkStream
-from network_security.streams import CountedStream
+from network_security.streams import ChunkStream, CountedStream
 from network_security.validator import InputValidationError, normalise_header
 
 logger = logging.getLogger(__name__)

@@ -22,6 +22,8 @@ from typing import Any
 from kedro.io import AbstractDataset, DatasetError
 from kedro_datasets._typing import TablePreview
 
+from network_security.errors import ParameterError
+
 
 class EngineDataset(AbstractDataset[Any, Any]):
     """Delegate to the dataset definition of the chosen engine."""
@@ -43,7 +45,7 @@ class EngineDataset(AbstractDataset[Any, Any]):
         """
         engine = str(engine).strip().lower()
         if engine not in datasets:
-            raise DatasetError(
+            raise ParameterError(
                 f"Unknown {parameter} {engine!r}: choose one of {sorted(datasets)} "
                 f"(--params {parameter}=NAME)."
             )

@@ -29,6 +29,14 @@ batches, so memory stays bounded whatever the size. A save is all or nothing:
   claim landed, and a claimer that fails withdraws its claims as it rolls back;
 - an error during the rollback is logged with what to do, and the original error is raised.
 
+A save stopped with no chance to roll back (the process killed, the machine powered off) leaves
+its documents and its ``<collection>_saves`` entry behind. Loads never return them: a record
+is read only if the save that stored it finished, or if a finished save also stored it (a
+claim). The next save to the collection removes them: it takes over every entry whose writer is
+gone (a process of this host that no longer runs; on another host, an entry not refreshed for
+``ABANDONED_AFTER``; a save refreshes its entry while it writes), then rolls that save back. A
+save whose entry was taken over fails instead of finishing, so nothing is lost unnoticed.
+
 Writes use the write concern of the catalog entry (``write_concern``; default
 ``{w: majority, j: true}``: a save reported done is journaled on a majority of a replica set,
 or on the one server of a standalone).
@@ -39,9 +47,11 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import time
 import uuid
 from collections.abc import Callable, Iterable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -50,14 +60,23 @@ from kedro.io import AbstractDataset, DatasetError
 from kedro_datasets._typing import TablePreview
 from pymongo import MongoClient, WriteConcern
 from pymongo.collection import Collection
-from pymongo.errors import BulkWriteError, ConfigurationError, OperationFailure, PyMongoError
+from pymongo.errors import (
+    BulkWriteError,
+    ConfigurationError,
+    ConnectionFailure,
+    OperationFailure,
+    PyMongoError,
+    ServerSelectionTimeoutError,
+)
 
+from network_security.errors import ParameterError, ServiceUnavailableError
 from network_security.sanitize import redact
 from network_security.streams import Progress, stream_size
 
 logger = logging.getLogger(__name__)
 
 DUPLICATE_KEY = 11000
+_AUTH_FAILURES = (13, 18)  # Unauthorized, AuthenticationFailed
 DEFAULT_TIMEOUT_MS = 10_000
 DEFAULT_WRITE_CONCERN: dict[str, Any] = {"w": "majority", "j": True}
 SAVE_ID = "_save_id"
@@ -67,6 +86,11 @@ CLAIMED_BY = "_claimed_by"
 INTERNAL_FIELDS = (SAVE_ID, CLAIMED_BY)
 _UNCLAIMED = {f"{CLAIMED_BY}.0": {"$exists": False}}
 _CLAIM_ATTEMPTS = 5
+WRITING = "writing"
+HEARTBEAT_SECONDS = 30.0
+"""How often a save in progress refreshes its ``<collection>_saves`` entry (at most)."""
+ABANDONED_AFTER = timedelta(minutes=10)
+"""An entry of another host not refreshed for this long is a save that will never finish."""
 
 
 def _hosts(uri: str) -> str:
@@ -182,20 +206,23 @@ class MongoDataset(AbstractDataset[pd.DataFrame, Any]):
         if not self._uri and self._uri_provider is not None:
             self._uri, self._uri_provided = self._uri_provider(), True
         if not self._uri:
-            raise DatasetError(
+            raise ParameterError(
                 f"MongoDataset '{self._database}.{self._collection}' has no URI: set MONGODB_URI, "
                 "or put 'uri' under the dataset's credentials in conf/local/credentials.yml. "
                 "(`kedro run` starts an embedded server when it is unset; for `kedro viz`, "
                 "add --include-hooks to get one.)"
             )
         if self._client is None:
-            self._client = MongoClient(
-                self._uri,
-                serverSelectionTimeoutMS=self._timeout_ms,
-                connectTimeoutMS=self._timeout_ms,
-                socketTimeoutMS=max(self._timeout_ms, 60_000),
-                **self._client_args,
-            )
+            try:
+                self._client = MongoClient(
+                    self._uri,
+                    serverSelectionTimeoutMS=self._timeout_ms,
+                    connectTimeoutMS=self._timeout_ms,
+                    socketTimeoutMS=max(self._timeout_ms, 60_000),
+                    **self._client_args,
+                )
+            except PyMongoError as exc:  # a malformed URI
+                raise self._error("connect to", exc) from exc
         return self._client[self._database][self._collection]
 
     def _write_collections(self) -> tuple[Collection, Collection]:
@@ -207,17 +234,23 @@ class MongoDataset(AbstractDataset[pd.DataFrame, Any]):
         return records, saves
 
     def _error(self, action: str, exc: Exception) -> DatasetError:
+        """The error to raise for ``exc``: a ``ServiceUnavailableError`` (expected: the run ends
+        with its message alone) when the server cannot be reached or refuses the credentials."""
         detail = redact(str(exc))
         if self._uri:
             detail = detail.replace(self._uri, "***")
-        if isinstance(exc, OperationFailure) and exc.code in (13, 18):
+        if isinstance(exc, ServerSelectionTimeoutError):  # the reason, not the topology dump
+            detail = detail.split(", Timeout: ")[0]
+        if isinstance(exc, OperationFailure) and exc.code in _AUTH_FAILURES:
             hint = "check the user name, password and authSource in MONGODB_URI"
-        else:
+        elif isinstance(exc, ConnectionFailure | ConfigurationError):
             hint = (
                 "check that the server is running and reachable at that host and port, "
                 "and that MONGODB_URI is right"
             )
-        return DatasetError(f"Could not {action} {self._where}: {hint}. ({detail})")
+        else:
+            return DatasetError(f"Could not {action} {self._where}. ({detail})")
+        return ServiceUnavailableError(f"Could not {action} {self._where}: {hint}. ({detail})")
 
     def hold_snapshot(self, hold: bool) -> None:
         """While held (the project's hook holds it for a pipeline run), the first load's frame is
@@ -267,6 +300,22 @@ class MongoDataset(AbstractDataset[pd.DataFrame, Any]):
                 frame.insert(0, self._key, ids)
         return frame
 
+    def _finished_only(self, collection: Collection) -> dict[str, Any]:
+        """The load filter: the dataset's query, leaving out the records of saves that have not
+        finished (in progress, or stopped with no rollback), unless a finished save claimed them.
+        """
+        saves = collection.database[f"{self._collection}_saves"]
+        unfinished = [entry["_id"] for entry in saves.find({}, {"_id": 1})]
+        if not unfinished:
+            return self._query
+        finished = {
+            "$or": [
+                {SAVE_ID: {"$nin": unfinished}},
+                {CLAIMED_BY: {"$elemMatch": {"$nin": unfinished}}},
+            ]
+        }
+        return {"$and": [self._query, finished]} if self._query else finished
+
     def _find(self, limit: int = 0) -> pd.DataFrame:
         """The matching documents, read by batches of ``batch_size`` and ordered by key.
 
@@ -277,8 +326,12 @@ class MongoDataset(AbstractDataset[pd.DataFrame, Any]):
         frames: list[pd.DataFrame] = []
         batch: list[dict[str, Any]] = []
         try:
-            cursor = self._get_collection().find(
-                self._query, self._load_projection(), limit=limit, batch_size=self._batch_size
+            collection = self._get_collection()
+            cursor = collection.find(
+                self._finished_only(collection),
+                self._load_projection(),
+                limit=limit,
+                batch_size=self._batch_size,
             )
             if limit:
                 cursor = cursor.sort("_id", 1)
@@ -328,14 +381,10 @@ class MongoDataset(AbstractDataset[pd.DataFrame, Any]):
         records, saves = self._write_collections()
         save = _Save(uuid.uuid4().hex)
         try:
+            self._remove_abandoned(records, saves)
+            now = datetime.now(UTC)
             saves.insert_one(
-                {
-                    "_id": save.id,
-                    "state": "writing",
-                    "started": datetime.now(UTC),
-                    "host": socket.gethostname(),
-                    "pid": os.getpid(),
-                }
+                {"_id": save.id, "state": WRITING, "started": now, "heartbeat": now, **_writer()}
             )
         except PyMongoError as exc:
             raise self._error("write to", exc) from exc
@@ -351,11 +400,12 @@ class MongoDataset(AbstractDataset[pd.DataFrame, Any]):
                         {SAVE_ID: save.id},
                     )
                     self._insert_batch(records, saves, documents, save)
+                    self._refresh(saves, save)
                 progress.update(len(chunk))
+            self._finish(saves, save)
         except BaseException:
             self._roll_back(records, saves, save)
             raise
-        self._finish(saves, save)
         logger.info(
             "Saved %d new records to %s (%d already stored)",
             save.inserted,
@@ -458,19 +508,79 @@ class MongoDataset(AbstractDataset[pd.DataFrame, Any]):
             "the other has finished."
         )
 
-    def _finish(self, saves: Collection, save: _Save) -> None:
-        """Deregister the finished save (its records, and any claims it made, stay)."""
+    def _taken_over(self, save: _Save) -> DatasetError:
+        return DatasetError(
+            f"Save {save.id} to {self._where} was taken over as abandoned by another ingestion "
+            f"(its entry in '{self._collection}_saves' looked stale), which removes what it "
+            "stored. Run this ingestion again."
+        )
+
+    def _refresh(self, saves: Collection, save: _Save) -> None:
+        """Refresh this save's entry (at most every ``HEARTBEAT_SECONDS``): it is alive."""
+        if time.monotonic() - save.refreshed < HEARTBEAT_SECONDS:
+            return
         try:
-            saves.delete_one({"_id": save.id})
+            found = saves.update_one(
+                {"_id": save.id, "state": WRITING}, {"$set": {"heartbeat": datetime.now(UTC)}}
+            ).matched_count
         except PyMongoError as exc:
+            raise self._error("write to", exc) from exc
+        if not found:
+            raise self._taken_over(save)
+        save.refreshed = time.monotonic()
+
+    def _finish(self, saves: Collection, save: _Save) -> None:
+        """Deregister the finished save (its records, and any claims it made, stay): from now
+        on, loads return its records."""
+        try:
+            found = saves.delete_one({"_id": save.id, "state": WRITING}).deleted_count
+        except PyMongoError as exc:
+            raise self._error("finish the save to", exc) from exc
+        if not found:
+            raise self._taken_over(save)
+
+    def _remove_abandoned(self, records: Collection, saves: Collection) -> None:
+        """Roll back the saves whose writer is gone (see the module), each taken over first (an
+        entry refreshed meanwhile is left alone)."""
+        now = datetime.now(UTC)
+        for entry in saves.find({}):
+            if not _writer_gone(entry, now):
+                continue
+            if entry.get("state") == WRITING:
+                taken = saves.update_one(
+                    {"_id": entry["_id"], "state": WRITING, "heartbeat": entry.get("heartbeat")},
+                    {"$set": {"state": "abandoned"}},
+                ).matched_count
+                if not taken:
+                    continue
+            deleted, kept = self._remove_save(records, saves, entry["_id"], withdraw_claims=True)
             logger.warning(
-                "Every record was stored in %s, but save %s could not be marked finished (%s). "
-                "Its entry in '%s_saves' can be deleted.",
-                self._where,
-                save.id,
-                self._error("update", exc),
-                self._collection,
-            )
+                "Removed %d records of a save to %s that never finished (save %s, started %s "
+                "by process %s on %s)%s",
+                deleted, self._where, entry["_id"], entry.get("started"), entry.get("pid"),
+                entry.get("host"), f"; kept {kept} that another save also stored" if kept else "",
+            )  # fmt: skip
+
+    def _remove_save(
+        self, records: Collection, saves: Collection, save_id: str, withdraw_claims: bool
+    ) -> tuple[int, int]:
+        """Withdraw the claims of save ``save_id`` (if it made any), delete by batches the
+        records it inserted that no other save claimed, then its entry: (deleted, kept)."""
+        mine = {SAVE_ID: save_id, **_UNCLAIMED}
+        if withdraw_claims:
+            records.update_many({CLAIMED_BY: save_id}, {"$pull": {CLAIMED_BY: save_id}})
+        deleted = 0
+        batch: list[Any] = []
+        for document in records.find(mine, {"_id": 1}, batch_size=self._batch_size):
+            batch.append(document["_id"])
+            if len(batch) >= self._batch_size:
+                deleted += records.delete_many({"_id": {"$in": batch}, **mine}).deleted_count
+                batch = []
+        if batch:
+            deleted += records.delete_many({"_id": {"$in": batch}, **mine}).deleted_count
+        kept = records.count_documents({SAVE_ID: save_id})
+        saves.delete_one({"_id": save_id})
+        return deleted, kept
 
     def _roll_back(self, records: Collection, saves: Collection, save: _Save) -> None:
         """Withdraw this save's claims, then delete by batches the records it inserted that no
@@ -479,39 +589,20 @@ class MongoDataset(AbstractDataset[pd.DataFrame, Any]):
         Never raises: an error here is logged with what to do, so the error that made the save
         fail is the one reported.
         """
-        mine = {SAVE_ID: save.id, **_UNCLAIMED}
-        deleted = 0
         try:
             saves.update_one({"_id": save.id}, {"$set": {"state": "rolling back"}})
-            if save.claimed:
-                records.update_many({CLAIMED_BY: save.id}, {"$pull": {CLAIMED_BY: save.id}})
-            batch: list[Any] = []
-            for document in records.find(mine, {"_id": 1}, batch_size=self._batch_size):
-                batch.append(document["_id"])
-                if len(batch) >= self._batch_size:
-                    deleted += records.delete_many({"_id": {"$in": batch}, **mine}).deleted_count
-                    batch = []
-            if batch:
-                deleted += records.delete_many({"_id": {"$in": batch}, **mine}).deleted_count
-            kept = records.count_documents({SAVE_ID: save.id})
-            saves.delete_one({"_id": save.id})
+            deleted, kept = self._remove_save(records, saves, save.id, save.claimed)
         except Exception as exc:  # noqa: BLE001 - the save's own error is the one to report
             detail = self._error("roll back", exc) if isinstance(exc, PyMongoError) else exc
             logger.error(
-                "A save to %s failed and its rollback failed too, after deleting %d records "
-                "(%s: %s). Re-run the same ingestion to complete it (saves are idempotent), or "
-                "delete what it left: deleteMany({'%s': '%s', '%s.0': {$exists: false}}) on the "
-                "collection, then remove '%s' from '%s_saves'.",
-                self._where,
-                deleted,
-                type(exc).__name__,
-                detail,
-                SAVE_ID,
-                save.id,
-                CLAIMED_BY,
-                save.id,
-                self._collection,
-            )
+                "A save to %s failed and its rollback failed too (%s: %s). Re-run the same "
+                "ingestion to complete it (saves are idempotent; the next save removes what "
+                "this one left once this process has ended), or delete it now: "
+                "deleteMany({'%s': '%s', '%s.0': {$exists: false}}) on the collection, then "
+                "remove '%s' from '%s_saves'.",
+                self._where, type(exc).__name__, detail, SAVE_ID, save.id, CLAIMED_BY,
+                save.id, self._collection,
+            )  # fmt: skip
             return
         logger.warning(
             "Rolled back %d records written by a failed save to %s%s",
@@ -522,7 +613,8 @@ class MongoDataset(AbstractDataset[pd.DataFrame, Any]):
 
     def _exists(self) -> bool:
         try:
-            return self._get_collection().find_one(self._query, {"_id": 1}) is not None
+            collection = self._get_collection()
+            return collection.find_one(self._finished_only(collection), {"_id": 1}) is not None
         except PyMongoError as exc:
             raise self._error("check", exc) from exc
 
@@ -539,6 +631,49 @@ class _Save:
         self.inserted = 0
         self.existing = 0
         self.claimed = False
+        self.refreshed = time.monotonic()
+
+
+def _process_identity(pid: int) -> str | None:
+    """This boot's id and the start time of process ``pid``, which tell it from a later process
+    given the same pid (Linux); ``None`` if there is no such process or no ``/proc``."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    except OSError:
+        return None
+    return f"{boot}/{stat.rsplit(')', 1)[1].split()[19]}"  # field 22: start time
+
+
+def _writer() -> dict[str, Any]:
+    """Who writes a save: host, process id and that process's identity."""
+    pid = os.getpid()
+    return {"host": socket.gethostname(), "pid": pid, "process": _process_identity(pid)}
+
+
+def _pid_running(pid: Any) -> bool:
+    if not isinstance(pid, int):
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _writer_gone(entry: dict[str, Any], now: datetime) -> bool:
+    """Whether the process that registered a save entry is gone, so it will never finish."""
+    if entry.get("host") == socket.gethostname():
+        identity = entry.get("process")
+        if identity is not None:
+            return _process_identity(entry.get("pid", -1)) != identity
+        return not _pid_running(entry.get("pid"))
+    beat = entry.get("heartbeat") or entry.get("started")
+    if not isinstance(beat, datetime):
+        return True
+    return now - (beat if beat.tzinfo else beat.replace(tzinfo=UTC)) > ABANDONED_AFTER
 
 
 def _to_documents(data: pd.DataFrame, extra: dict[str, Any]) -> list[dict[str, Any]]:

@@ -65,3 +65,34 @@ def test_ingesting_300000_rows_peaks_under_400_mib_and_stores_them_all(
     print(f"ingestion of 300,000 rows: peak RSS {peak:.0f} MiB (limit {LIMIT_MIB})")
     assert 0 < peak <= LIMIT_MIB, f"peak RSS {peak:.0f} MiB"
     assert mongo_client[mongo_database]["phishing_records"].count_documents({}) == 300_000
+
+
+_INGEST_AND_LIST_IMPORTS = """
+import json, sys
+from pathlib import Path
+from kedro.framework.session import KedroSession
+from kedro.framework.startup import bootstrap_project
+
+project, source, database = Path(sys.argv[1]), sys.argv[2], sys.argv[3]
+bootstrap_project(project)
+params = {"raw_data_path": source, "mongo_database": database}
+with KedroSession.create(project_path=project, runtime_params=params) as session:
+    session.run(pipeline_names=["ingestion"])
+print(json.dumps(sorted({name.split(".")[0] for name in sys.modules})))
+"""
+
+
+def test_an_ingestion_run_imports_nothing_only_training_or_inference_use(
+    kedro_project, mongo_uri, mongo_client, mongo_database, mlflow_tracking_uri
+):
+    env = {**os.environ, "MONGODB_URI": mongo_uri, "MLFLOW_TRACKING_URI": mlflow_tracking_uri}
+    sample = kedro_project / "data" / "01_raw" / "phishing_sample.csv"
+    result = subprocess.run(
+        [sys.executable, "-c", _INGEST_AND_LIST_IMPORTS, str(kedro_project), str(sample),
+         mongo_database],
+        env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    imported = set(json.loads(result.stdout.splitlines()[-1]))
+    assert imported.isdisjoint({"sklearn", "plotly", "pandera", "numba"}), imported
+    assert mongo_client[mongo_database]["phishing_records"].count_documents({}) == 3000

@@ -9,9 +9,8 @@ import pandas as pd
 import pytest
 
 from network_security.pipelines.ingestion.nodes import (
-    OccurrenceCounter,
-    RepeatedRows,
     add_record_keys,
+    occurrence_numbers,
     type_records,
 )
 from network_security.scoring import ChunkStream
@@ -151,24 +150,23 @@ def test_a_file_that_changes_between_check_and_store_fails(repetitive):
         list(typed)
 
 
-def test_repeated_rows_finds_every_repeat_across_chunks():
+def test_occurrence_numbers_count_the_earlier_copies_of_each_content():
+    assert occurrence_numbers(np.array([7, 5, 7, 9, 7, 5], np.uint64)).tolist() == [
+        0, 0, 1, 0, 2, 1,
+    ]  # fmt: skip
+    assert occurrence_numbers(np.empty(0, np.uint64)).tolist() == []
+
+
+def test_occurrence_numbers_are_exact_for_many_contents_and_copies():
     rng = np.random.default_rng(0)
     hashes = rng.integers(0, 2**63, 50_000, dtype=np.int64).astype(np.uint64)
-    repeats = hashes[rng.choice(50_000, 300, replace=False)]
-    data = np.concatenate([hashes, repeats, repeats[:10]])
+    data = np.concatenate([hashes, hashes[:300], hashes[:10]])  # 300 twice, 10 three times
     rng.shuffle(data)
-    finder = RepeatedRows(bits=2**20)
-    for start in range(0, len(data), 4_096):
-        finder.add(data[start : start + 4_096])
-    found = finder.result()
-    assert set(repeats.tolist()) <= set(found.tolist())
-    assert len(found) < 300 + 500  # few false positives
-
-
-def test_occurrence_counter_memory_stays_bounded_by_repeated_rows():
-    counter = OccurrenceCounter(repeated=np.array([5, 9], np.uint64))
-    first = counter.number(np.array([1, 5, 9, 5, 2], np.uint64))
-    second = counter.number(np.array([5, 3, 9], np.uint64))
-    assert first.tolist() == [0, 0, 0, 1, 0]
-    assert second.tolist() == [2, 0, 1]
-    assert len(counter) == 2
+    numbers = occurrence_numbers(data)
+    seen: dict[int, int] = {}
+    expected = []
+    for value in data.tolist():
+        expected.append(seen.get(value, 0))
+        seen[value] = seen.get(value, 0) + 1
+    assert numbers.tolist() == expected
+    assert np.bincount(numbers).tolist() == [50_000, 300, 10]

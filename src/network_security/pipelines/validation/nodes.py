@@ -19,6 +19,7 @@ from typing import Any
 import pandas as pd
 import pandera.pandas as pa
 
+from network_security.errors import ExpectedError
 from network_security.sanitize import jsonable
 from network_security.schema import (
     Schema,
@@ -48,7 +49,7 @@ COLUMN_LEVEL_ROW = -1
 """``row`` of a violation that concerns a whole column (e.g. the column is missing)."""
 
 
-class DataValidationError(ValueError):
+class DataValidationError(ExpectedError, ValueError):
     """The records cannot be used: a required column is missing or too many rows failed."""
 
 
