@@ -6,7 +6,7 @@ fitted), the decision threshold chosen on cross-validated predictions, and the p
 security analyst needs next to a verdict (version, training time, test metrics).
 
 Its probabilities come from a compiled form of the fitted estimator
-(``network_security.compiled``), derived from the estimator the first time it is needed and
+(``network_security.tree_predictor``), derived from the estimator the first time it is needed and
 never pickled, so every pickle (old ones included) loads as it is. A model the compiler does not
 support is evaluated by the estimator's own ``predict_proba``; both give the same numbers.
 """
@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from network_security.compiled import CompiledPredictor, UnsupportedModel, compile_estimator
+from network_security.tree_predictor import CompiledPredictor, UnsupportedModel, compile_estimator
 
 logger = logging.getLogger(__name__)
 

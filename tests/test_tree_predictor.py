@@ -1,7 +1,7 @@
-"""The compiled predictor (``network_security.compiled``) against scikit-learn, on the real data
-set: the same probabilities within 1e-6 for every model shape training builds, for one row, a few
-rows, a request-sized batch (a vote's members in parallel threads) and a large one (parallel
-row blocks)."""
+"""The compiled predictor (``network_security.tree_predictor``) against scikit-learn, on the
+real data set: the same probabilities within 1e-6 for every model shape training builds, for
+one row, a few rows, a request-sized batch (a vote's members in parallel threads) and a large
+one (parallel row blocks)."""
 
 from __future__ import annotations
 
@@ -23,11 +23,11 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import OneHotEncoder
 
-import network_security.compiled as compiled_module
-from network_security.compiled import UnsupportedModel, compile_estimator
+import network_security.tree_predictor as tree_predictor_module
 from network_security.model import PhishingModel
 from network_security.pipelines.training.search import build_ensemble, build_model_pipeline
 from network_security.schema import feature_columns, target_column
+from network_security.tree_predictor import UnsupportedModel, compile_estimator
 
 CONF = Path(__file__).resolve().parents[1] / "conf" / "base"
 TOLERANCE = 1e-6
@@ -106,7 +106,7 @@ def test_compiled_probabilities_equal_scikit_learns(models, records, schema, nam
     estimator = models[name]
     features = feature_columns(schema)
     predictor = compile_estimator(estimator, features, phishing_label=-1)
-    monkeypatch.setattr(compiled_module, "PARALLEL_MIN_ROWS", 1000)  # exercise the row blocks
+    monkeypatch.setattr(tree_predictor_module, "PARALLEL_MIN_ROWS", 1000)  # exercise the row blocks
     monkeypatch.setenv("OMP_NUM_THREADS", "2")
     everything = records[features]
     batches = (everything.head(1), everything.sample(9, random_state=1), everything.head(300))
@@ -116,8 +116,8 @@ def test_compiled_probabilities_equal_scikit_learns(models, records, schema, nam
         assert got.shape == expected.shape
         np.testing.assert_allclose(got, expected, rtol=0, atol=TOLERANCE)
     # every path was taken: members one after the other, in parallel, and row blocks
-    assert len(batches[1]) < compiled_module.MEMBERS_PARALLEL_MIN_ROWS <= len(batches[2])
-    assert len(everything) >= 2 * compiled_module.PARALLEL_MIN_ROWS
+    assert len(batches[1]) < tree_predictor_module.MEMBERS_PARALLEL_MIN_ROWS <= len(batches[2])
+    assert len(everything) >= 2 * tree_predictor_module.PARALLEL_MIN_ROWS
     # values the model never saw (a category unknown to the boosting's encoder: its missing
     # branch) are evaluated as scikit-learn does too
     unseen = everything.head(300).copy()
