@@ -32,10 +32,10 @@ Why hand-written kernels and not a library (measured on the production soft vote
 categorical boosting trees + 100 extra trees, the same numpy transforms before each; medians
 of interleaved rounds on 2 shared, busy cores):
 
-- treelite 4.8.1 (GTIL): 1,000 rows 86-106 ms against 22 ms here (one row 0.39-0.67 ms
-  against 0.62 ms); equal on the data set's rows, but up to 0.48 apart on a category the
-  boosting never saw, which scikit-learn sends down the missing-value branch. It also reads
-  the same private attributes.
+- treelite 4.8.1 (GTIL): 1,000 rows 4-7x slower (86-106 ms against 22 ms here; 222-329 ms
+  against 48 ms in a busier run), one row about the same (0.39-0.90 ms against 0.61-0.62 ms);
+  equal on the data set's rows, but up to 0.48 apart on a category the boosting never saw,
+  which scikit-learn sends down the missing-value branch. It reads the same private attributes.
 - onnxruntime 1.31.1 + skl2onnx 1.20.0: skl2onnx cannot convert the categorical
   ``HistGradientBoostingClassifier`` (ValueError creating its ``TreeEnsembleClassifier``), and
   its tree ensembles compute in float32 (extra trees alone: 4.8e-7 apart; onnxruntime refuses
