@@ -21,15 +21,15 @@ import yaml
 from pymongo import MongoClient
 
 from network_security.embedded_mongo import EmbeddedMongo
-from network_security.quiet import QUIET_WARNINGS, silence_third_party_warnings
 from network_security.schema import allowed_values, record_key_column, target_column, target_values
+from network_security.warning_filters import QUIET_WARNINGS, silence_third_party_warnings
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 REAL_DATA = PROJECT_ROOT.parent / "shared" / "data" / "phishing_websites.csv"
 
 os.environ.setdefault("KEDRO_DISABLE_TELEMETRY", "1")
 os.environ.setdefault("OMP_NUM_THREADS", "2")
-silence_third_party_warnings()  # the same list as every run (network_security.quiet)
+silence_third_party_warnings()  # the same list as every run (network_security.warning_filters)
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -6,14 +6,15 @@ fitted), the decision threshold chosen on cross-validated predictions, and the p
 security analyst needs next to a verdict (version, training time, test metrics).
 
 Its probabilities come from a compiled form of the fitted estimator
-(``network_security.compiled``), derived from the estimator the first time it is needed and
-never pickled, so every pickle (old ones included) loads as it is. A model the compiler does not
-support is evaluated by the estimator's own ``predict_proba``; both give the same numbers.
+(``network_security.tree_predictor``), derived from the estimator the first time it is needed and
+never pickled, so every pickle (old ones included) loads as it is. The compiled form is used only
+once it has given the estimator's own ``predict_proba`` numbers (within 1e-9) on reference rows;
+otherwise (a model it does not support, a scikit-learn release that changed what it reads)
+``predict_proba`` scores the model, with one warning.
 """
 
 from __future__ import annotations
 
-import logging
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -22,9 +23,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from network_security.compiled import CompiledPredictor, UnsupportedModel, compile_estimator
-
-logger = logging.getLogger(__name__)
+from network_security.tree_predictor import CompiledPredictor, verified_predictor
 
 _COMPILE_LOCK = threading.Lock()
 _NOT_COMPILED = "_compiled"  # instance attribute holding the compiled form (or False)
@@ -75,8 +74,9 @@ class PhishingModel:
 
     @property
     def compiled(self) -> CompiledPredictor | None:
-        """The compiled predictor of ``estimator`` (built on first access), or ``None`` when the
-        compiler does not support it (then ``predict_proba`` is used; logged once)."""
+        """The compiled predictor of ``estimator`` (built and checked against ``predict_proba`` on
+        first access), or ``None`` when it cannot be built or differs (then ``predict_proba`` is
+        used; logged once)."""
         compiled = self.__dict__.get(_NOT_COMPILED)
         if compiled is None:
             with _COMPILE_LOCK:
@@ -87,18 +87,14 @@ class PhishingModel:
         return compiled or None
 
     def _compile(self) -> CompiledPredictor | bool:
-        try:
-            compiled = compile_estimator(self.estimator, self.feature_columns, self.phishing_label)
-        except UnsupportedModel as reason:
-            logger.info(
-                "Model %s: no compiled predictor (%s); scoring with %s.predict_proba.",
-                self.version,
-                reason,
-                type(self.estimator).__name__,
-            )
-            return False
-        logger.info("Model %s: compiled predictor of the %s", self.version, compiled.description)
-        return compiled
+        compiled = verified_predictor(
+            self.estimator,
+            self.feature_columns,
+            self.phishing_label,
+            f"Model {self.version}",
+            self.drift_reference,
+        )
+        return compiled or False
 
     def phishing_probability_of_matrix(self, matrix: np.ndarray) -> np.ndarray:
         """P(phishing) per row of a numeric matrix whose columns are ``feature_columns``."""

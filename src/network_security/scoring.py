@@ -19,7 +19,7 @@ The inference pipeline and the HTTP service both call these functions, so a CSV 
   ``Verdicts`` (arrays).
 
 The probabilities come from the model's compiled predictor
-(``PhishingModel.phishing_probability_of_matrix``, ``network_security.compiled``).
+(``PhishingModel.phishing_probability_of_matrix``, ``network_security.tree_predictor``).
 """
 
 from __future__ import annotations

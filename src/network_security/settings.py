@@ -3,7 +3,7 @@
 from kedro.config import OmegaConfigLoader
 from omegaconf.resolvers import oc
 
-from network_security.quiet import silence_third_party_warnings
+from network_security.warning_filters import silence_third_party_warnings
 
 # first: importing the hooks imports kedro-mlflow, whose model class makes MLflow warn
 silence_third_party_warnings()

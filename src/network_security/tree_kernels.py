@@ -1,4 +1,5 @@
-"""Tree ensembles evaluated by two small numba kernels (``network_security.compiled`` uses them).
+"""Tree ensembles evaluated by two small numba kernels (used by
+``network_security.tree_predictor``).
 
 Each kernel walks every tree of one fitted ensemble for every row and adds the value of the
 leaf it reaches to ``out`` (which holds the starting value: 0 for a forest, the baseline for

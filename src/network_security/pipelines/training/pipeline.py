@@ -22,7 +22,7 @@ from kedro_mlflow.pipeline.pipeline_ml import PipelineML
 
 from network_security.champion import REGISTERED_MODEL_NAME
 from network_security.drift import build_drift_reference
-from network_security.mlflow_models import pip_requirements
+from network_security.model_requirements import pip_requirements
 from network_security.pipelines.training.nodes import (
     apply_quality_gate,
     build_input_example,

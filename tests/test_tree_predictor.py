@@ -1,7 +1,8 @@
-"""The compiled predictor (``network_security.compiled``) against scikit-learn, on the real data
-set: the same probabilities within 1e-6 for every model shape training builds, for one row, a few
-rows, a request-sized batch (a vote's members in parallel threads) and a large one (parallel
-row blocks)."""
+"""The compiled predictor (``network_security.tree_predictor``) against scikit-learn, on the
+real data set: the same probabilities within 1e-9 for every model shape training builds, for
+one row, a few rows, a request-sized batch (a vote's members in parallel threads) and a large
+one (parallel row blocks); and the check that decides, when a model is first scored, whether
+the compiled path or ``predict_proba`` serves it."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ import pandas as pd
 import pytest
 import yaml
 from sklearn.ensemble import (
+    ExtraTreesClassifier,
     HistGradientBoostingClassifier,
     RandomForestClassifier,
     VotingClassifier,
@@ -23,14 +25,25 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import OneHotEncoder
 
-import network_security.compiled as compiled_module
-from network_security.compiled import UnsupportedModel, compile_estimator
+import network_security.tree_predictor as tree_predictor_module
+from network_security import tree_kernels
+from network_security.drift import build_drift_reference
 from network_security.model import PhishingModel
 from network_security.pipelines.training.search import build_ensemble, build_model_pipeline
 from network_security.schema import feature_columns, target_column
+from network_security.tree_predictor import (
+    AGREEMENT_TOLERANCE,
+    REFERENCE_ROWS,
+    CompiledPredictor,
+    UnsupportedModel,
+    compile_estimator,
+    largest_difference,
+    reference_rows,
+)
 
 CONF = Path(__file__).resolve().parents[1] / "conf" / "base"
-TOLERANCE = 1e-6
+TOLERANCE = AGREEMENT_TOLERANCE
+PREDICTOR_LOG = "network_security.tree_predictor"
 
 CANDIDATES: dict[str, dict[str, Any]] = {
     "random_forest": {
@@ -106,7 +119,7 @@ def test_compiled_probabilities_equal_scikit_learns(models, records, schema, nam
     estimator = models[name]
     features = feature_columns(schema)
     predictor = compile_estimator(estimator, features, phishing_label=-1)
-    monkeypatch.setattr(compiled_module, "PARALLEL_MIN_ROWS", 1000)  # exercise the row blocks
+    monkeypatch.setattr(tree_predictor_module, "PARALLEL_MIN_ROWS", 1000)  # exercise the row blocks
     monkeypatch.setenv("OMP_NUM_THREADS", "2")
     everything = records[features]
     batches = (everything.head(1), everything.sample(9, random_state=1), everything.head(300))
@@ -116,8 +129,8 @@ def test_compiled_probabilities_equal_scikit_learns(models, records, schema, nam
         assert got.shape == expected.shape
         np.testing.assert_allclose(got, expected, rtol=0, atol=TOLERANCE)
     # every path was taken: members one after the other, in parallel, and row blocks
-    assert len(batches[1]) < compiled_module.MEMBERS_PARALLEL_MIN_ROWS <= len(batches[2])
-    assert len(everything) >= 2 * compiled_module.PARALLEL_MIN_ROWS
+    assert len(batches[1]) < tree_predictor_module.MEMBERS_PARALLEL_MIN_ROWS <= len(batches[2])
+    assert len(everything) >= 2 * tree_predictor_module.PARALLEL_MIN_ROWS
     # values the model never saw (a category unknown to the boosting's encoder: its missing
     # branch) are evaluated as scikit-learn does too
     unseen = everything.head(300).copy()
@@ -133,7 +146,7 @@ def test_compiled_probabilities_equal_scikit_learns(models, records, schema, nam
 def test_the_model_scores_through_its_compiled_predictor(models, records, schema, caplog):
     features = feature_columns(schema)
     model = PhishingModel(models["soft_vote"], features, version="v-compiled")
-    with caplog.at_level(logging.INFO, logger="network_security.model"):
+    with caplog.at_level(logging.INFO, logger=PREDICTOR_LOG):
         # a model scored once (training's evaluation) can skip the compiler: the same numbers
         once = model.phishing_probability(records, compiled=False)
         assert "compiled predictor" not in caplog.text and "_compiled" not in model.__dict__
@@ -174,7 +187,7 @@ def test_an_unsupported_model_falls_back_to_predict_proba_with_one_log_line(
     with pytest.raises(UnsupportedModel, match="LogisticRegression"):
         compile_estimator(estimator, features, phishing_label=-1)
     model = PhishingModel(estimator, features, version="v-linear")
-    with caplog.at_level(logging.INFO, logger="network_security.model"):
+    with caplog.at_level(logging.INFO, logger=PREDICTOR_LOG):
         for _ in range(3):
             probability = model.phishing_probability(records.head(20))
     assert model.compiled is None
@@ -213,3 +226,91 @@ def test_hard_voting_and_missing_values_are_left_to_scikit_learn(models, records
     np.testing.assert_array_equal(
         model.phishing_probability(holes), sklearn_probability(models["bare_forest"], holes)
     )
+
+
+class SharperExtraTrees(ExtraTreesClassifier):
+    """Extra trees whose probabilities are squared and renormalised: its trees alone do not
+    give its ``predict_proba``, so the compiled path reads a different model."""
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        proba = super().predict_proba(X) ** 2
+        return proba / proba.sum(axis=1, keepdims=True)
+
+
+def scored_with_one_warning(model: PhishingModel, records: pd.DataFrame, caplog) -> list[str]:
+    """Scores ``model`` three times (frame and matrix); returns its warnings, checking that
+    the probabilities are the estimator's own ``predict_proba``."""
+    features = model.feature_columns
+    rows = records.head(300)
+    with caplog.at_level(logging.INFO, logger=PREDICTOR_LOG):
+        by_frame = [model.phishing_probability(rows) for _ in range(2)]
+        by_matrix = model.phishing_probability_of_matrix(rows[features].to_numpy(np.int64))
+    assert model.compiled is None
+    expected = sklearn_probability(model.estimator, rows[features])
+    for probability in (*by_frame, by_matrix):
+        np.testing.assert_array_equal(probability, expected)
+    return [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+
+
+def test_reference_rows_hold_every_indicator_value_and_the_training_frequencies(records, schema):
+    features = feature_columns(schema)
+    training = build_drift_reference(records, schema)
+    rows = reference_rows(features, training)
+    assert rows.shape == (3 + 2 * REFERENCE_ROWS, len(features))
+    for j in range(len(features)):
+        assert set(np.unique(rows[:3, j])) == {-1.0, 0.0, 1.0}  # every value, in three rows
+    np.testing.assert_array_equal(rows, reference_rows(features, training))  # seeded
+    # the last rows follow the training frequencies: a value training never saw is not drawn
+    drawn = rows[3 + REFERENCE_ROWS :]
+    for j, name in enumerate(features):
+        unseen = [int(v) for v, n in training["features"][name]["counts"].items() if n == 0]
+        assert not np.isin(drawn[:, j], unseen).any()
+    assert reference_rows(features).shape == (3 + REFERENCE_ROWS, len(features))
+
+
+def test_a_compiled_path_that_agrees_with_predict_proba_is_used(models, records, schema, caplog):
+    features = feature_columns(schema)
+    estimator = models["production_vote"]
+    training = build_drift_reference(records, schema)
+    model = PhishingModel(estimator, features, version="v-checked", drift_reference=training)
+    with caplog.at_level(logging.INFO, logger=PREDICTOR_LOG):
+        predictor = model.compiled
+    assert predictor is not None
+    rows = reference_rows(features, training)
+    assert largest_difference(predictor, estimator, rows, -1) <= AGREEMENT_TOLERANCE
+    assert f"within 1e-09 on {len(rows)} reference rows" in caplog.text
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+
+
+def test_a_perturbed_compiled_path_falls_back_to_predict_proba_with_one_warning(
+    models, records, schema, caplog, monkeypatch
+):
+    exact = CompiledPredictor.phishing_probability
+    monkeypatch.setattr(
+        CompiledPredictor, "phishing_probability", lambda self, X: exact(self, X) + 1e-7
+    )
+    model = PhishingModel(models["production_vote"], feature_columns(schema), version="v-off")
+    (warning,) = scored_with_one_warning(model, records, caplog)
+    assert "Model v-off" in warning and "VotingClassifier.predict_proba by up to 1e-07" in warning
+
+
+def test_a_model_its_trees_do_not_describe_falls_back_to_predict_proba(records, schema, caplog):
+    features = feature_columns(schema)
+    estimator = SharperExtraTrees(n_estimators=10, random_state=0)
+    estimator.fit(records[features], records[target_column(schema)])
+    model = PhishingModel(estimator, features, version="v-sharper")
+    (warning,) = scored_with_one_warning(model, records, caplog)
+    assert "SharperExtraTrees.predict_proba by up to" in warning
+
+
+def test_an_error_while_compiling_falls_back_to_predict_proba_with_one_warning(
+    models, records, schema, caplog, monkeypatch
+):
+    def moved(classifier: Any) -> None:  # what a release that moved a private attribute raises
+        raise AttributeError(f"{type(classifier).__name__!r} object has no attribute '_predictors'")
+
+    monkeypatch.setattr(tree_kernels, "boosting_tables", moved)
+    model = PhishingModel(models["production_vote"], feature_columns(schema), version="v-moved")
+    (warning,) = scored_with_one_warning(model, records, caplog)
+    assert "Model v-moved: no compiled predictor for its VotingClassifier" in warning
+    assert "AttributeError" in warning and "'_predictors'" in warning

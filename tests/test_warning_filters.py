@@ -1,4 +1,5 @@
-"""Quiet runs: `kedro run --pipeline inference` prints no warning (network_security.quiet)."""
+"""Quiet runs: `kedro run --pipeline inference` prints no warning
+(``network_security.warning_filters``)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import warnings
 
 import pytest
 
-from network_security.quiet import QUIET_WARNINGS, silence_third_party_warnings
+from network_security.warning_filters import QUIET_WARNINGS, silence_third_party_warnings
 
 
 def test_the_listed_warnings_are_dropped_from_the_warnings_log(caplog):
