@@ -31,7 +31,6 @@ import argparse
 import json
 import logging
 import os
-import pickle
 import re
 import shutil
 import subprocess
@@ -99,6 +98,7 @@ def fit_model(destination: Path, schema: dict[str, Any]) -> str:
     """A random forest on the committed synthetic sample, pickled as the champion."""
     from sklearn.ensemble import RandomForestClassifier
 
+    from network_security.champion import write_cache
     from network_security.model import PhishingModel
 
     sample = pd.read_csv(PROJECT / "data" / "01_raw" / "phishing_sample.csv")
@@ -107,7 +107,7 @@ def fit_model(destination: Path, schema: dict[str, Any]) -> str:
     estimator.fit(sample[features], sample[schema["target"]["name"]])
     destination.parent.mkdir(parents=True, exist_ok=True)
     model = PhishingModel(estimator, features, version="bench-rf-100")
-    destination.write_bytes(pickle.dumps(model))
+    write_cache(model, destination)  # signed, as the champion path writes it
     return "random forest, 100 trees, fitted on the committed synthetic sample"
 
 

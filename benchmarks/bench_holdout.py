@@ -195,7 +195,7 @@ def conf(name: str) -> dict[str, Any]:
 def broad_training(training: dict[str, Any]) -> dict[str, Any]:
     """The project's training parameters with the broad candidates and votes."""
     ensembles = {name: {"members": members} for name, members in BROAD_VOTES.items()}
-    return {**training, "candidates": BROAD_CANDIDATES, "ensembles": ensembles}
+    return {**training, "candidates": BROAD_CANDIDATES, "ensembles": ensembles, "preference": []}
 
 
 def score(labels: np.ndarray, probability: np.ndarray, threshold: float) -> dict[str, float]:
@@ -235,7 +235,8 @@ def one_seed(
 
     from network_security.features import grouped_folds
     from network_security.pipelines.feature_engineering.nodes import split_train_test
-    from network_security.pipelines.training import nodes
+    from network_security.pipelines.training import selection
+    from network_security.pipelines.training.params import TrainingParams
     from network_security.pipelines.training.search import build_selected_model
     from network_security.schema import feature_columns, target_column
 
@@ -254,9 +255,10 @@ def one_seed(
     train, _ = split_train_test(rest, schema, split)
 
     started = time.perf_counter()
-    results, oof = nodes.search_candidates(train, schema, training)
-    best = nodes.select_best_candidate(results, training)
-    threshold = float(nodes.choose_threshold(oof, train, best, schema, training)["threshold"])
+    settings = TrainingParams.parse(training)
+    results, oof = selection.search_candidates(train, schema, settings)
+    best = selection.select_best_candidate(results, settings)
+    threshold = float(selection.choose_threshold(oof, train, best, schema, settings)["threshold"])
     winner = build_selected_model(best, training, features)
     selection_seconds = time.perf_counter() - started
     name = f"{best['candidate']} {best['params']}"

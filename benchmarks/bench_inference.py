@@ -84,11 +84,13 @@ def generate_csv(path: Path, rows: int, schema: dict[str, Any], seed: int) -> No
 
 def obtain_model(model_path: Path | None, destination: Path, schema: dict[str, Any]) -> str:
     """Put the model to benchmark at ``destination``; return a description of it."""
+    from network_security.champion import write_cache
+
     if model_path is None and (PROJECT / "data" / "06_models" / "champion.pkl").exists():
         model_path = PROJECT / "data" / "06_models" / "champion.pkl"
     destination.parent.mkdir(parents=True, exist_ok=True)
     if model_path is not None:
-        shutil.copy(model_path, destination)
+        write_cache(model_path.read_bytes(), destination)  # signed copy of the given model
         with destination.open("rb") as handle:
             model = pickle.load(handle)
         return f"{model_path} (version {model.version}, {type(model.estimator).__name__})"
@@ -105,7 +107,7 @@ def obtain_model(model_path: Path | None, destination: Path, schema: dict[str, A
         [("classifier", RandomForestClassifier(n_estimators=100, random_state=0, n_jobs=1))]
     ).fit(records[features], records[schema["target"]["name"]])
     model = PhishingModel(estimator, features, version="bench-rf-100")
-    destination.write_bytes(pickle.dumps(model))
+    write_cache(model, destination)  # signed, as the champion path writes it
     return "random forest, 100 trees, fitted on the real data set (no champion.pkl found)"
 
 

@@ -92,8 +92,7 @@ def production_estimator(features: list[str]) -> Any:
 
 def fit_model(data: pd.DataFrame, schema: dict, path: Path) -> None:
     """The production configuration fitted on the real data set, pickled like training does."""
-    from kedro_datasets.pickle import PickleDataset
-
+    from network_security.champion import write_cache
     from network_security.model import PhishingModel
 
     features = list(schema["features"])
@@ -108,7 +107,7 @@ def fit_model(data: pd.DataFrame, schema: dict, path: Path) -> None:
     )
     if model.compiled is None:
         logger.warning("The model has no compiled predictor: predict_proba serves it")
-    PickleDataset(filepath=str(path)).save(model)
+    write_cache(model, path)  # signed, as the champion path writes it
 
 
 def start_server(model_path: Path, log_path: Path) -> tuple[subprocess.Popen, str]:

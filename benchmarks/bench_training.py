@@ -20,7 +20,7 @@ models' accuracy / ROC-AUC on the leak-free holdout. With ``--full-run``, also t
 ``kedro run --pipeline training`` on the real data in a temporary copy of the project (after an
 untimed ingestion into an embedded database, and an untimed first training run), MLflow store in
 the temporary folder, with the time of its slowest nodes. The same run is timed with the
-candidates used before issue 9 (``PREVIOUS_CANDIDATES``: 8 configurations and a vote, 27.9 s on
+earlier, broader candidate list (``PREVIOUS_CANDIDATES``: 8 configurations and a vote, 27.9 s on
 this 2-core machine when idle) as a baseline measured alongside, alternating, ``--repeats``
 times each; the minimum of each is reported (the machine is shared, the minimum is the least
 disturbed run).
@@ -109,8 +109,9 @@ PREVIOUS_CANDIDATES: dict[str, Any] = {
         },
     },
     "ensembles": {"soft_vote_hgb_rf": {"members": ["hist_gradient_boosting", "random_forest"]}},
+    "preference": ["soft_vote_hgb_rf"],
 }
-"""The candidate list before issue 9 (the baseline of the ``--full-run`` timing)."""
+"""The earlier, broader candidate list (the baseline of the ``--full-run`` timing)."""
 
 NODE_LOG = re.compile(r"^(\d+)\|kedro\S*\|(Running|Completed) node: ([\w.]+)")
 
@@ -138,15 +139,17 @@ def scores(labels: np.ndarray, p_phishing: np.ndarray, predicted: np.ndarray) ->
 
 def train_project(train: pd.DataFrame, schema: dict[str, Any], jobs: int) -> tuple[Any, float]:
     """The project's training nodes; returns the PhishingModel and the wall time."""
-    from network_security.pipelines.training import nodes
+    from network_security.pipelines.training import selection
+    from network_security.pipelines.training.params import TrainingParams
 
     params = conf("parameters_training")["training"]
     params["n_jobs"] = jobs
     started = time.perf_counter()
-    results, oof = nodes.search_candidates(train, schema, params)
-    best = nodes.select_best_candidate(results, params)
-    threshold = nodes.choose_threshold(oof, train, best, schema, params)
-    model = nodes.fit_phishing_model(train, best, threshold, schema, params)
+    params = TrainingParams.parse(params)
+    results, oof = selection.search_candidates(train, schema, params)
+    best = selection.select_best_candidate(results, params)
+    threshold = selection.choose_threshold(oof, train, best, schema, params)
+    model = selection.fit_phishing_model(train, best, threshold, schema, params)
     elapsed = time.perf_counter() - started
     logger.info(
         "project: selected %s %s, grouped-CV accuracy %.4f (OOF at threshold %.2f: %.4f), "
@@ -347,7 +350,7 @@ def report_full_run(times: dict[str, list[Run]]) -> None:
     ratio = fastest["project"].wall / fastest["previous"].wall
     cpu_ratio = min(r.cpu for r in times["project"]) / min(r.cpu for r in times["previous"])
     logger.info(
-        "ratio project / previous candidates: wall %.2f, CPU %.2f (before issue 9 the previous "
+        "ratio project / previous candidates: wall %.2f, CPU %.2f (the previous "
         "candidates took 27.9 s on the idle machine, without the production refit)",
         ratio,
         cpu_ratio,

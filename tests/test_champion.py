@@ -1,6 +1,6 @@
 """The one champion path against a real (temporary, SQLite) MLflow store and registered versions
-of the project's own inference pipeline: alias -> atomic cache -> model, promotion, and what is
-left after a promotion fails at each of its steps."""
+of the project's own inference pipeline: alias -> verified atomic cache -> model, promotion, what
+is left after a promotion fails at each of its steps, and caches that were tampered with."""
 
 from __future__ import annotations
 
@@ -25,16 +25,21 @@ from sklearn.ensemble import RandomForestClassifier
 
 from network_security import champion as champion_path
 from network_security.champion import (
+    DIGEST_TAG,
     ChampionError,
+    UntrustedCacheError,
     check_registered_version,
     load_champion,
     promote,
     read_cache,
+    sha256_hex,
+    signature_path,
+    tag_registered_version,
     write_cache,
 )
 from network_security.datasets.mlflow_registry import MlflowRegisteredModelDataset
 from network_security.model import PhishingModel
-from network_security.pipelines.training.nodes import build_input_example
+from network_security.pipelines.training.promotion import build_input_example
 from network_security.schema import feature_columns
 from network_security.scoring import check_inference_frame, score_frame
 from network_security.service.champion import ChampionStore
@@ -96,7 +101,8 @@ def register(mlflow_store, schema, scoring, logged_inference, tmp_path):
                 registered_model_name=name,
             )
         stamped = dataset.load()
-        check_registered_version(stamped, mlflow_store, name)
+        check_registered_version(stamped, mlflow_store, name)  # as the promotion step does
+        tag_registered_version(stamped, mlflow_store, name)
         return stamped
 
     make.name = name
@@ -232,7 +238,88 @@ def test_write_cache_replaces_whole_files_only(tmp_path, schema):
     write_cache(first, cache)
     write_cache(second, cache)
     assert read_cache(cache).trained_at == "seed 8"
-    assert sorted(p.name for p in cache.parent.iterdir()) == ["champion.pkl"]
-    cache.write_bytes(b"not a pickle")
+    assert sorted(p.name for p in cache.parent.iterdir()) == ["champion.pkl", "champion.pkl.sig"]
+    write_cache(b"not a pickle", cache)  # signed, but not a model
     with pytest.raises(ChampionError, match="cannot be read"):
         read_cache(cache)
+    cache.write_bytes(b"not a pickle either")  # not through write_cache: not signed
+    with pytest.raises(UntrustedCacheError, match="does not match its signature"):
+        read_cache(cache)
+
+
+class _WritesAMarker:
+    """Unpickling this writes a file: what a hostile pickle could do instead."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (Path.write_text, (self.marker, "unpickled"))
+
+
+def _tamper(cache: Path, marker: Path) -> bytes:
+    """Replace the cache with a hostile pickle, and its signature with a plain SHA-256."""
+    hostile = pickle.dumps(_WritesAMarker(marker))
+    cache.write_bytes(hostile)
+    signature_path(cache).write_text(sha256_hex(hostile))
+    return hostile
+
+
+def test_a_tampered_cache_is_never_unpickled_and_is_replaced_from_the_registry(
+    register, mlflow_store, schema, tmp_path, monkeypatch
+):
+    cache, marker = tmp_path / "champion.pkl", tmp_path / "unpickled.txt"
+    model = register(_model(schema, 9))
+    promote(model, cache, mlflow_store, register.name)
+    client = mlflow.MlflowClient(mlflow_store)
+    digest = client.get_model_version(register.name, model.version).tags[DIGEST_TAG]
+    assert sha256_hex(cache.read_bytes()) == digest  # the exact bytes of the cache
+
+    _tamper(cache, marker)
+    loaded = load_champion(cache, mlflow_store, register.name)
+    assert (loaded.version, loaded.origin) == (model.version, "registry")
+    assert loaded.model.trained_at == "seed 9"
+    assert not marker.exists()
+    assert sha256_hex(cache.read_bytes()) == digest  # rewritten from the registry
+    assert load_champion(cache, mlflow_store, register.name).origin == "cache"
+
+    # offline, the registry cannot say which bytes are right: a tampered cache is refused
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "2")
+    offline = "http://127.0.0.1:9"  # nothing listens on the discard port
+    assert load_champion(cache, offline, register.name).version == model.version  # intact
+    hostile = _tamper(cache, marker)
+    with pytest.raises(ChampionError) as refused:
+        load_champion(cache, offline, register.name)
+    message = str(refused.value)
+    assert "could not be asked" in message and "is not loaded" in message
+    assert "Connect the model registry" in message and "kedro run --pipeline training" in message
+    assert str(tmp_path) not in refused.value.public and "champion.pkl" in refused.value.public
+    assert not marker.exists()
+    assert cache.read_bytes() == hostile  # refused, not replaced: there is nothing to replace it
+
+    # without an alias (an unregistered champion), an unsigned cache is refused the same way
+    client.delete_registered_model_alias(register.name, "champion")
+    with pytest.raises(UntrustedCacheError, match="does not match its signature"):
+        load_champion(cache, mlflow_store, register.name)
+    assert not marker.exists()
+
+
+def test_a_registered_model_changed_in_the_artifact_store_is_refused(
+    register, mlflow_store, schema, tmp_path
+):
+    cache, marker = tmp_path / "champion.pkl", tmp_path / "unpickled.txt"
+    model = register(_model(schema, 10))
+    promote(model, cache, mlflow_store, register.name)
+    client = mlflow.MlflowClient(mlflow_store)
+    folder = Path(
+        client.get_model_version_download_uri(register.name, model.version).removeprefix("file://")
+    )
+    (stored,) = [
+        path for path in (folder / "artifacts").glob("*.pkl") if not path.name.startswith("params")
+    ]
+    stored.write_bytes(pickle.dumps(_WritesAMarker(marker)))
+    cache.unlink()
+    with pytest.raises(ChampionError, match="does not match the SHA-256 recorded on it"):
+        load_champion(cache, mlflow_store, register.name)
+    assert not marker.exists() and not cache.exists()

@@ -412,12 +412,11 @@ def test_network_security_serve_answers_and_stops_on_ctrl_c(start, kedro_project
 
 def test_kedro_run_inference_starts_no_database(kedro_project, command_env, schema):
     """Scoring reads a CSV and the champion: no MongoDB dataset, so no database."""
-    import pickle
-
     import pandas as pd
     from sklearn.ensemble import RandomForestClassifier
     from sklearn.pipeline import Pipeline
 
+    from network_security.champion import write_cache
     from network_security.model import PhishingModel
     from network_security.schema import feature_columns, target_column
 
@@ -426,7 +425,7 @@ def test_kedro_run_inference_starts_no_database(kedro_project, command_env, sche
     estimator = Pipeline([("classifier", RandomForestClassifier(n_estimators=10, random_state=0))])
     estimator.fit(sample[features], sample[target_column(schema)])
     champion = PhishingModel(estimator=estimator, feature_columns=features, version="readme-1")
-    (kedro_project / "data" / "06_models" / "champion.pkl").write_bytes(pickle.dumps(champion))
+    write_cache(champion, kedro_project / "data" / "06_models" / "champion.pkl")  # signed
 
     result = subprocess.run(  # noqa: S603 - fixed command
         [executable("kedro"), "run", "--pipeline", "inference"],

@@ -66,7 +66,7 @@ CANDIDATES: dict[str, dict[str, Any]] = {
     "one_hot_forest": {
         "estimator": "sklearn.ensemble.RandomForestClassifier",
         "params": {"n_estimators": 15},
-        "one_hot": True,
+        "encoding": "one_hot",
     },
 }
 

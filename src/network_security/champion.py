@@ -1,27 +1,47 @@
-"""The one path to the champion: registry alias -> atomic local cache -> loaded model.
+"""The one path to the champion: registry alias -> verified local cache -> loaded model.
 
 The champion is a version of the registered MLflow model ``network_security`` (the whole
 inference pipeline, logged by kedro-mlflow's ``pipeline_ml_factory``) that carries the registry
 alias ``champion``. The inference pipeline (catalog entry ``champion_model``), the promotion
-step of training and the HTTP service all get it through :func:`load_champion`:
+step of training and the HTTP service all get it through :func:`load_champion`.
 
-1. ask the registry which version carries the alias;
-2. when the local cache (``data/06_models/champion.pkl``) already holds that version, load it;
-   otherwise take the ``PhishingModel`` out of that registered version and write it to the cache
-   atomically (temporary file in the same folder, fsync, ``os.replace``);
-3. when the registry cannot be reached or has no alias (tracking disabled, offline use), fall
-   back to the cache as it is.
+A pickle runs code when it is loaded, so the local cache (``data/06_models/champion.pkl``) is
+never unpickled on trust. Its bytes are checked first, against a digest kept where writing the
+cache file does not reach:
+
+- **registered champion**: the SHA-256 of the exact bytes of the cache is a tag of the
+  registry version (``champion_sha256``), recorded when the version is registered and again at
+  promotion. The cache is loaded only when its SHA-256 equals the tag of the alias's version;
+  otherwise the model is fetched again from the registry (its bytes checked against the same
+  tag) and the cache rewritten atomically.
+- **registry unreachable (offline), or no alias (tracking disabled, an unregistered model)**:
+  the cache is loaded only when it matches its signature, ``champion.pkl.sig`` beside it: an
+  HMAC-SHA256 of its bytes under a private key of this user (a 0600 file,
+  ``~/.config/network_security/champion.key`` or the file named by
+  ``NETWORK_SECURITY_CHAMPION_KEY_FILE``), made on the first cache write. Writing the cache or
+  its signature without that key gives a cache that is refused, with an error that says what
+  to do (reconnect the registry, or retrain). A service that runs as another user than the
+  training needs the same key file (the environment variable), or the registry.
+
+Writes are atomic (temporary file in the same folder, fsync, ``os.replace``): a crash leaves
+the previous cache or the new one, never a half-written file.
 
 :func:`promote` is the other direction, used once per training run after kedro-mlflow has
-registered the run's model: move the alias, then (last step) write the cache atomically. A crash
-at any step leaves either the previous champion or the new one, never a half-written file.
+registered the run's model: record the digest, move the alias, then (last step) write the cache.
+
+Errors (``ChampionError``) carry two messages: the full one (paths, causes) for logs and the
+command line, and ``public``, a short one without paths or exception text for HTTP clients.
 """
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import hmac
 import logging
 import os
 import pickle
+import secrets
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +49,7 @@ from typing import Any
 
 from network_security.errors import ExpectedError
 from network_security.model import PhishingModel
+from network_security.private_files import PRIVATE_FILE_MODE, private_dir
 from network_security.sanitize import redact
 
 logger = logging.getLogger(__name__)
@@ -38,9 +59,28 @@ CHAMPION_ALIAS = "champion"
 MODEL_ARTIFACT = "candidate_model"
 """The inference pipeline's input that holds the ``PhishingModel`` inside a registered version."""
 
+DIGEST_TAG = "champion_sha256"
+"""Model-version tag: the SHA-256 (hex) of the bytes the cache holds for that version."""
+
+SIGNATURE_SUFFIX = ".sig"
+KEY_FILE_ENV = "NETWORK_SECURITY_CHAMPION_KEY_FILE"
+
+UNAVAILABLE = "The champion model could not be loaded; the service log says why."
+
 
 class ChampionError(ExpectedError, RuntimeError):
-    """The champion could not be read or written; the message says what to do."""
+    """The champion could not be read or written; the message says what to do.
+
+    ``public`` is the same news for HTTP clients: no file path, no exception text.
+    """
+
+    def __init__(self, message: str, public: str = UNAVAILABLE) -> None:
+        super().__init__(message)
+        self.public = public
+
+
+class UntrustedCacheError(ChampionError):
+    """The cache's bytes do not match the digest or signature recorded for them."""
 
 
 @dataclass(frozen=True)
@@ -58,42 +98,92 @@ def _client(tracking_uri: str | None) -> Any:
     return mlflow.MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
 
 
+# ------------------------------------------------------------------------------ integrity
+
+
+def sha256_hex(data: bytes) -> str:
+    """The SHA-256 of ``data``, hexadecimal."""
+    return hashlib.sha256(data).hexdigest()
+
+
+def signing_key_path() -> Path:
+    """The file of this user's cache-signing key (``NETWORK_SECURITY_CHAMPION_KEY_FILE``)."""
+    if configured := os.environ.get(KEY_FILE_ENV):
+        return Path(configured).expanduser()
+    config = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return Path(config) / "network_security" / "champion.key"
+
+
+def _signing_key(create: bool) -> bytes | None:
+    """The signing key; made (0600, never replacing one that exists) when ``create``."""
+    path = signing_key_path()
+    if not path.exists():
+        if not create:
+            return None
+        private_dir(path.parent)
+        handle, temporary = tempfile.mkstemp(prefix=".champion.key.", dir=path.parent)
+        try:
+            with os.fdopen(handle, "w", encoding="ascii") as file:
+                file.write(secrets.token_hex(32))
+                file.flush()
+                os.fsync(file.fileno())
+            os.chmod(temporary, PRIVATE_FILE_MODE)
+            with contextlib.suppress(FileExistsError):  # another process made it first
+                os.link(temporary, path)
+        finally:
+            Path(temporary).unlink(missing_ok=True)
+        logger.info("Made the key that signs champion caches: %s", path)
+    return bytes.fromhex(path.read_text(encoding="ascii").strip())
+
+
+def signature_path(cache_path: Path) -> Path:
+    """The signature file beside the cache ``cache_path``."""
+    cache_path = Path(cache_path)
+    return cache_path.with_name(cache_path.name + SIGNATURE_SUFFIX)
+
+
+def _signature(data: bytes, key: bytes) -> str:
+    return hmac.new(key, data, hashlib.sha256).hexdigest()
+
+
+def _check_signature(path: Path, data: bytes) -> None:
+    """Raise ``UntrustedCacheError`` unless ``data`` (the bytes of ``path``) matches its
+    signature under this user's key."""
+    key = _signing_key(create=False)
+    try:
+        recorded = signature_path(path).read_text(encoding="ascii").strip()
+    except (FileNotFoundError, UnicodeDecodeError):
+        recorded = ""
+    if key is not None and hmac.compare_digest(recorded, _signature(data, key)):
+        return
+    cause = (
+        f"there is no signing key at {signing_key_path()} (set {KEY_FILE_ENV} to the key of "
+        "the user who trained)"
+        if key is None
+        else f"it does not match its signature {signature_path(path).name} (it was changed, or "
+        "written by other means than the champion path)"
+    )
+    raise UntrustedCacheError(
+        f"The champion cache {path} is not loaded: {cause}. Connect the model registry so the "
+        "champion is fetched again, or retrain with `kedro run --pipeline training`.",
+        public=f"The cached champion {path.name} failed its integrity check and was not "
+        "loaded; the service log says what to do.",
+    )
+
+
 # ------------------------------------------------------------------------------ the cache
 
 
-def read_cache(path: Path) -> PhishingModel | None:
-    """The cached champion at ``path``, or ``None`` when there is none."""
-    path = Path(path)
-    if not path.exists():
-        return None
-    try:
-        with path.open("rb") as handle:
-            model = pickle.load(handle)  # noqa: S301 - the project's own cache file
-    except Exception as error:  # noqa: BLE001 - any unreadable cache is reported the same way
-        raise ChampionError(
-            f"The champion cache {path} cannot be read ({type(error).__name__}: {error}). "
-            "Delete it: the champion is downloaded again from the model registry, or retrain "
-            "with `kedro run --pipeline training`."
-        ) from error
-    if not isinstance(model, PhishingModel):
-        raise ChampionError(
-            f"The champion cache {path} holds a {type(model).__name__}, not a PhishingModel. "
-            "Delete it and retrain with `kedro run --pipeline training`."
-        )
-    return model
-
-
-def write_cache(model: PhishingModel, path: Path) -> None:
-    """Write ``model`` to ``path`` atomically: a temporary file beside it, fsync, rename.
+def _atomic_write(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path``: a temporary file beside it, fsync, rename, fsync the folder.
 
     Readers see either the previous file or the complete new one, whatever happens meanwhile.
     """
-    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(handle, "wb") as file:
-            pickle.dump(model, file, protocol=pickle.HIGHEST_PROTOCOL)
+            file.write(data)
             file.flush()
             os.fsync(file.fileno())
         os.replace(temporary, path)
@@ -107,7 +197,96 @@ def write_cache(model: PhishingModel, path: Path) -> None:
         os.close(directory)
 
 
+def write_cache(model: PhishingModel | bytes, path: Path) -> str:
+    """Write ``model`` (or the bytes of its pickle) to the cache ``path``, signed; atomic.
+
+    The signature is written first, then the cache: an interrupted write leaves a cache that
+    is refused offline and fetched again online, never one that is trusted wrongly.
+
+    Returns:
+        The SHA-256 of the bytes written.
+    """
+    path = Path(path)
+    data = model if isinstance(model, bytes) else pickle.dumps(model, pickle.HIGHEST_PROTOCOL)
+    key = _signing_key(create=True)
+    _atomic_write(signature_path(path), _signature(data, key).encode("ascii"))
+    _atomic_write(path, data)
+    return sha256_hex(data)
+
+
+def _unpickle(data: bytes, source: str, name: str) -> PhishingModel:
+    """The ``PhishingModel`` in ``data`` (already verified), read from ``source``."""
+    try:
+        model = pickle.loads(data)  # noqa: S301 - verified bytes (digest or signature)
+    except Exception as error:  # noqa: BLE001 - any unreadable pickle is reported the same way
+        raise ChampionError(
+            f"{source} cannot be read ({type(error).__name__}: {error}). Delete it: the "
+            "champion is fetched again from the model registry, or retrain with "
+            "`kedro run --pipeline training`.",
+            public=f"The champion {name} cannot be read; the service log says what to do.",
+        ) from error
+    if not isinstance(model, PhishingModel):
+        raise ChampionError(
+            f"{source} holds a {type(model).__name__}, not a PhishingModel. Delete it and "
+            "retrain with `kedro run --pipeline training`.",
+            public=f"The champion {name} holds no model (not a PhishingModel); the service log "
+            "says what to do.",
+        )
+    return model
+
+
+def read_cache(path: Path, expected_sha256: str | None = None) -> PhishingModel | None:
+    """The cached champion at ``path``, or ``None`` when there is none.
+
+    The bytes are checked before they are unpickled: against ``expected_sha256`` (the digest
+    the registry recorded for the alias's version) when given, else against the signature
+    beside the cache.
+
+    Raises:
+        UntrustedCacheError: When the bytes do not match.
+        ChampionError: When the verified bytes do not hold a ``PhishingModel``.
+    """
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return None
+    if expected_sha256 is None:
+        _check_signature(path, data)
+    elif not hmac.compare_digest(sha256_hex(data), expected_sha256):
+        raise UntrustedCacheError(
+            f"The champion cache {path} does not match the SHA-256 the model registry "
+            "recorded for the champion's version.",
+            public=f"The cached champion {path.name} failed its integrity check.",
+        )
+    return _unpickle(data, f"The champion cache {path}", path.name)
+
+
 # ------------------------------------------------------------------------------ the registry
+
+
+def _alias_version(tracking_uri: str | None, registered_model_name: str, alias: str) -> Any:
+    """The registry's ``ModelVersion`` carrying ``alias``, or ``None`` when there is none.
+
+    Raises:
+        ChampionError: When the registry cannot be reached.
+    """
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return _client(tracking_uri).get_model_version_by_alias(registered_model_name, alias)
+    except MlflowException as error:
+        if error.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
+            return None
+        cause = error.message
+    except Exception as error:  # noqa: BLE001 - a store that cannot be opened at all
+        cause = type(error).__name__
+    raise ChampionError(
+        f"The model registry at {redact(tracking_uri)} could not be asked for "
+        f"'{registered_model_name}@{alias}' ({cause}).",
+        public="The model registry could not be reached and no verified cached champion is "
+        "available; the service log says what to do.",
+    )
 
 
 def champion_version(
@@ -120,54 +299,96 @@ def champion_version(
     Raises:
         ChampionError: When the registry cannot be reached.
     """
-    from mlflow.exceptions import MlflowException
-
-    try:
-        version = _client(tracking_uri).get_model_version_by_alias(registered_model_name, alias)
-    except MlflowException as error:
-        if error.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
-            return None
-        raise ChampionError(
-            f"The model registry at {redact(tracking_uri)} could not be asked for "
-            f"'{registered_model_name}@{alias}': {error.message}"
-        ) from error
-    except Exception as error:  # noqa: BLE001 - a store that cannot be opened at all
-        raise ChampionError(
-            f"The model registry at {redact(tracking_uri)} could not be reached "
-            f"({type(error).__name__})."
-        ) from error
-    return str(version.version)
+    version = _alias_version(tracking_uri, registered_model_name, alias)
+    return None if version is None else str(version.version)
 
 
-def download_registered_model(
+def registered_model_bytes(
     tracking_uri: str | None, registered_model_name: str, version: str
-) -> PhishingModel:
-    """The ``PhishingModel`` inside version ``version`` of the registered inference pipeline."""
-    import mlflow
+) -> bytes:
+    """The bytes of the pickled ``PhishingModel`` inside a registered version (not loaded).
 
-    uri = f"models:/{registered_model_name}/{version}"
-    previous = mlflow.get_tracking_uri(), mlflow.get_registry_uri()
+    The version is the inference pipeline kedro-mlflow logged; its ``MLmodel`` file names the
+    artifact that holds ``candidate_model``. Only that file and ``MLmodel`` are downloaded.
+    """
+    import mlflow
+    import yaml
+
     try:
-        if tracking_uri:
-            mlflow.set_tracking_uri(tracking_uri)
-            mlflow.set_registry_uri(tracking_uri)
-        pipeline_model = mlflow.pyfunc.load_model(uri).unwrap_python_model()
-        model = pipeline_model.loaded_catalog.load(MODEL_ARTIFACT)
+        # the version's own artifact location: a models:/ URI would be resolved against the
+        # process-wide registry URI, not ``tracking_uri``
+        client = _client(tracking_uri)
+        base = client.get_model_version_download_uri(registered_model_name, version)
+        with tempfile.TemporaryDirectory(prefix="champion-") as folder:
+
+            def download(path: str) -> Path:
+                return Path(
+                    mlflow.artifacts.download_artifacts(
+                        artifact_uri=f"{base}/{path}",
+                        dst_path=folder,
+                        tracking_uri=tracking_uri,
+                    )
+                )
+
+            flavor = yaml.safe_load(download("MLmodel").read_text())["flavors"]["python_function"]
+            return download(flavor["artifacts"][MODEL_ARTIFACT]["path"]).read_bytes()
     except Exception as error:  # noqa: BLE001 - reported with what to do
         raise ChampionError(
             f"Version {version} of the registered model '{registered_model_name}' could not be "
-            f"loaded from {redact(tracking_uri)} ({type(error).__name__}: {error})."
+            f"fetched from {redact(tracking_uri)} ({type(error).__name__}: {error}).",
+            public="The champion could not be fetched from the model registry; the service "
+            "log says why.",
         ) from error
-    finally:
-        mlflow.set_tracking_uri(previous[0])
-        mlflow.set_registry_uri(previous[1])
-    if not isinstance(model, PhishingModel):
+
+
+def _cache_of_version(cache_path: Path, digest: str, version: str) -> PhishingModel | None:
+    """The cache when its bytes have the registry's ``digest`` for ``version``, else ``None``."""
+    try:
+        cached = read_cache(cache_path, expected_sha256=digest)
+    except ChampionError as error:
+        logger.warning("%s Fetching version %s from the model registry again.", error, version)
+        return None
+    if cached is not None and str(cached.version) != version:
+        logger.warning(
+            "The champion cache %s holds version %s, not %s; fetching it again.",
+            cache_path, cached.version, version,
+        )  # fmt: skip
+        return None
+    return cached
+
+
+def _fetch(
+    cache_path: Path, tracking_uri: str | None, name: str, version: str, digest: str | None
+) -> PhishingModel:
+    """Version ``version`` from the registry, checked against ``digest``, written to the cache."""
+    data = registered_model_bytes(tracking_uri, name, version)
+    if digest is not None and not hmac.compare_digest(sha256_hex(data), digest):
         raise ChampionError(
-            f"Version {version} of '{registered_model_name}' holds a {type(model).__name__} as "
-            f"'{MODEL_ARTIFACT}', not a PhishingModel; retrain with "
-            "`kedro run --pipeline training`."
+            f"Version {version} of '{name}' in the model registry at {redact(tracking_uri)} does "
+            f"not match the SHA-256 recorded on it ({DIGEST_TAG}): it was changed after it was "
+            "registered, and is not loaded. Promote another version, or retrain with "
+            "`kedro run --pipeline training`.",
+            public="The champion in the model registry failed its integrity check and was not "
+            "loaded; the service log says what to do.",
         )
+    model = _unpickle(data, f"Version {version} of '{name}'", f"version {version}")
+    write_cache(data, cache_path)
+    logger.info("Champion is version %s of '%s'; cached at %s.", version, name, cache_path)
     return model
+
+
+def _offline(cache_path: Path, unreachable: ChampionError) -> Champion:
+    """The signed cache when the registry cannot be reached; refused when it does not verify."""
+    try:
+        cached = read_cache(cache_path)
+    except ChampionError as refused:
+        raise type(refused)(f"{unreachable} {refused}", public=refused.public) from refused
+    if cached is None:
+        raise unreachable
+    logger.warning(
+        "%s Using the cached champion (version %s) at %s.", unreachable, cached.version, cache_path
+    )
+    return Champion(cached, str(cached.version), "cache")
 
 
 def load_champion(
@@ -176,41 +397,32 @@ def load_champion(
     registered_model_name: str = REGISTERED_MODEL_NAME,
     alias: str = CHAMPION_ALIAS,
 ) -> Champion | None:
-    """The champion: the registry's ``alias`` version, through the local cache.
+    """The champion: the registry's ``alias`` version, through the verified local cache.
 
     Returns ``None`` when there is no champion at all (no alias and no cache).
 
     Raises:
-        ChampionError: When the alias points at a version that cannot be loaded, or the cache
-            is unreadable and the registry cannot replace it.
+        ChampionError: When the champion cannot be loaded or verified (see the module
+            docstring); the message says what to do.
     """
+    cache_path = Path(cache_path)
     try:
-        version = champion_version(tracking_uri, registered_model_name, alias)
+        registered = _alias_version(tracking_uri, registered_model_name, alias)
     except ChampionError as error:
+        return _offline(cache_path, error)
+    if registered is None:  # no alias: an unregistered champion (tracking disabled), or none
         cached = read_cache(cache_path)
-        if cached is None:
-            raise
+        return None if cached is None else Champion(cached, str(cached.version), "cache")
+    version, digest = str(registered.version), registered.tags.get(DIGEST_TAG)
+    if digest is None:
         logger.warning(
-            "%s Using the cached champion (version %s) at %s.", error, cached.version, cache_path
-        )
-        return Champion(cached, str(cached.version), "cache")
-    if version is None:
-        cached = read_cache(cache_path)
-        if cached is None:
-            return None
-        return Champion(cached, str(cached.version), "cache")
-    try:
-        cached = read_cache(cache_path)
-    except ChampionError as error:
-        logger.warning("%s Downloading version %s again.", error, version)
-        cached = None
-    if cached is not None and str(cached.version) == version:
+            "Version %s of '%s' has no %s tag: the cache cannot be checked, the model is fetched "
+            "from the registry each time. Promote the version again to record it.",
+            version, registered_model_name, DIGEST_TAG,
+        )  # fmt: skip
+    elif (cached := _cache_of_version(cache_path, digest, version)) is not None:
         return Champion(cached, version, "cache")
-    model = download_registered_model(tracking_uri, registered_model_name, version)
-    write_cache(model, cache_path)
-    logger.info(
-        "Champion is version %s of '%s'; cached at %s.", version, registered_model_name, cache_path
-    )
+    model = _fetch(cache_path, tracking_uri, registered_model_name, version, digest)
     return Champion(model, version, "registry")
 
 
@@ -244,10 +456,23 @@ def check_registered_version(
         )
 
 
+def record_digest(tracking_uri: str | None, registered_model_name: str, version: str) -> bytes:
+    """Tag version ``version`` with the SHA-256 of its model's bytes (``DIGEST_TAG``).
+
+    Returns:
+        Those bytes: what the cache holds when the version is the champion.
+    """
+    data = registered_model_bytes(tracking_uri, registered_model_name, version)
+    _client(tracking_uri).set_model_version_tag(
+        registered_model_name, version, DIGEST_TAG, sha256_hex(data)
+    )
+    return data
+
+
 def tag_registered_version(
     model: PhishingModel, tracking_uri: str | None, registered_model_name: str
 ) -> None:
-    """Tag the registered version with the model's metrics and provenance."""
+    """Tag the registered version with the model's metrics, provenance and digest."""
     tags = {
         "candidate": model.params.get("candidate", ""),
         "fitted_on": f"{model.params.get('fitted_on')} ({model.params.get('training_rows')} rows)",
@@ -259,6 +484,7 @@ def tag_registered_version(
     client = _client(tracking_uri)
     for key, value in tags.items():
         client.set_model_version_tag(registered_model_name, str(model.version), key, str(value))
+    record_digest(tracking_uri, registered_model_name, str(model.version))
 
 
 def promote(
@@ -270,10 +496,13 @@ def promote(
 ) -> None:
     """Make ``model`` (a registered version, or an unregistered one) the champion.
 
-    The registry alias moves first (that is the promotion); writing the local cache is the last
-    step, atomic. With an unregistered model (tracking disabled) only the cache is written.
+    For a registered version: record the SHA-256 of its model's bytes on the version, move
+    the registry alias (that is the promotion), then write those bytes to the cache (last,
+    atomic). With an unregistered model (tracking disabled) only the signed cache is written.
     """
+    data: PhishingModel | bytes = model
     if str(model.version).isdigit():
+        data = record_digest(tracking_uri, registered_model_name, str(model.version))
         _client(tracking_uri).set_registered_model_alias(
             registered_model_name, alias, str(model.version)
         )
@@ -281,4 +510,4 @@ def promote(
             "Alias '%s' of '%s' now points at version %s.", alias, registered_model_name,
             model.version,
         )  # fmt: skip
-    write_cache(model, cache_path)
+    write_cache(data, cache_path)

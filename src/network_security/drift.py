@@ -104,6 +104,44 @@ def _chi_square(current: np.ndarray, reference: np.ndarray) -> tuple[float, floa
     return float(statistic), float(p_value)
 
 
+def _feature_drift(
+    current_counts: dict[str, int], reference_counts: dict[str, int], limits: dict[str, float]
+) -> dict[str, Any]:
+    """One feature's frequencies now vs the reference, chi-square, PSI and verdict."""
+    keys = sorted(set(current_counts) | set(reference_counts), key=int)
+    cur = np.array([current_counts.get(k, 0) for k in keys], dtype=float)
+    ref = np.array([reference_counts.get(k, 0) for k in keys], dtype=float)
+    cur_freq = cur / cur.sum() if cur.sum() else cur
+    ref_freq = ref / ref.sum() if ref.sum() else ref
+    psi = _psi(cur_freq, ref_freq, limits["epsilon"])
+    statistic, p_value = _chi_square(cur, ref)
+    if psi >= limits["psi_threshold"] and p_value < limits["chi2_alpha"]:
+        verdict = "drift"
+    elif psi >= limits["psi_warning_threshold"]:
+        verdict = "warning"
+    else:
+        verdict = "stable"
+    return {
+        "verdict": verdict,
+        "psi": round(psi, 6),
+        "chi2": round(statistic, 6),
+        "chi2_p_value": p_value if math.isfinite(p_value) else 1.0,
+        "current_frequencies": {k: round(float(f), 6) for k, f in zip(keys, cur_freq, strict=True)},
+        "reference_frequencies": {
+            k: round(float(f), 6) for k, f in zip(keys, ref_freq, strict=True)
+        },
+    }
+
+
+def _reference_note(source: str) -> str:
+    if source == "validation":
+        return (
+            "No champion carries a reference yet: the reference was created from the validated "
+            "records themselves. Train a model to set it."
+        )
+    return "The records the champion in use was fit on."
+
+
 def compute_drift_report(
     validated_records: pd.DataFrame,
     drift_reference: dict[str, Any],
@@ -118,54 +156,26 @@ def compute_drift_report(
     chi-square test alone is not used as a verdict: with thousands of records it flags shifts
     too small to matter. Overall drift: at least ``min_drifted_features`` features drift.
     """
-    psi_threshold = float(drift_params.get("psi_threshold", 0.2))
-    psi_warning = float(drift_params.get("psi_warning_threshold", 0.1))
-    alpha = float(drift_params.get("chi2_alpha", 0.01))
-    epsilon = float(drift_params.get("epsilon", 1e-4))
+    limits = {
+        "psi_threshold": float(drift_params.get("psi_threshold", 0.2)),
+        "psi_warning_threshold": float(drift_params.get("psi_warning_threshold", 0.1)),
+        "chi2_alpha": float(drift_params.get("chi2_alpha", 0.01)),
+        "epsilon": float(drift_params.get("epsilon", 1e-4)),
+    }
     min_drifted = int(drift_params.get("min_drifted_features", 1))
-    n_current = len(validated_records)
     features: dict[str, Any] = {}
     for name, categories in allowed_values(schema).items():
         reference = drift_reference["features"].get(name)
         current_counts = _category_counts(validated_records[name], categories)
-        if reference is None:
-            features[name] = {"verdict": "no_reference", "current_counts": current_counts}
-            continue
-        keys = sorted(set(current_counts) | set(reference["counts"]), key=int)
-        cur = np.array([current_counts.get(k, 0) for k in keys], dtype=float)
-        ref = np.array([reference["counts"].get(k, 0) for k in keys], dtype=float)
-        cur_freq = cur / cur.sum() if cur.sum() else cur
-        ref_freq = ref / ref.sum() if ref.sum() else ref
-        psi = _psi(cur_freq, ref_freq, epsilon)
-        statistic, p_value = _chi_square(cur, ref)
-        if psi >= psi_threshold and p_value < alpha:
-            verdict = "drift"
-        elif psi >= psi_warning:
-            verdict = "warning"
-        else:
-            verdict = "stable"
-        features[name] = {
-            "verdict": verdict,
-            "psi": round(psi, 6),
-            "chi2": round(statistic, 6),
-            "chi2_p_value": p_value if math.isfinite(p_value) else 1.0,
-            "current_frequencies": {
-                k: round(float(f), 6) for k, f in zip(keys, cur_freq, strict=True)
-            },
-            "reference_frequencies": {
-                k: round(float(f), 6) for k, f in zip(keys, ref_freq, strict=True)
-            },
-        }
+        features[name] = (
+            {"verdict": "no_reference", "current_counts": current_counts}
+            if reference is None
+            else _feature_drift(current_counts, reference["counts"], limits)
+        )
     drifted = [n for n, f in features.items() if f["verdict"] == "drift"]
     warnings = [n for n, f in features.items() if f["verdict"] == "warning"]
     source = drift_reference.get("source", "unknown")
-    if source == "validation":
-        note = (
-            "No champion carries a reference yet: the reference was created from the validated "
-            "records themselves. Train a model to set it."
-        )
-    else:
-        note = "The records the champion in use was fit on."
+    thresholds = {k: v for k, v in limits.items() if k != "epsilon"}
     report = {
         "drift_detected": len(drifted) >= min_drifted,
         "drifted_features": drifted,
@@ -173,24 +183,17 @@ def compute_drift_report(
         "reference": {
             "source": source,
             "n_records": drift_reference.get("n_records"),
-            "note": note,
+            "note": _reference_note(source),
         },
-        "current_records": n_current,
-        "thresholds": {
-            "psi_threshold": psi_threshold,
-            "psi_warning_threshold": psi_warning,
-            "chi2_alpha": alpha,
-            "min_drifted_features": min_drifted,
-        },
+        "current_records": len(validated_records),
+        "thresholds": {**thresholds, "min_drifted_features": min_drifted},
         "features": features,
     }
     if drifted or warnings:
         logger.warning(
             "Drift vs the %s reference: drifted %s; warnings %s",
-            source,
-            drifted or "none",
-            warnings or "none",
-        )
+            source, drifted or "none", warnings or "none",
+        )  # fmt: skip
     else:
         logger.info("No drift vs the %s reference (%d features stable).", source, len(features))
     return report

@@ -22,7 +22,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, TransformerMixin
-from sklearn.utils import check_random_state
+from sklearn.model_selection import StratifiedGroupKFold
 
 INDICATOR_COUNTS: dict[str, int] = {
     "n_suspicious_indicators": -1,
@@ -189,7 +189,9 @@ def grouped_folds(
     random_state: int,
     remedy: str = "Ingest more records.",
 ) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Stratified folds in which every distinct feature vector stays on one side.
+    """Stratified folds in which every distinct feature vector stays on one side: scikit-learn's
+    ``StratifiedGroupKFold(n_splits, shuffle=True, random_state)`` over the groups of
+    ``feature_vector_groups``.
 
     The one place the project splits by feature vector: the train/test split takes the first
     fold, model selection cross-validates over all of them.
@@ -208,51 +210,8 @@ def grouped_folds(
             f"distinct feature vectors and label counts {label_counts}: both labels are needed, "
             f"with at least {n_splits} distinct vectors and {n_splits} records of each. {remedy}"
         )
-    fold_of_row = _stratified_group_folds(np.asarray(labels), groups, n_splits, random_state)
-    return [
-        (np.flatnonzero(fold_of_row != fold), np.flatnonzero(fold_of_row == fold))
-        for fold in range(n_splits)
-    ]
-
-
-def _stratified_group_folds(
-    labels: np.ndarray, groups: np.ndarray, n_splits: int, random_state: int
-) -> np.ndarray:
-    """The fold of each row: the folds of scikit-learn's ``StratifiedGroupKFold(n_splits,
-    shuffle=True, random_state)``, the same ones (``tests/test_features.py``), with its greedy
-    assignment evaluated for all candidate folds at once (its loop over groups and folds took
-    1.3 s for the 4,918 feature vectors of the real data set, twice per training run).
-
-    Groups in shuffled order, those whose label counts vary most first, each go to the fold
-    that keeps every label's share across folds most even (the smallest mean standard
-    deviation; ties, within ``np.isclose``, to the fold with fewer rows).
-    """
-    rng = check_random_state(random_state)
-    _, label_of_row, label_counts = np.unique(labels, return_inverse=True, return_counts=True)
-    _, group_of_row, group_sizes = np.unique(groups, return_inverse=True, return_counts=True)
-    counts = np.zeros((len(group_sizes), len(label_counts)))
-    np.add.at(counts, (group_of_row, label_of_row), 1)
-    order = np.arange(len(group_sizes))
-    rng.shuffle(order)
-    counts = counts[order]
-    position = np.empty_like(order)
-    position[order] = np.arange(order.size)
-    group_of_row = position[group_of_row]
-    per_fold = np.zeros((n_splits, len(label_counts)))
-    adds_to = np.eye(n_splits)[:, :, None]  # candidate i: the group added to fold i
-    fold_of_group = np.empty(len(group_sizes), dtype=np.intp)
-    for group in np.argsort(-np.std(counts, axis=1), kind="stable"):
-        candidates = (per_fold[None] + adds_to * counts[group]) / label_counts
-        evaluations = np.std(candidates, axis=1).mean(axis=1).tolist()
-        sizes = per_fold.sum(axis=1).tolist()
-        best, lowest, smallest = 0, np.inf, np.inf
-        for fold, (evaluation, size) in enumerate(zip(evaluations, sizes, strict=True)):
-            tied = abs(evaluation - lowest) <= 1e-8 + 1e-5 * abs(lowest)  # np.isclose
-            if evaluation < lowest or (tied and size < smallest):
-                best, lowest, smallest = fold, evaluation, size
-        per_fold[best] += counts[group]
-        fold_of_group[group] = best
-    return fold_of_group[group_of_row]
+    splitter = StratifiedGroupKFold(n_splits, shuffle=True, random_state=random_state)
+    return list(splitter.split(np.zeros((len(labels), 1)), labels, groups))
 
 
 def _require_columns(frame: pd.DataFrame, columns: Sequence[str], action: str) -> list[str]:

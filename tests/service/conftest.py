@@ -22,7 +22,6 @@ import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 from kedro.config import OmegaConfigLoader
-from kedro_datasets.pickle import PickleDataset
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import accuracy_score, roc_auc_score
 from sklearn.model_selection import train_test_split
@@ -30,6 +29,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import OneHotEncoder
 
 import network_security
+from network_security.champion import write_cache
 from network_security.model import PhishingModel
 from network_security.schema import feature_columns, target_column
 from network_security.service.settings import ServiceSettings
@@ -93,8 +93,7 @@ def champion(real_data: pd.DataFrame, schema: dict) -> PhishingModel:
 
 
 def save_model(model: PhishingModel, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    PickleDataset(filepath=str(path)).save(model)
+    write_cache(model, path)  # signed: the service loads only verified caches
 
 
 @pytest.fixture(scope="session")

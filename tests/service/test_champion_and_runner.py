@@ -12,6 +12,7 @@ import uuid
 import pytest
 from mlflow import MlflowClient
 
+from network_security.champion import write_cache
 from network_security.sanitize import redact
 from network_security.service.champion import ChampionStore
 from network_security.service.settings import ServiceSettings
@@ -61,13 +62,52 @@ def test_an_unreadable_champion_keeps_the_model_in_memory(
     loaded = store.refresh()
     path.write_bytes(b"\x80\x04half a pickle")  # e.g. a copy made by hand, cut short
     assert store.refresh() is loaded
-    assert "champion.pkl" in store.last_error
-    path.write_bytes(pickle.dumps({"not": "a model"}))
+    assert "champion.pkl" in store.last_error and "integrity check" in store.last_error
+    write_cache(pickle.dumps({"not": "a model"}), path)  # signed, but no model inside
     assert store.refresh() is loaded
     assert "not a PhishingModel" in store.last_error
+    write_cache(b"\x80\x04half a pickle, signed", path)
+    assert store.refresh() is loaded
+    assert "cannot be read" in store.last_error
     write_champion(champion, path)
     assert store.refresh() is loaded  # the same champion again: nothing to reload
     assert store.last_error is None
+
+
+class _WritesAMarker:
+    """Unpickling this writes a file: what a hostile pickle could do instead."""
+
+    def __init__(self, marker) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (type(self.marker).write_text, (self.marker, "unpickled"))
+
+
+def test_a_tampered_champion_is_not_loaded_and_clients_see_no_path_or_exception(
+    tmp_path, champion, write_champion, empty_registry, caplog
+):
+    path, marker = tmp_path / "champion.pkl", tmp_path / "unpickled.txt"
+    write_champion(champion, path)
+    store = ChampionStore(path, empty_registry, refresh_seconds=3600)
+    loaded = store.refresh()
+    path.write_bytes(pickle.dumps(_WritesAMarker(marker)))  # the signature no longer matches
+    with caplog.at_level("ERROR", logger="network_security.service.champion"):
+        assert store.refresh() is loaded  # the verified model in memory keeps serving
+    assert not marker.exists()
+    assert "champion.pkl" in store.last_error
+    assert str(tmp_path) not in store.last_error
+    assert str(tmp_path) in caplog.text and "does not match its signature" in caplog.text
+
+    write_cache(b"\x80\x04cut short", path)  # verified bytes that do not unpickle
+    store.refresh()
+    assert "UnpicklingError" in caplog.text  # the exception text goes to the log only
+    assert "Unpickling" not in store.last_error and str(tmp_path) not in store.last_error
+
+    fresh = ChampionStore(path, empty_registry, refresh_seconds=3600)  # nothing in memory
+    path.write_bytes(pickle.dumps(_WritesAMarker(marker)))
+    assert fresh.refresh() is None and fresh.current() is None
+    assert not marker.exists()
 
 
 def test_redact_hides_credentials_in_uris():

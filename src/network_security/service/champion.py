@@ -1,6 +1,7 @@
 """The champion in memory, from the one champion path (``network_security.champion``),
 refreshed in a background thread every ``refresh_seconds`` so a promotion is served without a
-restart; one that cannot be loaded leaves the previous in place (``last_error``)."""
+restart; one that cannot be loaded leaves the previous in place. ``last_error`` is what the
+service may tell clients (no file path, no exception text); the log has the details."""
 
 from __future__ import annotations
 
@@ -54,11 +55,10 @@ class ChampionStore:
             try:
                 champion = load_champion(self.path, self.tracking_uri)
             except ChampionError as error:
-                self.last_error = str(error)
-                uri = redact(self.tracking_uri)
+                self.last_error = error.public  # shown to clients: no path, no exception text
                 logger.error(
                     "Could not load the champion (registry %s): %s; keeping the model in memory.",
-                    uri,
+                    redact(self.tracking_uri),
                     error,
                 )
                 return self._loaded

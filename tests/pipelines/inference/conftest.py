@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import pickle
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -15,6 +14,7 @@ import yaml
 from sklearn.ensemble import RandomForestClassifier
 from sklearn.pipeline import Pipeline
 
+from network_security.champion import write_cache
 from network_security.model import PhishingModel
 from network_security.schema import allowed_values, feature_columns, target_column
 
@@ -85,8 +85,7 @@ def write_champion(phishing_model: PhishingModel) -> Callable[[Path], Path]:
 
     def write(project: Path) -> Path:
         path = project / "data" / "06_models" / "champion.pkl"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(pickle.dumps(phishing_model))
+        write_cache(phishing_model, path)  # signed: only verified caches are loaded
         return path
 
     return write

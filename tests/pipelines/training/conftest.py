@@ -43,6 +43,7 @@ def fast_params(training_params: dict[str, Any]) -> dict[str, Any]:
         },
     }
     params["ensembles"] = {}
+    params["preference"] = []
     params["feature_importance"] = {"n_repeats": 1}
     return params
 

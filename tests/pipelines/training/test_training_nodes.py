@@ -12,13 +12,16 @@ from sklearn.model_selection import cross_val_predict
 from network_security.drift import build_drift_reference
 from network_security.features import IndicatorCountFeatures, feature_vector_codes, grouped_folds
 from network_security.model import PhishingModel
-from network_security.pipelines.training import nodes
+from network_security.pipelines.training import evaluation, promotion, selection
 from network_security.pipelines.training.evaluation import classification_metrics
+from network_security.pipelines.training.params import TrainingParams
 from network_security.pipelines.training.search import (
     build_ensemble,
     build_estimator,
 )
 from network_security.schema import allowed_values, feature_columns, target_column
+
+P = TrainingParams.parse
 
 
 def xor_rule(frame: pd.DataFrame) -> np.ndarray:
@@ -41,12 +44,12 @@ def random_rule(frame: pd.DataFrame) -> np.ndarray:
 
 def fit(frame, params, schema, candidate: str | None = None) -> PhishingModel:
     """Run the selection nodes and refit; optionally force ``candidate``."""
-    results, oof = nodes.search_candidates(frame, schema, params)
+    results, oof = selection.search_candidates(frame, schema, P(params))
     if candidate is not None:
         results = results[results["candidate"] == candidate]
-    best = nodes.select_best_candidate(results, params)
-    threshold = nodes.choose_threshold(oof, frame, best, schema, params)
-    return nodes.fit_phishing_model(frame, best, threshold, schema, params)
+    best = selection.select_best_candidate(results, P(params))
+    threshold = selection.choose_threshold(oof, frame, best, schema, P(params))
+    return selection.fit_phishing_model(frame, best, threshold, schema, P(params))
 
 
 # ---------------------------------------------------------------- grouped cross-validation
@@ -80,7 +83,7 @@ def test_search_scores_a_memorizer_at_chance_because_copies_stay_in_one_fold(
             "params": {"n_neighbors": 1},
         }
     }
-    results, oof = nodes.search_candidates(frame, schema, fast_params)
+    results, oof = selection.search_candidates(frame, schema, P(fast_params))
 
     assert results.loc[0, "cv_accuracy"] < 0.7
     assert oof["memorizer#0"].notna().all()
@@ -108,8 +111,8 @@ def test_selection_picks_the_better_of_two_candidates(
     frame = make_frame(400, rule, seed=4)
     fast_params["candidates"]["dummy"] = {"estimator": "sklearn.dummy.DummyClassifier"}
     fast_params["candidates"] = {name: fast_params["candidates"][name] for name in (weak, strong)}
-    results, _ = nodes.search_candidates(frame, schema, fast_params)
-    best = nodes.select_best_candidate(results, fast_params)
+    results, _ = selection.search_candidates(frame, schema, P(fast_params))
+    best = selection.select_best_candidate(results, P(fast_params))
 
     scores = results.groupby("candidate")["cv_roc_auc"].max()
     assert best["candidate"] == strong
@@ -120,7 +123,7 @@ def test_selection_picks_the_better_of_two_candidates(
 def test_ensemble_scores_equal_the_cross_validated_soft_vote(make_frame, schema, fast_params):
     frame = make_frame(300, xor_rule, seed=5, noise=0.1)
     fast_params["ensembles"] = {"vote": {"members": ["logistic_regression", "decision_tree"]}}
-    results, oof = nodes.search_candidates(frame, schema, fast_params)
+    results, oof = selection.search_candidates(frame, schema, P(fast_params))
     row = results.set_index("candidate").loc["vote"]
 
     features = feature_columns(schema)
@@ -135,7 +138,7 @@ def test_ensemble_scores_equal_the_cross_validated_soft_vote(make_frame, schema,
 def test_candidate_specs_are_checked(fast_params):
     with pytest.raises(ValueError, match="not a scikit-learn class path"):
         build_estimator({"estimator": "os.system"}, 0)
-    with pytest.raises(ValueError, match="Unknown parameter"):
+    with pytest.raises(ValueError, match=r"unknown parameter\(s\) \['depth'\]"):
         build_estimator(
             {"estimator": "sklearn.tree.DecisionTreeClassifier", "params": {"depth": 3}}, 0
         )
@@ -150,14 +153,16 @@ def test_threshold_moves_only_when_it_serves_the_phishing_class(schema, fast_par
     best = {"config_id": "m#0"}
     # phishing sites get P(phishing) in [0.36, 0.45]: none is caught at 0.5
     shy = np.r_[np.linspace(0.36, 0.45, 50), np.linspace(0.05, 0.25, 50)]
-    choice = nodes.choose_threshold(pd.DataFrame({"m#0": shy}), train, best, schema, fast_params)
+    choice = selection.choose_threshold(
+        pd.DataFrame({"m#0": shy}), train, best, schema, P(fast_params)
+    )
     assert choice["threshold"] == pytest.approx(0.36)  # the best F1 closest to 0.5
     assert choice["objective_at_threshold"] == pytest.approx(1.0)
     assert choice["objective_at_0.5"] == pytest.approx(0.0)
 
     confident = np.r_[np.linspace(0.7, 0.95, 50), np.linspace(0.05, 0.3, 50)]
-    choice = nodes.choose_threshold(
-        pd.DataFrame({"m#0": confident}), train, best, schema, fast_params
+    choice = selection.choose_threshold(
+        pd.DataFrame({"m#0": confident}), train, best, schema, P(fast_params)
     )
     assert choice["threshold"] == 0.5  # already perfect at 0.5: no gain, no change
 
@@ -200,34 +205,34 @@ def test_evaluation_and_charts_on_a_held_out_split(make_frame, schema, fast_para
     train, test = frame.iloc[:300], frame.iloc[300:].reset_index(drop=True)
     model = fit(train, fast_params, schema)
 
-    metrics = nodes.evaluate_model(model, test, schema)
+    metrics = evaluation.evaluate_model(model, test, schema)
     assert set(metrics) == {"accuracy", "precision", "recall", "f1", "roc_auc"}
     assert metrics["accuracy"] > 0.85
 
-    matrix = nodes.plot_confusion_matrix(model, test, schema)
+    matrix = evaluation.plot_confusion_matrix(model, test, schema)
     assert isinstance(matrix, go.Figure)
     counts = np.asarray(matrix.data[0].z)
     assert counts.sum() == len(test)
     assert np.trace(counts) / len(test) == pytest.approx(metrics["accuracy"])
 
-    roc = nodes.plot_roc_curve(model, test, schema)
+    roc = evaluation.plot_roc_curve(model, test, schema)
     assert [trace.mode for trace in roc.data] == ["lines", "lines", "markers"]
 
-    importances = nodes.compute_feature_importances(model, test, schema, fast_params)
+    importances = evaluation.compute_feature_importances(model, test, schema, P(fast_params))
     assert set(importances["feature"]) == set(feature_columns(schema))
     assert importances.iloc[0]["feature"] in {"SSLfinal_State", "URL_of_Anchor"}
-    chart = nodes.plot_feature_importances(importances)
+    chart = evaluation.plot_feature_importances(importances)
     assert len(chart.data[0].y) == len(feature_columns(schema))
 
 
 def test_mlflow_metrics_carry_every_required_name(make_frame, schema, fast_params):
     frame = make_frame(300, additive_rule, seed=9)
-    results, oof = nodes.search_candidates(frame, schema, fast_params)
-    best = nodes.select_best_candidate(results, fast_params)
-    threshold = nodes.choose_threshold(oof, frame, best, schema, fast_params)
+    results, oof = selection.search_candidates(frame, schema, P(fast_params))
+    best = selection.select_best_candidate(results, P(fast_params))
+    threshold = selection.choose_threshold(oof, frame, best, schema, P(fast_params))
     test_metrics = {"accuracy": 0.9, "precision": 0.8, "recall": 0.7, "f1": 0.75, "roc_auc": 0.95}
-    gate = nodes.apply_quality_gate(test_metrics, fast_params)
-    logged = nodes.collect_mlflow_metrics(test_metrics, best, threshold, results, gate)
+    gate = promotion.apply_quality_gate(test_metrics, P(fast_params))
+    logged = evaluation.collect_mlflow_metrics(test_metrics, best, threshold, results, gate)
 
     for word in ("accuracy", "precision", "recall", "f1", "roc_auc"):
         assert f"test_{word}" in logged
@@ -237,7 +242,7 @@ def test_mlflow_metrics_carry_every_required_name(make_frame, schema, fast_param
 
 
 def test_input_example_is_built_from_the_schema(schema):
-    example = nodes.build_input_example(schema)
+    example = promotion.build_input_example(schema)
     assert list(example.columns) == feature_columns(schema)
     assert len(example) == 3
     for name, values in allowed_values(schema).items():
@@ -253,27 +258,27 @@ def test_the_quality_gate_blocks_a_weak_model(make_frame, schema, fast_params):
     train, test = frame.iloc[:200], frame.iloc[200:].reset_index(drop=True)
     fast_params["candidates"] = {"prior": {"estimator": "sklearn.dummy.DummyClassifier"}}
     weak = fit(train, fast_params, schema)
-    metrics = nodes.evaluate_model(weak, test, schema)
+    metrics = evaluation.evaluate_model(weak, test, schema)
 
-    gate = nodes.apply_quality_gate(metrics, fast_params)
+    gate = promotion.apply_quality_gate(metrics, P(fast_params))
     assert gate["passed"] is False
     assert any("test_roc_auc" in failure for failure in gate["failures"])
 
-    decision = nodes.decide_promotion(weak, gate, None, test, schema, fast_params)
+    decision = promotion.decide_promotion(weak, gate, None, test, schema, P(fast_params))
     assert decision["promote"] is False
     assert decision["reason"].startswith("quality gate failed")
     with pytest.raises(ValueError, match="quality gate failed.*no champion yet"):
-        nodes.select_model_in_use(weak, decision, None)  # nothing to score with
+        promotion.select_model_in_use(weak, decision, None)  # nothing to score with
 
 
 def test_the_gate_reads_its_minimums_from_parameters(fast_params):
     good = {"accuracy": 0.97, "precision": 0.9, "recall": 0.9, "f1": 0.9, "roc_auc": 0.99}
-    assert nodes.apply_quality_gate(good, fast_params)["passed"] is True
+    assert promotion.apply_quality_gate(good, P(fast_params))["passed"] is True
     fast_params["quality_gate"] = {"min_accuracy": 0.98}
-    assert nodes.apply_quality_gate(good, fast_params)["passed"] is False
+    assert promotion.apply_quality_gate(good, P(fast_params))["passed"] is False
     fast_params["quality_gate"] = {"min_speed": 1.0}
-    with pytest.raises(ValueError, match="min_<metric>"):
-        nodes.apply_quality_gate(good, fast_params)
+    with pytest.raises(ValueError, match=r"training\.quality_gate\.min_speed"):
+        promotion.apply_quality_gate(good, P(fast_params))
 
 
 def test_the_production_model_is_fit_on_all_records_and_knows_its_vectors(
@@ -281,11 +286,11 @@ def test_the_production_model_is_fit_on_all_records_and_knows_its_vectors(
 ):
     frame = make_frame(300, xor_rule, seed=12, copies=2)
     train = frame.iloc[:400]
-    evaluation = fit(train, fast_params, schema)
-    results, _ = nodes.search_candidates(train, schema, fast_params)
-    best = nodes.select_best_candidate(results, fast_params)
-    production = nodes.fit_phishing_model(
-        frame, best, {"threshold": 0.5, "objective": "f1"}, schema, fast_params, "all records"
+    evaluated = fit(train, fast_params, schema)
+    results, _ = selection.search_candidates(train, schema, P(fast_params))
+    best = selection.select_best_candidate(results, P(fast_params))
+    production = selection.fit_phishing_model(
+        frame, best, {"threshold": 0.5, "objective": "f1"}, schema, P(fast_params), "all records"
     )
     assert production.params["fitted_on"] == "all records"
     assert production.params["training_rows"] == 600
@@ -294,20 +299,20 @@ def test_the_production_model_is_fit_on_all_records_and_knows_its_vectors(
         == frame[feature_columns(schema)].drop_duplicates().shape[0]
     )
     assert production.has_seen(feature_vector_codes(frame, feature_columns(schema))).all()
-    assert not evaluation.has_seen(
+    assert not evaluated.has_seen(
         feature_vector_codes(frame.iloc[400:], feature_columns(schema))
     ).all()
 
     reference = build_drift_reference(frame, schema)
-    packaged = nodes.package_model_for_registry(
-        production, evaluation, nodes.evaluate_model(evaluation, frame.iloc[400:], schema),
+    packaged = promotion.package_model_for_registry(
+        production, evaluated, evaluation.evaluate_model(evaluated, frame.iloc[400:], schema),
         {"passed": True, "failures": []}, reference,
     )  # fmt: skip
     assert packaged.drift_reference is reference and production.drift_reference is None
     assert packaged.estimator is production.estimator
     assert packaged.metrics["test_accuracy"] > 0.5 and packaged.metrics["quality_gate_passed"] == 1
     assert "training split" not in packaged.params["fitted_on"]
-    fits = nodes.describe_model_fits(evaluation, production)
+    fits = promotion.describe_model_fits(evaluated, production)
     assert fits["production_model"]["rows"] == 600 and fits["evaluation_model"]["rows"] == 400
 
 
@@ -326,39 +331,42 @@ def test_promotion_compares_only_on_vectors_neither_model_was_fit_on(
     frame = make_frame(600, xor_rule, seed=11, noise=0.05)
     train, test = _split_by_vector(frame, schema)
     fast_params["quality_gate"] = {}  # only the comparison decides here
-    fast_params["promotion"] = {"metric": "roc_auc", "min_evidence_rows": 50}
+    fast_params["promotion"] = {"metric": "roc_auc", "min_improvement": 0, "min_evidence_rows": 50}
     gate = {"passed": True, "failures": []}
     strong = fit(train, fast_params, schema, candidate="decision_tree")
     weaker = fit(train, fast_params, schema, candidate="logistic_regression")
     strong.version, weaker.version = "7", "8"
 
-    decision = nodes.decide_promotion(weaker, gate, strong, test, schema, fast_params)
+    decision = promotion.decide_promotion(weaker, gate, strong, test, schema, P(fast_params))
     assert decision["promote"] is False
     assert decision["champion_version"] == "7"
     assert decision["evidence_rows"] == len(test)  # the champion never saw the test vectors
     assert decision["champion_value"] > decision["candidate_value"]
     assert "does not beat the champion" in decision["reason"]
 
-    decision = nodes.decide_promotion(strong, gate, weaker, test, schema, fast_params)
+    decision = promotion.decide_promotion(strong, gate, weaker, test, schema, P(fast_params))
     assert decision["promote"] is True and decision["reason"].startswith("beats the champion")
-    assert nodes.select_model_in_use(strong, decision, weaker) is strong
-    same = nodes.decide_promotion(strong, gate, strong, test, schema, fast_params)
+    assert promotion.select_model_in_use(strong, decision, weaker) is strong
+    same = promotion.decide_promotion(strong, gate, strong, test, schema, P(fast_params))
     assert same["promote"] is False  # a tie does not beat the champion
 
     # a champion refit on everything has seen the test rows: no honest evidence, it stays
-    everything = nodes.fit_phishing_model(
-        frame, nodes.select_best_candidate(nodes.search_candidates(train, schema, fast_params)[0],
-        fast_params), {"threshold": 0.5, "objective": "f1"}, schema, fast_params, "everything",
-    )  # fmt: skip
-    decision = nodes.decide_promotion(strong, gate, everything, test, schema, fast_params)
+    params = P(fast_params)
+    best = selection.select_best_candidate(
+        selection.search_candidates(train, schema, params)[0], params
+    )
+    everything = selection.fit_phishing_model(
+        frame, best, {"threshold": 0.5, "objective": "f1"}, schema, params, "everything"
+    )
+    decision = promotion.decide_promotion(strong, gate, everything, test, schema, P(fast_params))
     assert decision["promote"] is False and decision["evidence_rows"] == 0
     assert decision["reason"].startswith("not enough evidence")
-    assert nodes.select_model_in_use(strong, decision, everything) is everything
+    assert promotion.select_model_in_use(strong, decision, everything) is everything
 
     # new records the champion has not seen are evidence again, and only those rows count
     newer = make_frame(300, xor_rule, seed=99, noise=0.05)
     mixed = pd.concat([test, newer], ignore_index=True)
-    decision = nodes.decide_promotion(strong, gate, everything, mixed, schema, fast_params)
+    decision = promotion.decide_promotion(strong, gate, everything, mixed, schema, P(fast_params))
     unseen = ~everything.has_seen(feature_vector_codes(mixed, feature_columns(schema)))
     assert decision["evidence_rows"] == int(unseen.sum()) > 0
 
@@ -366,7 +374,7 @@ def test_promotion_compares_only_on_vectors_neither_model_was_fit_on(
 def test_first_model_that_passes_the_gate_is_promoted(make_frame, schema, fast_params):
     model = fit(make_frame(200, xor_rule, seed=13), fast_params, schema)
     gate = {"passed": True, "failures": []}
-    decision = nodes.decide_promotion(model, gate, None, pd.DataFrame(), schema, fast_params)
+    decision = promotion.decide_promotion(model, gate, None, pd.DataFrame(), schema, P(fast_params))
     assert decision == {
         "promote": True,
         "metric": "roc_auc",
@@ -377,4 +385,4 @@ def test_first_model_that_passes_the_gate_is_promoted(make_frame, schema, fast_p
         "quality_gate_passed": True,
         "reason": "no champion yet",
     }
-    assert nodes.select_model_in_use(model, decision, None) is model
+    assert promotion.select_model_in_use(model, decision, None) is model

@@ -18,6 +18,7 @@ from network_security.schema import feature_columns
 PROJECT_ROOT = Path(__file__).resolve().parents[3]
 
 INTERNALS = {
+    "training.settings",
     "training.cv_results",
     "training.oof_probabilities",
     "training.best_candidate",

@@ -10,15 +10,41 @@ the model's pipeline, so training and inference share one implementation.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from network_security.features import feature_vector_groups, grouped_folds
+from network_security.parameters import describe_errors
 from network_security.schema import Schema, feature_columns, record_columns, target_column
 
 logger = logging.getLogger(__name__)
+
+
+class SplitParams(BaseModel):
+    """``feature_engineering.split`` (conf/base/parameters_feature_engineering.yml)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    test_size: float = Field(gt=0, le=0.5)
+    random_state: int
+
+    @classmethod
+    def parse(cls, split_params: Mapping[str, Any]) -> SplitParams:
+        """The split parameters, validated; ``ValueError`` naming each bad key and value."""
+        try:
+            return cls.model_validate(dict(split_params))
+        except ValidationError as error:
+            raise ValueError(
+                describe_errors(
+                    "feature_engineering.split",
+                    error,
+                    "conf/base/parameters_feature_engineering.yml",
+                )
+            ) from None
 
 
 def split_train_test(
@@ -34,23 +60,22 @@ def split_train_test(
         ``(train, test)``: the schema's features and target, int64, fresh indexes.
 
     Raises:
-        ValueError: If ``test_size`` is not in (0, 0.5], or there are too few distinct feature
-            vectors per label to split.
+        ValueError: If the parameters are not valid (``test_size`` in (0, 0.5]), or there are
+            too few distinct feature vectors per label to split.
     """
-    test_size = float(split_params.get("test_size", 0.2))
-    seed = int(split_params.get("random_state", 42))
-    if not 0 < test_size <= 0.5:
-        raise ValueError(
-            f"feature_engineering.split.test_size must be in (0, 0.5], got {test_size}; "
-            "fix it in conf/base/parameters_feature_engineering.yml."
-        )
-    n_splits = max(2, round(1 / test_size))
+    split = SplitParams.parse(split_params)
+    n_splits = max(2, round(1 / split.test_size))
     features = feature_columns(schema)
     target = target_column(schema)
     records = validated_records[record_columns(schema)].reset_index(drop=True)
     labels = records[target].to_numpy()
     folds = grouped_folds(
-        records, labels, features, n_splits, seed, "Ingest more records or raise test_size."
+        records,
+        labels,
+        features,
+        n_splits,
+        split.random_state,
+        "Ingest more records or raise test_size.",
     )
     train_index, test_index = folds[0]
     n_groups = len(np.unique(feature_vector_groups(records, features)))
@@ -64,7 +89,7 @@ def split_train_test(
         len(train),
         len(test),
         100 * len(test) / len(records),
-        100 * test_size,
+        100 * split.test_size,
     )
     return train, test
 

@@ -223,6 +223,26 @@ def select_valid_records(
     )
 
 
+def _failures_by_column(row_violations: pd.DataFrame, n_examples: int) -> dict[str, Any]:
+    """Per column (most failed rows first): rows failed, counts by check and by value, and up
+    to ``n_examples`` example rows."""
+    by_column: dict[str, Any] = {}
+    for column, group in row_violations.groupby("column", sort=False):
+        examples = group.drop_duplicates("row").head(n_examples)
+        by_column[str(column)] = {
+            "rows_failed": int(group["row"].nunique()),
+            "by_check": {str(k): int(v) for k, v in group["check"].value_counts().items()},
+            "failing_values": {
+                str(k): int(v) for k, v in group["value"].value_counts(dropna=False).items()
+            },
+            "example_rows": [
+                {"row": int(r), "record_key": k, "value": v}
+                for r, k, v in examples[["row", "record_key", "value"]].itertuples(index=False)
+            ],
+        }
+    return dict(sorted(by_column.items(), key=lambda item: -item[1]["rows_failed"]))
+
+
 def build_validation_report(
     phishing_records: pd.DataFrame,
     schema_violations: pd.DataFrame,
@@ -248,21 +268,7 @@ def build_validation_report(
         ].itertuples(index=False)
     ]
     row_violations = _row_violations(schema_violations)
-    by_column: dict[str, Any] = {}
-    for column, group in row_violations.groupby("column", sort=False):
-        examples = group.drop_duplicates("row").head(n_examples)
-        by_column[str(column)] = {
-            "rows_failed": int(group["row"].nunique()),
-            "by_check": {str(k): int(v) for k, v in group["check"].value_counts().items()},
-            "failing_values": {
-                str(k): int(v) for k, v in group["value"].value_counts(dropna=False).items()
-            },
-            "example_rows": [
-                {"row": int(r), "record_key": k, "value": v}
-                for r, k, v in examples[["row", "record_key", "value"]].itertuples(index=False)
-            ],
-        }
-    by_column = dict(sorted(by_column.items(), key=lambda item: -item[1]["rows_failed"]))
+    by_column = _failures_by_column(row_violations, n_examples)
     n_records = len(phishing_records)
     n_rejected = len(rejected_records)
     fraction = n_rejected / n_records if n_records else 0.0
@@ -291,12 +297,9 @@ def build_validation_report(
     }
     logger.info(
         "Validation: %d records, %d rejected (%.2f%%, limit %.2f%%), columns failing: %s",
-        n_records,
-        n_rejected,
-        100 * fraction,
-        100 * max_fraction,
+        n_records, n_rejected, 100 * fraction, 100 * max_fraction,
         ", ".join(f"{c} ({d['rows_failed']})" for c, d in by_column.items()) or "none",
-    )
+    )  # fmt: skip
     return report
 
 
