@@ -87,7 +87,8 @@ class InputValidationError(ValueError, DatasetError):
         value: The offending cell text, or ``None``.
         problem: A short code: ``missing_column``, ``repeated_column``, ``nameless_column``,
             ``no_rows``, ``missing_value``, ``not_integer``, ``not_allowed``, ``empty_file``,
-            ``not_text``, ``malformed``, ``reserved_column``, ``extra_column``, ``changed``.
+            ``not_text``, ``malformed``, ``reserved_column``, ``extra_column``, ``changed``,
+            ``too_many_columns``.
         rows_affected: How many rows of the checked frame have this problem (``None`` if n/a).
         source: The file or request the rows came from.
     """

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 
+from network_security.datasets.chunked_csv import read_csv_bytes
 from network_security.service.inputs import RequestProblem, read_csv_upload, records_features
 
 JSON = {"Accept": "application/json"}
@@ -79,6 +81,52 @@ def test_a_very_wide_header_is_refused_before_it_is_parsed():
         read(data, max_columns=200)
     assert raised.value.status_code == 413
     assert "2000001 columns" in raised.value.message
+
+
+def test_a_header_ending_with_a_long_quoted_name_cannot_hide_its_width():
+    """A quoted name longer than Python's csv field limit (128 KiB) made the width unknown and
+    the limit was skipped: 50,001 extra columns were read and scored."""
+    names = b",".join(b"x%d" % i for i in range(50_001))
+    data = names + b',"' + b"n" * 140_000 + b'"\n' + b"1," * 50_001 + b"1\n"
+    started = time.perf_counter()
+    with pytest.raises(RequestProblem) as raised:
+        read(data, max_columns=200)
+    assert time.perf_counter() - started < 1.0
+    assert raised.value.status_code == 413
+    assert raised.value.message.startswith("up.csv has 50002 columns; at most 200 are read")
+    assert "NETWORK_SECURITY_MAX_COLUMNS" in raised.value.message
+
+
+def test_many_quoted_names_are_refused_once_past_the_limit():
+    data = b",".join([b'"a""b,c"'] * 300_000) + b"\n"  # 2.4 MB of quoted names
+    started = time.perf_counter()
+    with pytest.raises(RequestProblem, match="has more than 200 columns") as raised:
+        read(data, max_columns=200)
+    assert time.perf_counter() - started < 1.0
+    assert raised.value.status_code == 413
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        b'"a,b",c',
+        b'"a""b",c',
+        b'a"b,c',
+        b'"a"b"c,d",e',
+        b'"x\ny",c',
+        b'"x\r\ny\rz",c,"d"',
+        b'\xef\xbb\xbf"a,b",c',
+        b'\r\n\n"a",b',
+        b'a,"""",b',
+        b'"""x""","y"',
+    ],
+)
+def test_the_column_limit_counts_the_header_as_the_csv_reader_splits_it(header):
+    data = header + b"\n"
+    width = len(read_csv_bytes(data, "up.csv", 10).columns)
+    assert len(read(data, max_columns=width).columns) == width
+    with pytest.raises(RequestProblem, match=f"has {width} columns; at most {width - 1}"):
+        read(data, max_columns=width - 1)
 
 
 def test_records_keep_extra_fields_as_sent_in_first_seen_order():

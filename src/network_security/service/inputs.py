@@ -5,8 +5,6 @@ columns, records before a JSON body is parsed) and every problem become a ``Requ
 from __future__ import annotations
 
 import contextlib
-import csv
-import io
 import json
 import math
 import re
@@ -21,7 +19,10 @@ import pandas as pd
 from network_security.datasets.chunked_csv import read_csv_bytes
 from network_security.validator import InputValidationError
 
-_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
+# a JSON string, or the rest of the body after an opening quote that is never closed; its
+# repeats are possessive, so the scan never backtracks and each byte is read once (a string
+# pattern that can fail retries from every later quote: quadratic on escaped quotes)
+_STRING = re.compile(rb'"(?:[^"\\]++|\\.)*+(?:"|\\?\Z)', re.DOTALL)
 _DIGITS_AS_ZERO = bytes.maketrans(b"123456789", b"0" * 9)
 _LONG_NUMBER = b"0" * 19  # 19 digits in a row, as 2**63 has: orjson would read a float
 _KINDS = {bool: "a boolean", type(None): "null", dict: "an object", list: "a list"}
@@ -58,31 +59,20 @@ class RequestProblem(Exception):
         return {key: value for key, value in found.items() if value is not None}
 
 
-def _header_width(data: bytes) -> int:
-    """The number of fields of the header row, read alone (a wide one is refused unparsed)."""
-    text = io.TextIOWrapper(io.BytesIO(data), encoding="utf-8", errors="replace", newline="")
-    try:
-        return len(next(csv.reader(text), []))
-    except csv.Error:  # a header the reader refuses: the CSV reader says why
-        return 0
-
-
 def read_csv_upload(data: bytes, *, source: str, max_rows: int, max_columns: int) -> pd.DataFrame:
     """An uploaded CSV as a frame of text cells, read as the inference pipeline reads a file.
 
     Raises ``RequestProblem``: 400 for bytes that are not CSV text (or cannot be split into
-    rows), 413 past the row or column limit, 422 for an empty file, a bad header or a row of
-    the wrong width.
+    rows), 413 past the row or column limit (a wide header is refused before it is parsed),
+    422 for an empty file, a bad header or a row of the wrong width.
     """
-    if (width := _header_width(data)) > max_columns:
-        raise RequestProblem(
-            413,
-            f"{source} has {width} columns; the service accepts at most {max_columns} "
-            "(NETWORK_SECURITY_MAX_COLUMNS).",
-        )
     try:
-        frame = read_csv_bytes(data, source, max_rows)
+        frame = read_csv_bytes(data, source, max_rows, max_columns)
     except InputValidationError as error:
+        if error.problem == "too_many_columns":
+            problem = RequestProblem.of(error, 413)
+            problem.message = f"{error} (NETWORK_SECURITY_MAX_COLUMNS sets the limit)"
+            raise problem from None
         # bytes that are not text, or a CSV the reader cannot split into rows: a 400
         unreadable = (
             error.problem == "not_text" or error.row is None and error.problem == "malformed"
