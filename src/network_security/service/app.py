@@ -16,6 +16,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, Request, Security
 from fastapi.middleware.cors import CORSMiddleware
+from fastapi.middleware.trustedhost import TrustedHostMiddleware
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import run_in_threadpool
@@ -29,7 +30,7 @@ from network_security.schema import feature_columns
 from network_security.service import openapi
 from network_security.service.champion import ChampionStore, LoadedModel
 from network_security.service.inputs import RequestProblem
-from network_security.service.limits import BodySizeLimitMiddleware, prediction_slot, read_body
+from network_security.service.limits import BodyLimitsMiddleware, prediction_slot
 from network_security.service.predictions import frame_body, score_csv, score_records
 from network_security.service.rendering import (
     HTML_HEADERS,
@@ -48,8 +49,13 @@ from network_security.service.training import TrainingAlreadyRunning, TrainingRu
 
 NO_MODEL = (
     "No champion model is available yet (no alias 'champion' in the model registry and no "
-    "cached copy at {path}): train one with `kedro run --pipeline training` in the project, "
+    "cached copy {name!r}): train one with `kedro run --pipeline training` in the project, "
     "or POST /train."
+)
+MODEL_UNREADABLE = (
+    "The champion model could not be loaded (from the model registry or its cached copy "
+    "{name!r}); the service log says why. Train one with `kedro run --pipeline training` in "
+    "the project, or POST /train."
 )
 
 
@@ -65,10 +71,11 @@ class ServiceState:
     slots: asyncio.Semaphore
 
     def model(self) -> LoadedModel:
-        """The champion, or a 503 that says how to get one."""
+        """The champion, or a 503 that says how to get one (the file's name only: its path and
+        why it could not be loaded are in the log, not in answers)."""
         if (loaded := self.champion.current()) is None:
-            path = self.champion.path
-            raise RequestProblem(503, self.champion.last_error or NO_MODEL.format(path=path))
+            text = MODEL_UNREADABLE if self.champion.last_error else NO_MODEL
+            raise RequestProblem(503, text.format(name=self.champion.path.name))
         return loaded
 
 
@@ -220,11 +227,13 @@ def _routes(state: ServiceState) -> APIRouter:  # noqa: C901 - the routes, one c
     async def predict(request: Request) -> Response:
         """Score a CSV upload (field ``file``) or JSON ``{"records": [...]}`` with the champion."""
         content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        # each body is read (within its size and time: BodyLimitsMiddleware) before its
+        # request waits for a scoring slot
         if content_type == "multipart/form-data":
             request.state.html = not wants_json(request.headers.get("accept"))
             loaded = await run_in_threadpool(state.model)
+            data, source = await _read_upload(request, settings.max_upload_bytes)
             async with prediction_slot(state.slots, settings):
-                data, source = await _read_upload(request, settings.max_upload_bytes)
                 scored = await run_in_threadpool(score_csv, state, loaded, data, source)
                 del data
                 if request.state.html:
@@ -234,8 +243,8 @@ def _routes(state: ServiceState) -> APIRouter:  # noqa: C901 - the routes, one c
                 return JSONBody(frame_body(scored, loaded, source))
         if content_type == "application/json" or content_type.endswith("+json"):
             loaded = state.model()
+            body = await request.body()
             async with prediction_slot(state.slots, settings):
-                body = await read_body(request, settings.body_timeout_seconds)
                 if len(body) < 4096:  # a few records: scored at once (a thread hop costs more)
                     return JSONBody(score_records(state, loaded, body))
                 return JSONBody(await run_in_threadpool(score_records, state, loaded, body))
@@ -315,7 +324,12 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
     app.include_router(_routes(state))
     app.add_exception_handler(RequestProblem, problem_response)
     app.add_exception_handler(StarletteHTTPException, _on_http_error)
-    app.add_middleware(BodySizeLimitMiddleware, max_upload_bytes=settings.max_upload_bytes)
+    app.add_middleware(
+        BodyLimitsMiddleware,
+        max_upload_bytes=settings.max_upload_bytes,
+        timeout_seconds=settings.body_timeout_seconds,
+        max_bytes_in_flight=settings.max_body_bytes_in_flight,
+    )
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,
@@ -324,6 +338,8 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
             allow_methods=["GET", "POST"],
             allow_headers=["Authorization", "Content-Type", "Accept"],
         )
+    # outermost: a request for another host name (DNS rebinding) is refused before anything
+    app.add_middleware(TrustedHostMiddleware, allowed_hosts=settings.allowed_hosts)
     return app
 
 

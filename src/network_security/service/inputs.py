@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import orjson
 import pandas as pd
+from starlette.exceptions import HTTPException
 
 from network_security.datasets.chunked_csv import read_csv_bytes
 from network_security.validator import InputValidationError
@@ -28,8 +29,11 @@ _LONG_NUMBER = b"0" * 19  # 19 digits in a row, as 2**63 has: orjson would read 
 _KINDS = {bool: "a boolean", type(None): "null", dict: "an object", list: "a list"}
 
 
-class RequestProblem(Exception):
-    """A request the service cannot serve: the HTTP status, why, and where when known."""
+class RequestProblem(HTTPException):
+    """A request the service cannot serve: the HTTP status, why, and where when known.
+
+    An ``HTTPException``, so FastAPI passes one raised while a body is read (by the body
+    limits) on to the service's handler as it is."""
 
     def __init__(
         self,
@@ -41,8 +45,8 @@ class RequestProblem(Exception):
         value: Any = None,
         headers: dict[str, str] | None = None,
     ) -> None:
-        super().__init__(message)
-        self.status_code, self.message, self.headers = status_code, message, headers
+        super().__init__(status_code, message, headers)
+        self.message = message
         self.column, self.row, self.value = column, row, value
 
     @classmethod
@@ -70,9 +74,8 @@ def read_csv_upload(data: bytes, *, source: str, max_rows: int, max_columns: int
         frame = read_csv_bytes(data, source, max_rows, max_columns)
     except InputValidationError as error:
         if error.problem == "too_many_columns":
-            problem = RequestProblem.of(error, 413)
-            problem.message = f"{error} (NETWORK_SECURITY_MAX_COLUMNS sets the limit)"
-            raise problem from None
+            message = f"{error} (NETWORK_SECURITY_MAX_COLUMNS sets the limit)"
+            raise RequestProblem(413, message) from None
         # bytes that are not text, or a CSV the reader cannot split into rows: a 400
         unreadable = (
             error.problem == "not_text" or error.row is None and error.problem == "malformed"
