@@ -22,9 +22,10 @@ import httpx
 import psutil
 import pytest
 
-from network_security.service.inputs import RequestProblem, read_records
+from network_security.service.inputs import RequestProblem, read_records, records_model
 
 MiB = 1024 * 1024
+ANY_RECORDS = records_model({"features": {}}, max_rows=10_000, max_columns=200)
 
 
 def empty_records_body(size: int) -> bytes:
@@ -62,7 +63,7 @@ def test_a_body_of_empty_records_is_refused_before_any_record_is_built():
     tracemalloc.start()
     try:
         with pytest.raises(RequestProblem) as caught:
-            read_records(body, max_rows=10_000)
+            read_records(body, ANY_RECORDS, max_rows=10_000)
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
@@ -75,9 +76,9 @@ def test_braces_inside_strings_do_not_count_as_records():
     url = "https://example.test/{" + "[{" * 20 + "}"
     records = b",".join([b'{"url": "%s", "x": "\\"{"}' % url.encode()] * 300)
     body = b'{"records": [' + records + b"]}"
-    assert len(read_records(body, max_rows=300)) == 300
+    assert len(read_records(body, ANY_RECORDS, max_rows=300)) == 300
     with pytest.raises(RequestProblem) as caught:
-        read_records(body, max_rows=299)
+        read_records(body, ANY_RECORDS, max_rows=299)
     assert caught.value.status_code == 413
 
 
@@ -87,7 +88,7 @@ def test_escaped_quotes_in_a_string_that_never_closes_are_read_once():
     body = b"[" * 10_003 + b'"' + b'\\"' * 20_000
     started = time.perf_counter()
     with pytest.raises(RequestProblem) as caught:
-        read_records(body, max_rows=10_000)
+        read_records(body, ANY_RECORDS, max_rows=10_000)
     assert time.perf_counter() - started < 1.0
     assert caught.value.status_code == 413
 
