@@ -15,12 +15,29 @@ from typing import Any
 
 import numpy as np
 
-_CREDENTIALS_IN_URI = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)[^@/\s]+@")
+# Both patterns start only at a fixed text (``://``) or at the start of a name, and their
+# repeats are possessive: a scan never backtracks, so redacting costs linear time whatever the
+# line holds (a pattern that tried a scheme at every letter was quadratic on long lines).
+_CREDENTIALS_IN_URI = re.compile(r"://[^@/\s]++@")
+_PARAMETER = re.compile(r"(?<![\w.-])([\w.-]++)=([^\s&#;,'\"<>?=]++)")
+_SECRET_NAME = re.compile(
+    r"passw(?:or)?d|pwd|secret|token|api[_-]?key|access[_-]?key|private[_-]?key|signature"
+    r"|credential|session[_-]?id|^(?:pass|key|sig|auth)$",
+    re.IGNORECASE,
+)
+
+
+def _hide_secret_value(match: re.Match[str]) -> str:
+    name = match.group(1)
+    return f"{name}=***" if _SECRET_NAME.search(name) else match.group(0)
 
 
 def redact(text: Any) -> str:
-    """``text`` (a URI, or any message holding URIs) with each ``user:password@`` as ``***@``."""
-    return _CREDENTIALS_IN_URI.sub(r"\g<scheme>***@", str(text))
+    """``text`` (a URI, or any message holding URIs) with each ``user:password@`` as ``***@``
+    and the value of each ``name=value`` whose name says it is a secret (``password=``,
+    ``token=``, ``api_key=``, ``client_secret=``, ... as in a query string) as ``***``."""
+    hidden = _CREDENTIALS_IN_URI.sub("://***@", str(text))
+    return _PARAMETER.sub(_hide_secret_value, hidden) if "=" in hidden else hidden
 
 
 def jsonable(value: Any) -> Any:

@@ -59,8 +59,14 @@ if TYPE_CHECKING:  # pandera is imported only when the validation pipeline build
 MISSING_TEXT = frozenset({"", "na", "n/a", "nan", "null", "none", "<na>"})
 """Cell texts read as a missing value (compared case-insensitively, after stripping)."""
 
-_NUMBER = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
-"""A decimal number as a cell may spell it (no ``0x1``, ``1_000``, ``inf``)."""
+_NUMBER = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+"""A decimal number as a cell may spell it (no ``0x1``, ``1_000``, ``inf``). Each character
+has one place in the pattern (the fraction needs its point), so a match never backtracks."""
+
+MAX_NUMBER_CHARACTERS = 32
+"""The longest cell text (once stripped) the cell rule reads as a number. Every allowed value
+is spelled in a few characters (``-1``, ``1.0``); a longer cell is *not an integer*, refused
+before any parsing, so a long cell costs no more than reading it."""
 
 _SHOWN_ROWS = 5
 _INT64 = np.iinfo(np.int64)
@@ -82,7 +88,8 @@ class InputValidationError(ValueError, DatasetError, ExpectedError):
         value: The offending cell text, or ``None``.
         problem: A short code: ``missing_column``, ``repeated_column``, ``nameless_column``,
             ``no_rows``, ``missing_value``, ``not_integer``, ``not_allowed``, ``empty_file``,
-            ``not_text``, ``malformed``, ``reserved_column``, ``extra_column``, ``changed``.
+            ``not_text``, ``malformed``, ``reserved_column``, ``extra_column``, ``changed``,
+            ``too_many_columns``.
         rows_affected: How many rows of the checked frame have this problem (``None`` if n/a).
         source: The file or request the rows came from.
     """
@@ -110,6 +117,16 @@ class InputValidationError(ValueError, DatasetError, ExpectedError):
 # ------------------------------------------------------------------------------ checks
 
 
+def _not_integer_text(value: str) -> str:
+    """Why a cell is not an integer, a long cell shown by its start and its length."""
+    if len(stripped := value.strip()) <= MAX_NUMBER_CHARACTERS:
+        return f"value {value!r} is not an integer"
+    return (
+        f"value {stripped[:MAX_NUMBER_CHARACTERS]!r}... ({len(stripped)} characters) is not an "
+        f"integer (a number is at most {MAX_NUMBER_CHARACTERS} characters long)"
+    )
+
+
 def _rows_text(rows: np.ndarray) -> str:
     shown = ", ".join(str(int(r)) for r in rows[:_SHOWN_ROWS])
     return shown + (", ..." if len(rows) > _SHOWN_ROWS else "")
@@ -118,7 +135,7 @@ def _rows_text(rows: np.ndarray) -> str:
 def _parse_integer_text(text: str) -> int | None:
     """The integer a cell text spells (``"1"``, ``" -1 "``, ``"1.0"``), or ``None``."""
     stripped = text.strip()
-    if not _NUMBER.fullmatch(stripped):
+    if len(stripped) > MAX_NUMBER_CHARACTERS or not _NUMBER.fullmatch(stripped):
         return None
     try:
         return int(stripped)
@@ -434,14 +451,18 @@ def _arrow_text_block(columns: Mapping[Any, pd.Series], features: list[str]) -> 
 def _arrow_integers(text: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray | None:
     """Arrow text cast to int64 when every cell is a plain decimal integer, else ``None``.
 
-    Arrow's cast also reads hexadecimal (``0x1``), which the cell rule refuses: a cell of three
-    bytes or more containing an ``x`` sends the column to the cell-by-cell parse.
+    Arrow's cast also reads hexadecimal (``0x1``) and any number of leading zeros, which the
+    cell rule refuses: a cell of three bytes or more containing an ``x``, or a cell longer than
+    ``MAX_NUMBER_CHARACTERS``, sends the column to the cell-by-cell parse.
     """
     try:
         parsed = pc.cast(text, pa.int64())
     except pa.ArrowInvalid:
         return None
-    if len(text) and (pc.max(pc.binary_length(text)).as_py() or 0) > 2:
+    longest = (pc.max(pc.binary_length(text)).as_py() or 0) if len(text) else 0
+    if longest > MAX_NUMBER_CHARACTERS:
+        return None
+    if longest > 2:
         for letter in ("x", "X"):
             if pc.any(pc.match_substring(text, letter)).as_py():
                 return None
@@ -689,7 +710,7 @@ def _raise_first_problem(
         "missing_value": f"value {value!r} is a missing value"
         if value.strip()
         else "is empty (missing value)",
-        "not_integer": f"value {value!r} is not an integer",
+        "not_integer": _not_integer_text(value),
         "not_allowed": f"value {value!r} is not an allowed value",
     }[problem]
     scope = f"rows {row_offset + 1}-{row_offset + n_rows}"

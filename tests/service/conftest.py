@@ -127,6 +127,7 @@ def make_settings(service_project: Path, champion_path: Path):
             "max_upload_bytes": 400_000,
             "max_rows": 2_000,
             "max_columns": 60,
+            "allowed_hosts": ["testserver"],  # the host name of Starlette's TestClient
         }
         values.update(overrides)
         return ServiceSettings(**values)

@@ -98,6 +98,51 @@ def test_without_a_champion_predict_and_model_answer_503_saying_how_to_train(
         assert "POST /train" in response.json()["detail"]
 
 
+def test_a_503_names_the_champion_file_but_not_its_path_nor_why_it_failed(
+    make_client, tmp_path, batch
+):
+    """The path and the exception's text are for the log; an anonymous client gets neither."""
+    missing = make_client(model_path=tmp_path / "missing" / "champion.pkl")
+    corrupt_path = tmp_path / "corrupt" / "champion.pkl"
+    corrupt_path.parent.mkdir()
+    corrupt_path.write_bytes(b"this is not a pickle")
+    corrupt = make_client(model_path=corrupt_path)
+    for client in (missing, corrupt):
+        for response in (
+            client.get("/model"),
+            client.post("/predict", json={"records": records_of(batch)}),
+            upload(client, csv_bytes(batch), headers=JSON),
+        ):
+            assert response.status_code == 503
+            detail = response.json()["detail"]
+            assert "'champion.pkl'" in detail
+            assert str(tmp_path) not in response.text
+            assert "Unpickling" not in detail and "load key" not in detail
+            assert "kedro run --pipeline training" in detail
+    assert "could not be loaded" in corrupt.get("/model").json()["detail"]
+
+
+def test_a_request_for_another_host_name_is_refused(make_client, make_settings):
+    """Against DNS rebinding: a page of another site that resolves its name to the service's
+    address sends that name as Host."""
+    client = make_client()  # allows "testserver", TestClient's host name
+    assert client.get("/health").status_code == 200
+    refused = client.get("/health", headers={"Host": "rebound.example"})
+    assert refused.status_code == 400
+    assert "Invalid host header" in refused.text
+    upload = client.post("/predict", json={"records": []}, headers={"Host": "rebound.example"})
+    assert upload.status_code == 400
+    defaults = make_settings(allowed_hosts=None, host="10.1.2.3")
+    assert defaults.allowed_hosts == ["10.1.2.3", "localhost", "127.0.0.1"]
+    local = make_client(allowed_hosts=None)  # the defaults: 127.0.0.1 and localhost
+    assert local.get("/health").status_code == 400  # as "testserver"
+    for host in ("127.0.0.1:8000", "localhost", "LOCALHOST:1"):
+        assert local.get("/health", headers={"Host": host}).status_code == 200, host
+    subdomains = make_client(allowed_hosts=["*.example.org"])
+    assert subdomains.get("/health", headers={"Host": "soc.example.org"}).status_code == 200
+    assert subdomains.get("/health", headers={"Host": "example.net"}).status_code == 400
+
+
 def _eventually(probe, timeout: float = 30.0):
     """Poll ``probe()`` until it returns a truthy value (the champion refreshes in the
     background); the value."""

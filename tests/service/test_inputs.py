@@ -3,16 +3,32 @@
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 
-from network_security.service.inputs import RequestProblem, read_csv_upload, records_features
+from network_security.datasets.chunked_csv import read_csv_bytes
+from network_security.service.inputs import (
+    RequestProblem,
+    read_csv_upload,
+    read_records,
+    record_fields,
+    records_model,
+)
 
 JSON = {"Accept": "application/json"}
 
 
 def read(data: bytes, max_rows: int = 100, max_columns: int = 10):
     return read_csv_upload(data, source="up.csv", max_rows=max_rows, max_columns=max_columns)
+
+
+def records(sent: list, features: str = "a", max_rows: int = 10, max_columns: int = 5) -> list:
+    """``sent`` as a JSON body, read by the model of a schema of features ``a`` (-1, 0, 1) and
+    ``b`` (-1, 1)."""
+    allowed = {"a": [-1, 0, 1], "b": [-1, 1]}
+    model = records_model({"features": {f: allowed[f] for f in features}}, max_rows, max_columns)
+    return read_records(json.dumps({"records": sent}).encode(), model, max_rows=max_rows)
 
 
 def test_csv_cells_stay_text_and_blank_lines_are_skipped():
@@ -81,15 +97,59 @@ def test_a_very_wide_header_is_refused_before_it_is_parsed():
     assert "2000001 columns" in raised.value.message
 
 
-def test_records_keep_extra_fields_as_sent_in_first_seen_order():
-    records = [{"a": 1, "b": -1, "id": 7}, {"url": "u", "b": 1.0, "a": 0, "id": None}]
-    names, matrix, cells = records_features(records, ["a", "b"], max_rows=10, max_columns=5)
-    assert names == ["a", "b", "id", "url"]
-    assert matrix is None  # 1.0 is a number the validator judges (a whole one: 1)
-    assert cells == {"a": (1, 0), "b": (-1, 1.0)}
-    assert [records[0]["id"], records[1]["url"], records[1]["id"]] == [7, "u", None]
-    names, matrix, _ = records_features(records[:1], ["a", "b"], max_rows=10, max_columns=5)
-    assert matrix.tolist() == [[1, -1]]
+def test_a_header_ending_with_a_long_quoted_name_cannot_hide_its_width():
+    """A quoted name longer than Python's csv field limit (128 KiB) made the width unknown and
+    the limit was skipped: 50,001 extra columns were read and scored."""
+    names = b",".join(b"x%d" % i for i in range(50_001))
+    data = names + b',"' + b"n" * 140_000 + b'"\n' + b"1," * 50_001 + b"1\n"
+    started = time.perf_counter()
+    with pytest.raises(RequestProblem) as raised:
+        read(data, max_columns=200)
+    assert time.perf_counter() - started < 1.0
+    assert raised.value.status_code == 413
+    assert raised.value.message.startswith("up.csv has 50002 columns; at most 200 are read")
+    assert "NETWORK_SECURITY_MAX_COLUMNS" in raised.value.message
+
+
+def test_many_quoted_names_are_refused_once_past_the_limit():
+    data = b",".join([b'"a""b,c"'] * 300_000) + b"\n"  # 2.4 MB of quoted names
+    started = time.perf_counter()
+    with pytest.raises(RequestProblem, match="has more than 200 columns") as raised:
+        read(data, max_columns=200)
+    assert time.perf_counter() - started < 1.0
+    assert raised.value.status_code == 413
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        b'"a,b",c',
+        b'"a""b",c',
+        b'a"b,c',
+        b'"a"b"c,d",e',
+        b'"x\ny",c',
+        b'"x\r\ny\rz",c,"d"',
+        b'\xef\xbb\xbf"a,b",c',
+        b'\r\n\n"a",b',
+        b'a,"""",b',
+        b'"""x""","y"',
+    ],
+)
+def test_the_column_limit_counts_the_header_as_the_csv_reader_splits_it(header):
+    data = header + b"\n"
+    width = len(read_csv_bytes(data, "up.csv", 10).columns)
+    assert len(read(data, max_columns=width).columns) == width
+    with pytest.raises(RequestProblem, match=f"has {width} columns; at most {width - 1}"):
+        read(data, max_columns=width - 1)
+
+
+def test_records_hold_the_features_as_integers_then_the_other_fields_as_sent():
+    sent = [{"id": 7, "b": -1, "a": 1}, {"url": "u", "b": 1.0, "a": 0, "id": None}]
+    read = records(sent, "ab")
+    assert read == [{"a": 1, "b": -1, "id": 7}, {"a": 0, "b": 1, "url": "u", "id": None}]
+    assert type(read[1]["b"]) is int  # 1.0 is read as 1
+    assert record_fields(read, ["a", "b"], max_columns=5) == ["a", "b", "id", "url"]
+    assert record_fields(records([{"b": 1, "a": 1}], "ab"), ["a", "b"], 5) == ["a", "b"]
 
 
 def test_json_records_keep_extra_fields_in_first_seen_order_through_http(client, batch):
@@ -116,15 +176,28 @@ def test_json_records_keep_extra_fields_in_first_seen_order_through_http(client,
     ],
 )
 def test_a_record_value_a_feature_cannot_hold_names_record_and_field(value, described):
-    records = [{"a": 1}, {"a": value}]
     with pytest.raises(RequestProblem) as raised:
-        records_features(records, ["a"], max_rows=10, max_columns=5)
+        records([{"a": 1}, {"a": value}])
     problem = raised.value
     assert (problem.status_code, problem.column, problem.row) == (422, "a", 2)
     assert f"record 2, field 'a' is {described}" in problem.message
 
 
-def test_a_fraction_is_refused_by_the_validator_naming_record_and_field(client, batch):
+@pytest.mark.parametrize(
+    ("value", "what"),
+    [(2, "'2' is not an allowed value"), (0.5, "'0.5' is not an integer"),
+     (2**64, f"'{2**64}' is not an allowed value"), (1e300, "'1e+300' is not an allowed value")],
+)  # fmt: skip
+def test_a_number_outside_the_allowed_values_names_record_field_and_value(value, what):
+    with pytest.raises(RequestProblem) as raised:
+        records([{"b": 1}, {"b": -1.0}, {"b": value}], "b")
+    problem = raised.value
+    assert (problem.status_code, problem.column, problem.row) == (422, "b", 3)
+    assert problem.message.startswith(f"records: record 3, field 'b': value {what}")
+    assert problem.value == str(value)
+
+
+def test_a_fraction_is_refused_naming_record_and_field(client, batch):
     records = json.loads(batch.head(2).to_json(orient="records"))
     records[1]["Favicon"] = 0.5
     response = client.post("/predict", json={"records": records})
@@ -134,23 +207,49 @@ def test_a_fraction_is_refused_by_the_validator_naming_record_and_field(client, 
     assert "'0.5' is not an integer" in body["detail"]
 
 
-def test_another_field_must_hold_a_single_value():
+def test_another_field_must_hold_a_single_value_and_not_be_named_like_a_verdict():
     with pytest.raises(RequestProblem) as raised:
-        records_features([{"a": 1, "u": "x"}, {"a": 1, "u": [1]}], ["a"], max_rows=5, max_columns=5)
+        records([{"a": 1, "u": "x"}, {"a": 1, "u": [1]}])
     assert (raised.value.status_code, raised.value.column, raised.value.row) == (422, "u", 2)
     assert "record 2, field 'u' is a list" in raised.value.message
+    with pytest.raises(RequestProblem, match="which scoring adds") as raised:
+        records([{"a": 1}, {"a": 1, "risk_level": "low"}])
+    assert (raised.value.status_code, raised.value.column, raised.value.row) == (
+        422,
+        "risk_level",
+        2,
+    )
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "needle"),
+    [
+        (b"{not json", 400, "not valid JSON"),
+        (b"null", 422, "got NoneType"),
+        (b'{"rows": []}', 422, "got an object with the keys ['rows']"),
+        (b'{"records": [], "x": 1}', 422, "and no other key; got the key 'x'"),
+        (b'{"records": []}', 422, "records is empty"),
+        (b'{"records": {}}', 422, "records must be a list of objects"),
+        (b'{"records": [1]}', 422, "record 1 is a int, not an object"),
+    ],
+)
+def test_a_body_of_another_shape_says_what_is_expected(body, status, needle):
+    model = records_model({"features": {"a": [-1, 1]}}, 10, 5)
+    with pytest.raises(RequestProblem) as raised:
+        read_records(body, model, max_rows=10)
+    assert (raised.value.status_code, needle in raised.value.message) == (status, True)
 
 
 def test_record_limits():
     with pytest.raises(RequestProblem, match="at most 1 per request") as raised:
-        records_features([{"a": 1}] * 2, ["a"], max_rows=1, max_columns=5)
+        records([{"a": 1}] * 2, max_rows=1)
     assert raised.value.status_code == 413
-    wide = [{"a": 1, **{f"x{i}": i for i in range(5)}}]
+    wide = records([{"a": 1, **{f"x{i}": i for i in range(5)}}])
     with pytest.raises(RequestProblem, match="6 fields") as raised:
-        records_features(wide, ["a"], max_rows=1, max_columns=5)
+        record_fields(wide, ["a"], max_columns=5)
     assert raised.value.status_code == 413
-    spread = [{"a": 1, f"x{i}": i} for i in range(6)]
+    spread = records([{"a": 1, f"x{i}": i} for i in range(6)])
     with pytest.raises(RequestProblem, match="more than 5 distinct fields"):
-        records_features(spread, ["a"], max_rows=10, max_columns=5)
+        record_fields(spread, ["a"], max_columns=5)
     with pytest.raises(RequestProblem, match="record 2 has no field 'b'"):
-        records_features([{"a": 1, "b": 1}, {"a": 1}], ["a", "b"], max_rows=5, max_columns=5)
+        records([{"a": 1, "b": 1}, {"a": 1}], "ab")

@@ -1,8 +1,9 @@
-"""The issue's "done when" through real HTTP: ``network-security serve`` on a loopback port."""
+"""The service through real HTTP: ``network-security serve`` on a loopback port."""
 
 from __future__ import annotations
 
 import json
+import time
 
 import httpx
 import pandas as pd
@@ -103,6 +104,43 @@ def test_too_many_rows_is_413(http, batch):
     data = pd.concat([batch] * 81).to_csv(index=False).encode()  # 2,025 rows > 2,000
     response = http.post("/predict", files={"file": ("rows.csv", data)}, headers=JSON)
     assert response.status_code == 413
+
+
+def _long_cell_upload(batch: pd.DataFrame) -> bytes:
+    """20 KB: a header, then a first cell of 20,000 digits and an ``x``."""
+    row = ["1" * 20_000 + "x", *map(str, batch.iloc[0, 2:].tolist())]
+    return (",".join(batch.columns[1:]) + "\n" + ",".join(row) + "\n").encode()
+
+
+def _wide_upload() -> bytes:
+    """25,001 extra columns, then a quoted name longer than Python's csv field limit."""
+    names = b",".join(b"x%d" % i for i in range(25_001)) + b',"' + b"n" * 140_000 + b'"'
+    return names + b"\n" + b"1," * 25_001 + b"1\n"
+
+
+@pytest.mark.parametrize(
+    ("name", "status"),
+    [("long_cell", 422), ("escaped_quotes", 413), ("wide_header", 413)],
+)
+def test_a_costly_request_is_refused_within_a_second(http, batch, name, status):
+    """Each took seconds (4 s, 15 s, 10 s and a 200) when a pattern backtracked or the header
+    was counted by another reader than the one that parses it."""
+    if name == "escaped_quotes":  # 90 KB: 10,003 brackets, then an unclosed string
+        body = b"[" * 10_003 + b'"' + b'\\"' * 40_000
+        send = {"content": body, "headers": {"Content-Type": "application/json"}}
+    else:
+        data = _long_cell_upload(batch) if name == "long_cell" else _wide_upload()
+        send = {"files": {"file": (f"{name}.csv", data, "text/csv")}, "headers": JSON}
+    started = time.monotonic()
+    response = http.post("/predict", **send)
+    elapsed = time.monotonic() - started
+    assert response.status_code == status, response.text[:300]
+    assert elapsed < 1.0, f"{name}: answered in {elapsed:.1f} s"
+    if name == "long_cell":
+        body = response.json()
+        assert (body["column"], body["row"]) == (batch.columns[1], 1)
+        assert "long_cell.csv" in body["detail"]
+        assert len(response.content) < 2_000
 
 
 def test_train_without_a_token_or_with_a_wrong_one_is_refused(http):

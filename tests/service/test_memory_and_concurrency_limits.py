@@ -1,14 +1,16 @@
-"""Issue 11, defect 3: memory amplification by JSON records, and the limits that bound it.
+"""The limits that bound a request's memory and time, measured on a real server process.
 
-A body of ``{}`` records used to be parsed whole (about 35 MiB of Python objects per MiB of
-body) before the 10,000-record limit was checked. Now the record limit is enforced on the bytes,
-before any object is built, and at most ``max_concurrent_predictions`` requests are read and
-scored at once (the others wait unread), so ten such 9 MiB bodies at once are refused with 413
-while the server's memory grows by a fraction of 200 MiB. Measured on a real server process.
+JSON records: the record limit is enforced on the bytes, before any object is built (a body of
+``{}`` records would otherwise cost about 35 MiB of Python objects per MiB), so ten 9 MiB
+bodies of empty records at once are refused with 413 while the server grows by a fraction of
+200 MiB. Bodies: each is read, within its size and time, before its request waits for a
+scoring slot, so clients that send their bodies slowly hold no slot and get a 408, while an
+honest request is answered at once.
 """
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
 import time
@@ -20,9 +22,10 @@ import httpx
 import psutil
 import pytest
 
-from network_security.service.inputs import RequestProblem, read_records
+from network_security.service.inputs import RequestProblem, read_records, records_model
 
 MiB = 1024 * 1024
+ANY_RECORDS = records_model({"features": {}}, max_rows=10_000, max_columns=200)
 
 
 def empty_records_body(size: int) -> bytes:
@@ -60,7 +63,7 @@ def test_a_body_of_empty_records_is_refused_before_any_record_is_built():
     tracemalloc.start()
     try:
         with pytest.raises(RequestProblem) as caught:
-            read_records(body, max_rows=10_000)
+            read_records(body, ANY_RECORDS, max_rows=10_000)
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
@@ -73,9 +76,20 @@ def test_braces_inside_strings_do_not_count_as_records():
     url = "https://example.test/{" + "[{" * 20 + "}"
     records = b",".join([b'{"url": "%s", "x": "\\"{"}' % url.encode()] * 300)
     body = b'{"records": [' + records + b"]}"
-    assert len(read_records(body, max_rows=300)) == 300
+    assert len(read_records(body, ANY_RECORDS, max_rows=300)) == 300
     with pytest.raises(RequestProblem) as caught:
-        read_records(body, max_rows=299)
+        read_records(body, ANY_RECORDS, max_rows=299)
+    assert caught.value.status_code == 413
+
+
+def test_escaped_quotes_in_a_string_that_never_closes_are_read_once():
+    """Many brackets send the body to the scan for strings; escaped quotes in an unclosed
+    string made each quote start a scan to the end of the body (14.7 s for 90 KB)."""
+    body = b"[" * 10_003 + b'"' + b'\\"' * 20_000
+    started = time.perf_counter()
+    with pytest.raises(RequestProblem) as caught:
+        read_records(body, ANY_RECORDS, max_rows=10_000)
+    assert time.perf_counter() - started < 1.0
     assert caught.value.status_code == 413
 
 
@@ -112,18 +126,86 @@ def test_ten_concurrent_bodies_of_empty_records_are_refused_with_bounded_memory(
         assert client.post("/predict", json={"records": records}).status_code == 200
 
 
-def _hold_a_slot(url: str, declared: int) -> socket.socket:
-    """A connection that declares a JSON body and sends only its first bytes."""
+JSON_HEAD = b'{"records": ['
+MULTIPART_HEAD = (
+    b'--xyz\r\nContent-Disposition: form-data; name="file"; filename="slow.csv"\r\n'
+    b"Content-Type: text/csv\r\n\r\nhaving_IP_Address,URL_Length\n"
+)
+
+
+def _open_body(url: str, head: bytes, declared: int, content_type: bytes) -> socket.socket:
+    """A connection that declares a body of ``declared`` bytes and sends only ``head``."""
     host, port = url.removeprefix("http://").split(":")
     sock = socket.create_connection((host, int(port)))
     sock.sendall(
-        b"POST /predict HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\n"
-        b'Content-Length: %d\r\n\r\n{"records": [' % declared
+        b"POST /predict HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: application/json\r\n"
+        b"Content-Type: %s\r\nContent-Length: %d\r\n\r\n%s" % (content_type, declared, head)
     )
     return sock
 
 
-def test_a_body_that_does_not_arrive_in_time_is_408_and_frees_its_slot(
+def _answer(sock: socket.socket, timeout: float) -> bytes:
+    """What the server sends back until it closes the connection (or ``timeout``)."""
+    sock.settimeout(timeout)
+    answer = b""
+    with contextlib.suppress(OSError):
+        while part := sock.recv(4096):
+            answer += part
+    return answer
+
+
+def _trickle(url: str, multipart: bool, seconds: float) -> bytes:
+    """A client sending its body one byte every half second; the server's answer."""
+    kind = b"multipart/form-data; boundary=xyz" if multipart else b"application/json"
+    sock = _open_body(url, MULTIPART_HEAD if multipart else JSON_HEAD, 10_000, kind)
+    deadline = time.monotonic() + seconds
+    try:
+        sock.settimeout(0.5)
+        while time.monotonic() < deadline:
+            try:
+                if part := sock.recv(4096):
+                    return part + _answer(sock, 5)
+                return b""
+            except TimeoutError:
+                sock.sendall(b"1")  # the pause between bytes is the receive timeout above
+        return b""
+    except OSError:
+        return b""
+    finally:
+        sock.close()
+
+
+def test_clients_trickling_bodies_hold_no_scoring_slot(
+    start_service, service_project: Path, champion_path: Path, batch
+):
+    server = start_service(
+        service_project,
+        project_path=str(service_project),
+        model_path=str(champion_path),
+        max_concurrent_predictions="2",
+        prediction_wait_seconds="3",
+        body_timeout_seconds="5",
+    )
+    records = {"records": batch.head(1).to_dict(orient="records")}
+    with httpx.Client(base_url=server.url, timeout=30) as client:
+        assert client.post("/predict", json=records).status_code == 200  # warm
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            tricklers = [
+                pool.submit(_trickle, server.url, i % 2 == 1, seconds=15) for i in range(8)
+            ]
+            time.sleep(1.0)  # every trickling request has started
+            started = time.monotonic()
+            honest = client.post("/predict", json=records)
+            elapsed = time.monotonic() - started
+            answers = [future.result() for future in tricklers]
+    assert honest.status_code == 200, honest.text
+    assert elapsed < 1.0, f"an honest one-row request took {elapsed:.1f} s"
+    for answer in answers:
+        assert answer.startswith(b"HTTP/1.1 408"), answer[:200]
+        assert b"did not arrive within 5 s" in answer
+
+
+def test_a_body_that_does_not_arrive_in_time_is_408_and_holds_no_slot(
     start_service, service_project: Path, champion_path: Path, batch
 ):
     server = start_service(
@@ -135,25 +217,47 @@ def test_a_body_that_does_not_arrive_in_time_is_408_and_frees_its_slot(
         body_timeout_seconds="3",
     )
     records = batch.head(3).to_dict(orient="records")
-    slow = _hold_a_slot(server.url, 10_000)
+    stalled = _open_body(server.url, JSON_HEAD, 10_000, b"application/json")
     try:
-        time.sleep(0.5)  # the slow request holds the only slot
+        time.sleep(0.5)  # the stalled request is being read
         with httpx.Client(base_url=server.url, timeout=30) as client:
             started = time.monotonic()
-            busy = client.post("/predict", json={"records": records})
-            assert busy.status_code == 503
-            assert busy.headers["retry-after"] == "5"
-            assert "busy" in busy.json()["detail"]
-            assert 0.8 < time.monotonic() - started < 10
-            slow.settimeout(15)
-            answer = b""
-            while b"did not arrive" not in answer:  # headers and body may come apart
-                part = slow.recv(4096)
-                if not part:
-                    break
-                answer += part
+            assert client.post("/predict", json={"records": records}).status_code == 200
+            assert time.monotonic() - started < 1.0
+            answer = _answer(stalled, 15)
             assert answer.startswith(b"HTTP/1.1 408"), answer[:200]
             assert b"did not arrive within 3 s" in answer
             assert client.post("/predict", json={"records": records}).status_code == 200
     finally:
-        slow.close()
+        stalled.close()
+
+
+def test_bodies_held_at_once_are_bounded(
+    start_service, service_project: Path, champion_path: Path, batch
+):
+    server = start_service(
+        service_project,
+        project_path=str(service_project),
+        model_path=str(champion_path),
+        max_body_bytes_in_flight="60000",
+        body_timeout_seconds="10",
+    )
+    records = {"records": batch.head(1).to_dict(orient="records")}
+    held = _open_body(server.url, JSON_HEAD + b" " * 50_000, 100_000, b"application/json")
+    try:
+        time.sleep(0.5)  # 50 KB of the first body are held
+        with httpx.Client(base_url=server.url, timeout=30) as client:
+            assert client.post("/predict", json=records).status_code == 200
+            busy = client.post("/predict", json={"records": records["records"] * 20})
+            assert busy.status_code == 503
+            assert busy.headers["retry-after"] == "5"
+            assert "NETWORK_SECURITY_MAX_BODY_BYTES_IN_FLIGHT" in busy.json()["detail"]
+        held.close()
+        time.sleep(0.5)  # the server notices the closed connection and releases its bytes
+        with httpx.Client(base_url=server.url, timeout=30) as client:
+            assert (
+                client.post("/predict", json={"records": records["records"] * 20}).status_code
+                == 200
+            )
+    finally:
+        held.close()

@@ -1,4 +1,4 @@
-"""Issue 11, defect 2: no silent wrong answer on huge integers or values of another type.
+"""No silent wrong answer on huge integers or values of another type.
 
 Any feature value outside the schema's allowed values, whatever its size or type, is a 422
 naming the column, the record (or data row) and the value, for JSON records and CSV uploads

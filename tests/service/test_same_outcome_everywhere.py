@@ -1,4 +1,4 @@
-"""The same CSV gets the same outcome at every entry point (issue 10, "one validator").
+"""The same CSV gets the same outcome at every entry point (the one validator).
 
 For each of eight 40-row CSVs built here from the real data set (never written into the
 repository): ``kedro run --pipeline inference`` (a KedroSession on a temporary project copy),

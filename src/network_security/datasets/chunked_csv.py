@@ -521,13 +521,54 @@ class ChunkedCSVDataset(AbstractDataset[Any, Any]):
         return TablePreview(frame.to_dict(orient="split"))
 
 
-def read_csv_bytes(data: bytes, source: str, max_rows: int) -> pd.DataFrame:
+# The header's fields as the reader splits them with the default options (LOAD_ARGS): a quote
+# opens a quoted field only at the start of a field, "" is a quote inside one, a quoted field
+# may hold line ends. Arrow takes seconds to set up tens of thousands of columns, so their
+# number is counted first, in one pass (possessive patterns: no byte is read twice).
+_HEADER_START = re.compile(rb"(?:\xef\xbb\xbf)?[\r\n]*+")
+_QUOTED_FIELD = re.compile(rb'"(?:[^"]++|"")*+"?')
+_LINE_END_OR_QUOTED_FIELD = re.compile(rb'[\r\n]|,"')
+
+
+def _header_width(data: bytes, limit: int) -> tuple[int, bool]:
+    """The number of fields of the header line, and whether it was counted to the line's end
+    (counting stops after ``limit`` quoted fields, each one more field)."""
+    position, width = _HEADER_START.match(data).end(), 1
+    if data.startswith(b'"', position):
+        position = _QUOTED_FIELD.match(data, position).end()
+    for _ in range(limit + 1):
+        found = _LINE_END_OR_QUOTED_FIELD.search(data, position)
+        width += data.count(b",", position, found.start() if found else len(data))
+        if found is None or found.group() != b',"':
+            return width, True
+        width += 1
+        position = _QUOTED_FIELD.match(data, found.start() + 1).end()
+    return width, False
+
+
+def _too_many_columns(
+    source: str, width: int, exact: bool, max_columns: int
+) -> InputValidationError:
+    counted = f"{width}" if exact else f"more than {max_columns}"
+    return InputValidationError(
+        f"{source} has {counted} columns; at most {max_columns} are read. Remove the columns "
+        "the model does not need and run again.",
+        problem="too_many_columns",
+        source=source,
+    )
+
+
+def read_csv_bytes(
+    data: bytes, source: str, max_rows: int, max_columns: int | None = None
+) -> pd.DataFrame:
     """CSV bytes held in memory (an upload) read as ``ChunkedCSVDataset`` reads a file: the
     same checks, header rule and messages, every cell as text; at most ``max_rows`` + 1 data
-    rows are read (more than ``max_rows`` is for the caller to refuse).
+    rows are read (more than ``max_rows`` is for the caller to refuse), and a header of more
+    than ``max_columns`` fields is refused before it is parsed.
 
     Raises:
-        InputValidationError: For an empty, binary, non-UTF-8 or malformed CSV or a bad header.
+        InputValidationError: For an empty, binary, non-UTF-8 or malformed CSV, a bad header,
+            or too many columns (``problem="too_many_columns"``).
     """
     if not data:
         raise InputValidationError(
@@ -537,6 +578,13 @@ def read_csv_bytes(data: bytes, source: str, max_rows: int) -> pd.DataFrame:
             source=source,
         )
     _check_text(data[:_SNIFF_BYTES], source, LOAD_ARGS["encoding"])
+    if max_columns is not None:
+        width, exact = _header_width(data, max_columns)
+        if width > max_columns:
+            raise _too_many_columns(source, width, exact, max_columns)
     chunks = _CSVChunks(data, max_rows + 1, dict(LOAD_ARGS), source=source)
     first = next(iter(chunks), None)
-    return first if first is not None else pd.DataFrame(columns=chunks._header([])[1])
+    frame = first if first is not None else pd.DataFrame(columns=chunks._header([])[1])
+    if max_columns is not None and len(frame.columns) > max_columns:  # as the reader split it
+        raise _too_many_columns(source, len(frame.columns), True, max_columns)
+    return frame

@@ -1,34 +1,57 @@
-"""Request bodies read for the one validator: a CSV upload by the inference pipeline's own CSV
-reader (``read_csv_bytes``), JSON records as the values sent. Service-only limits (rows,
-columns, records before a JSON body is parsed) and every problem become a ``RequestProblem``."""
+"""Request bodies read for the one validator: a CSV upload (the multipart field ``file``) by the
+inference pipeline's own CSV reader (``read_csv_bytes``), JSON records by the one pydantic model
+generated from the schema (``records_model``), which also documents them. Service-only limits
+(rows, columns, records before a JSON body is parsed) and every problem become a
+``RequestProblem`` naming the record (or row), the field (or column) and the value."""
 
 from __future__ import annotations
 
-import contextlib
-import csv
-import io
 import json
 import math
 import re
+from dataclasses import dataclass
 from itertools import chain
 from operator import itemgetter
-from typing import Any
+from pathlib import PurePath
+from typing import Annotated, Any, NotRequired
 
 import numpy as np
-import orjson
 import pandas as pd
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    GetCoreSchemaHandler,
+    ValidationError,
+    create_model,
+)
+from pydantic_core import PydanticCustomError, core_schema
+from starlette.datastructures import UploadFile
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from typing_extensions import TypedDict
 
 from network_security.datasets.chunked_csv import read_csv_bytes
+from network_security.schema import allowed_values
+from network_security.scoring import OUTPUT_COLUMNS, refuse_verdict_columns
 from network_security.validator import InputValidationError
 
-_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
-_DIGITS_AS_ZERO = bytes.maketrans(b"123456789", b"0" * 9)
-_LONG_NUMBER = b"0" * 19  # 19 digits in a row, as 2**63 has: orjson would read a float
+# a JSON string, or the rest of the body after an opening quote that is never closed; its
+# repeats are possessive, so the scan never backtracks and each byte is read once (a string
+# pattern that can fail retries from every later quote: quadratic on escaped quotes)
+_STRING = re.compile(rb'"(?:[^"\\]++|\\.)*+(?:"|\\?\Z)', re.DOTALL)
 _KINDS = {bool: "a boolean", type(None): "null", dict: "an object", list: "a list"}
+_FEATURE = "a whole number such as -1, 0 or 1 (a JSON number, not text)"
+_OTHER = "a single value (text or number)"
+Scalar = str | int | float | bool | None
+"""What a field other than a feature may hold."""
 
 
-class RequestProblem(Exception):
-    """A request the service cannot serve: the HTTP status, why, and where when known."""
+class RequestProblem(HTTPException):
+    """A request the service cannot serve: the HTTP status, why, and where when known.
+
+    An ``HTTPException``, so FastAPI passes one raised while a body is read (by the body
+    limits) on to the service's handler as it is."""
 
     def __init__(
         self,
@@ -40,8 +63,8 @@ class RequestProblem(Exception):
         value: Any = None,
         headers: dict[str, str] | None = None,
     ) -> None:
-        super().__init__(message)
-        self.status_code, self.message, self.headers = status_code, message, headers
+        super().__init__(status_code, message, headers)
+        self.message = message
         self.column, self.row, self.value = column, row, value
 
     @classmethod
@@ -58,31 +81,62 @@ class RequestProblem(Exception):
         return {key: value for key, value in found.items() if value is not None}
 
 
-def _header_width(data: bytes) -> int:
-    """The number of fields of the header row, read alone (a wide one is refused unparsed)."""
-    text = io.TextIOWrapper(io.BytesIO(data), encoding="utf-8", errors="replace", newline="")
-    try:
-        return len(next(csv.reader(text), []))
-    except csv.Error:  # a header the reader refuses: the CSV reader says why
-        return 0
+async def read_body(request: Request) -> bytearray:
+    """The request body, gathered in one buffer as it arrives (Starlette's ``body()`` joins a
+    list of the chunks: twice the body's size at its peak)."""
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+    return body
+
+
+async def read_upload(request: Request, max_bytes: int) -> tuple[bytes, str]:
+    """The bytes and file name of the multipart field ``file`` (a file, or the CSV text)."""
+    async with request.form(max_files=1, max_fields=10, max_part_size=max_bytes) as form:
+        if unknown := sorted({name for name in form if name != "file"}):
+            shown = ", ".join(repr(name[:40]) for name in unknown[:5])
+            raise RequestProblem(
+                422,
+                f"The upload has field(s) the service does not take ({shown}): send only the "
+                "CSV, in the multipart field 'file'.",
+                column=unknown[0][:100],
+            )
+        upload = form.get("file")
+        if isinstance(upload, str):
+            data, source = upload.encode("utf-8"), "the CSV in the field 'file'"
+        elif isinstance(upload, UploadFile):
+            name = PurePath((upload.filename or "").replace("\\", "/")).name
+            source = "".join(ch for ch in name if ch.isprintable())[:100] or "the uploaded file"
+            data = await upload.read(max_bytes + 1)
+        else:
+            raise RequestProblem(
+                422,
+                "The upload has no file in the multipart field 'file': send the CSV as "
+                "file=@sites.csv (curl -F), or use the form at GET /predict.",
+                column="file",
+            )
+    if len(data) > max_bytes:
+        raise RequestProblem(
+            413,
+            f"{source} is larger than {max_bytes} bytes, the most the service accepts "
+            "(NETWORK_SECURITY_MAX_UPLOAD_BYTES).",
+        )
+    return data, source
 
 
 def read_csv_upload(data: bytes, *, source: str, max_rows: int, max_columns: int) -> pd.DataFrame:
     """An uploaded CSV as a frame of text cells, read as the inference pipeline reads a file.
 
     Raises ``RequestProblem``: 400 for bytes that are not CSV text (or cannot be split into
-    rows), 413 past the row or column limit, 422 for an empty file, a bad header or a row of
-    the wrong width.
+    rows), 413 past the row or column limit (a wide header is refused before it is parsed),
+    422 for an empty file, a bad header or a row of the wrong width.
     """
-    if (width := _header_width(data)) > max_columns:
-        raise RequestProblem(
-            413,
-            f"{source} has {width} columns; the service accepts at most {max_columns} "
-            "(NETWORK_SECURITY_MAX_COLUMNS).",
-        )
     try:
-        frame = read_csv_bytes(data, source, max_rows)
+        frame = read_csv_bytes(data, source, max_rows, max_columns)
     except InputValidationError as error:
+        if error.problem == "too_many_columns":
+            message = f"{error} (NETWORK_SECURITY_MAX_COLUMNS sets the limit)"
+            raise RequestProblem(413, message) from None
         # bytes that are not text, or a CSV the reader cannot split into rows: a 400
         unreadable = (
             error.problem == "not_text" or error.row is None and error.problem == "malformed"
@@ -98,14 +152,94 @@ def read_csv_upload(data: bytes, *, source: str, max_rows: int, max_columns: int
     return frame
 
 
-def read_records(body: bytes | bytearray, *, max_rows: int) -> list[Any]:
-    """The ``records`` of a JSON body ``{"records": [...]}``, the record limit enforced first.
+@dataclass(frozen=True)
+class AllowedValues:
+    """A feature of a JSON record: a JSON number (not text, not a boolean) whose whole value is
+    one of ``values`` (``1.0`` is read as 1), checked by pydantic-core (no Python call per
+    value); documented as an integer enum."""
 
-    ``max_rows`` records hold ``max_rows + 2`` objects and arrays with the body and the list:
+    values: tuple[int, ...]
+
+    def __get_pydantic_core_schema__(self, source: Any, handler: GetCoreSchemaHandler) -> Any:
+        allowed = core_schema.literal_schema(list(self.values))
+        number = core_schema.float_schema(strict=True, allow_inf_nan=False)
+        return core_schema.union_schema(
+            [
+                core_schema.chain_schema([core_schema.int_schema(strict=True), allowed]),
+                core_schema.chain_schema([number, core_schema.int_schema(), allowed]),
+            ],
+            mode="left_to_right",
+        )
+
+    def __get_pydantic_json_schema__(self, schema: Any, handler: Any) -> dict[str, Any]:
+        return {"type": "integer", "enum": list(self.values)}
+
+
+class _VerdictName:
+    """A field named like a verdict column, which scoring adds: refused when present."""
+
+    def __get_pydantic_core_schema__(self, source: Any, handler: GetCoreSchemaHandler) -> Any:
+        def refuse(value: Any) -> Any:
+            raise PydanticCustomError("verdict_column", "named like a verdict column")
+
+        return core_schema.no_info_plain_validator_function(refuse)
+
+    def __get_pydantic_json_schema__(self, schema: Any, handler: Any) -> dict[str, Any]:
+        return {}  # not a property: the record's propertyNames exclude it
+
+
+def records_model(schema: dict[str, Any], max_rows: int, max_columns: int) -> type[BaseModel]:
+    """The JSON body ``{"records": [...]}``, generated from the schema: the one model that
+    validates it (``read_records``) and documents it in OpenAPI. Each record has every feature
+    (one of its allowed values) and other fields of single values, none named like a verdict
+    column; records are validated into plain dicts (a TypedDict: no object per record)."""
+    verdicts = {name: NotRequired[Annotated[Any, _VerdictName()]] for name in OUTPUT_COLUMNS}
+
+    def document(record: dict[str, Any]) -> None:
+        for name in OUTPUT_COLUMNS:
+            record["properties"].pop(name, None)
+        record["additionalProperties"] = {"type": ["string", "number", "boolean", "null"]}
+        record["propertyNames"] = {"not": {"enum": list(OUTPUT_COLUMNS)}}
+
+    record = TypedDict(
+        "Record",
+        {
+            **{
+                name: Annotated[int, AllowedValues(tuple(v))]
+                for name, v in allowed_values(schema).items()
+            },
+            **verdicts,
+        },
+        extra_items=Scalar,
+    )
+    record.__doc__ = (
+        f"One site: every feature, and at most {max_columns} fields in all (more is a 413); "
+        "other fields (an id, a URL) come back unchanged with the verdict."
+    )
+    record.__pydantic_config__ = ConfigDict(json_schema_extra=document)
+
+    def document_limits(body: dict[str, Any]) -> None:  # in words: past them is a 413
+        body["properties"]["records"].pop("maxItems", None)
+
+    return create_model(
+        "PredictRecords",
+        __config__=ConfigDict(extra="forbid", json_schema_extra=document_limits),
+        records=(
+            list[record],
+            Field(
+                min_length=1,
+                max_length=max_rows,
+                fail_fast=True,  # the first refused record ends the validation
+                description=f"At most {max_rows} (413)",
+            ),
+        ),
+    )
+
+
+def _refuse_many_objects(body: bytes | bytearray, max_rows: int) -> None:
+    """``max_rows`` records hold ``max_rows + 2`` objects and arrays with the body and the list:
     a body with more ``{`` and ``[`` outside strings is refused (413) before it is parsed, so
-    a small body of many empty records cannot cost many times its size. Raises
-    ``RequestProblem``: 400 for invalid JSON, 413 past the limit, 422 for another shape.
-    """
+    a small body of many empty records cannot cost many times its size."""
     limit = max_rows + 2
     if body.count(b"{") + body.count(b"[") > limit:  # an upper bound: braces in strings count
         outside = _STRING.sub(b"", body)
@@ -116,29 +250,96 @@ def read_records(body: bytes | bytearray, *, max_rows: int) -> list[Any]:
                 f"lists); the service scores at most {max_rows} per request "
                 "(NETWORK_SECURITY_MAX_ROWS), each a flat object.",
             )
-    try:  # orjson is fast; the standard parser reads long integers exactly, and 1e999 or NaN
-        data = (
-            json.loads(body)
-            if _LONG_NUMBER in body.translate(_DIGITS_AS_ZERO)
-            else orjson.loads(body)
+
+
+def read_records(
+    body: bytes | bytearray, model: type[BaseModel], *, max_rows: int
+) -> list[dict[str, Any]]:
+    """The records of a JSON body ``{"records": [...]}`` validated by ``model``
+    (``records_model``), the record limit enforced first on the bytes: each a dict of the
+    features (schema order, whole numbers) then the other fields as sent.
+
+    Raises ``RequestProblem``: 400 for invalid JSON, 413 past the limit, 422 for another
+    shape or a value a field cannot hold, naming the record, the field and the value.
+    """
+    _refuse_many_objects(body, max_rows)
+    try:
+        return model.model_validate_json(body).records
+    except ValidationError as error:  # fail_fast: the errors of one record at most
+        errors = error.errors(include_url=False)
+        no_records = [e for e in errors if e["loc"] == ("records",) and e["type"] == "missing"]
+        raise _refusal((no_records or errors)[0], max_rows) from None
+
+
+def _refusal(error: Any, max_rows: int) -> RequestProblem:
+    """The ``RequestProblem`` for pydantic's first error about a JSON body."""
+    kind, where, value = error["type"], error["loc"], error.get("input")
+    if kind == "json_invalid":
+        return RequestProblem(400, f"The request body is not valid JSON: {error['ctx']['error']}.")
+    if where == ("records",) and kind == "too_long":
+        return RequestProblem(
+            413,
+            f"records holds more than {max_rows} records; the service scores at most "
+            f"{max_rows} per request (NETWORK_SECURITY_MAX_ROWS).",
         )
-    except ValueError as error:
-        try:
-            data = json.loads(body)
-        except (ValueError, RecursionError):
-            raise RequestProblem(400, f"The request body is not valid JSON: {error}.") from None
-    if not isinstance(data, dict) or list(data) != ["records"]:
-        found = f"an object with the keys {sorted(data)[:5]}" if isinstance(data, dict) else None
-        raise RequestProblem(
-            422,
-            'The JSON body must be {"records": [{...}, ...]} with one object per site and no '
-            f"other key; got {found or type(data).__name__}.",
-        )
-    if not isinstance(records := data["records"], list):
-        raise RequestProblem(
+    if where == ("records",) and kind == "too_short":
+        return RequestProblem(422, "records is empty: send at least one record to score.")
+    if where == ("records",) and kind == "list_type":
+        return RequestProblem(
             422, 'records must be a list of objects, one per site: {"records": [{...}, ...]}.'
         )
-    return records
+    if not where or where[0] != "records" or len(where) == 1:
+        found = (
+            f"an object with the keys {sorted(value)[:5]}" if isinstance(value, dict)
+            else f"the key {where[0]!r}" if where else type(value).__name__
+        )  # fmt: skip
+        return RequestProblem(
+            422,
+            'The JSON body must be {"records": [{...}, ...]} with one object per site and no '
+            f"other key; got {found}.",
+        )
+    return _record_refusal(kind, where[1] + 1, where[2] if len(where) > 2 else None, value)
+
+
+def _record_refusal(kind: str, row: int, field: str | None, value: Any) -> RequestProblem:
+    """The ``RequestProblem`` for a record (1-based ``row``) refused at ``field``."""
+    if field is None:
+        kind_text = _KINDS.get(type(value), f"a {type(value).__name__}")
+        return RequestProblem(
+            422,
+            f"records: record {row} is {kind_text}, not an object: send one object per site "
+            "with the feature fields.",
+            row=row,
+        )
+    if kind == "missing":
+        return RequestProblem(
+            422,
+            f"records: record {row} has no field '{field}'; every record needs all the "
+            "feature fields.",
+            column=field,
+            row=row,
+        )
+    if kind == "verdict_column":
+        try:
+            refuse_verdict_columns([field])
+        except InputValidationError as error:
+            return RequestProblem(422, f"records: record {row}: {error}", column=field, row=row)
+    if kind == "string_type":  # a field other than the features: not one of Scalar
+        return _refuse(row, field, value, _OTHER)
+    number = isinstance(value, int | float) and not isinstance(value, bool)
+    if not number or isinstance(value, float) and not math.isfinite(value):
+        return _refuse(row, field, value, _FEATURE)
+    whole = isinstance(value, int) or value.is_integer()
+    text = str(value)
+    return RequestProblem(
+        422,
+        f"records: record {row}, field '{field}': value {text!r} "
+        f"{'is not an allowed value' if whole else 'is not an integer'}; send one of the values "
+        "the schema allows (conf/base/parameters.yml).",
+        column=field,
+        row=row,
+        value=text,
+    )
 
 
 def _refuse(row: int, column: str, value: Any, expected: str) -> RequestProblem:
@@ -153,26 +354,11 @@ def _refuse(row: int, column: str, value: Any, expected: str) -> RequestProblem:
     )
 
 
-def _field_names(records: list[Any], width: int, max_rows: int, max_columns: int) -> list[str]:
-    """Every field of the records, in first-seen order, once each record is an object and the
-    records are within the limits."""
-    if not records:
-        raise RequestProblem(422, "records is empty: send at least one record to score.")
-    if len(records) > max_rows:
-        raise RequestProblem(
-            413,
-            f"records holds {len(records)} records; the service scores at most {max_rows} per "
-            "request (NETWORK_SECURITY_MAX_ROWS).",
-        )
-    for row, record in enumerate(records, start=1):
-        if type(record) is not dict:
-            kind = _KINDS.get(type(record), f"a {type(record).__name__}")
-            raise RequestProblem(
-                422,
-                f"records: record {row} is {kind}, not an object: send one object per site "
-                "with the feature fields.",
-                row=row,
-            )
+def record_fields(
+    records: list[dict[str, Any]], features: list[str], max_columns: int
+) -> list[str]:
+    """Every field of the records, in first-seen order, once the records are within the
+    column limit (413 past it)."""
     widest = max(map(len, records))
     if widest > max_columns:
         row = next(i for i, record in enumerate(records, start=1) if len(record) == widest)
@@ -182,7 +368,9 @@ def _field_names(records: list[Any], width: int, max_rows: int, max_columns: int
             f"{max_columns} (NETWORK_SECURITY_MAX_COLUMNS).",
             row=row,
         )
-    names = dict.fromkeys(chain.from_iterable(records)) if widest > width else records[0]
+    if widest == len(features):  # features only, the same in every record
+        return list(features)
+    names = dict.fromkeys(chain.from_iterable(records))
     if len(names) > max_columns:
         raise RequestProblem(
             413,
@@ -192,45 +380,8 @@ def _field_names(records: list[Any], width: int, max_rows: int, max_columns: int
     return list(names)
 
 
-def records_features(
-    records: list[Any], features: list[str], *, max_rows: int, max_columns: int
-) -> tuple[list[str], np.ndarray | None, dict[str, tuple[Any, ...]]]:
-    """The fields of JSON records (first-seen order) and their feature values: an int64 matrix
-    when every one is a plain integer within int64 (the usual case), else each feature's
-    values, all finite JSON numbers, for the validator to judge.
-
-    Raises ``RequestProblem``: 413 past the limits, 422 for a record that is not an object, a
-    missing feature, a feature value that is not a finite number, another field's value that
-    is an object or a list.
-    """
-    names = _field_names(records, len(features), max_rows, max_columns)
+def feature_matrix(records: list[dict[str, Any]], features: list[str]) -> np.ndarray:
+    """The records' feature values (whole numbers, validated) as an int64 matrix."""
     getter = itemgetter(*features)
-    try:
-        rows = [getter(record) for record in records]
-    except KeyError:
-        row, column = next((i, c) for i, r in enumerate(records, 1) for c in features if c not in r)
-        raise RequestProblem(
-            422,
-            f"records: record {row} has no field '{column}'; every record needs all "
-            f"{len(features)} feature fields.",
-            column=column,
-            row=row,
-        ) from None
-    rows = rows if len(features) > 1 else [(value,) for value in rows]
-    matrix = None
-    if set(map(type, chain.from_iterable(rows))) == {int}:
-        with contextlib.suppress(OverflowError):  # beyond int64: judged by the validator
-            matrix = np.array(rows, np.int64)
-    for row, values in enumerate(rows if matrix is None else (), start=1):
-        for column, value in zip(features, values, strict=True):
-            if type(value) is not int and not (type(value) is float and math.isfinite(value)):
-                expected = "a whole number such as -1, 0 or 1 (a JSON number, not text)"
-                raise _refuse(row, column, value, expected)
-    for name in names if len(names) > len(features) else ():
-        if name in features:
-            continue
-        values = [record.get(name) for record in records]
-        if bad := next((i for i, v in enumerate(values, 1) if isinstance(v, dict | list)), 0):
-            raise _refuse(bad, name, values[bad - 1], "a single value (text or number)")
-    cells = {} if matrix is not None else dict(zip(features, zip(*rows, strict=True), strict=True))
-    return names, matrix, cells
+    rows = [getter(record) for record in records]
+    return np.array(rows if len(features) > 1 else [[value] for value in rows], np.int64)

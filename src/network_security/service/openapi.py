@@ -1,9 +1,11 @@
 """What the service's OpenAPI document says, as pydantic models FastAPI turns into schemas.
 
-The JSON request model is generated from the project's schema (``records_model``), each feature
-an enum of its allowed values; the multipart upload is documented by a pattern of the simplest
-CSV the service scores. Limits are stated in descriptions and answered 413 (a body over them is
-well formed, only too large). ``tests/service/test_fuzzing.py`` fuzzes the document.
+The JSON request body is documented by the model that validates it, generated from the
+project's schema (``inputs.records_model``: each feature an enum of its allowed values); the
+multipart upload by a pattern of the simplest CSV the service scores. Both depend on the project,
+so ``document_predict`` adds them to the document the app makes. Limits are stated in
+descriptions and answered 413 (a body over them is well formed, only too large).
+``tests/service/test_fuzzing.py`` fuzzes the document.
 """
 
 from __future__ import annotations
@@ -11,9 +13,9 @@ from __future__ import annotations
 import re
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, create_model, model_validator
+from pydantic import BaseModel, ConfigDict, Field, create_model
 
-from network_security.schema import allowed_values, feature_columns
+from network_security.schema import allowed_values
 from network_security.scoring import OUTPUT_COLUMNS
 
 
@@ -108,38 +110,47 @@ TRAIN_STARTED = {
 TRAIN_STATUS = {**_AUTH, **problems({404: "No such job."})}
 
 
-def _check_extra_fields(record: BaseModel) -> BaseModel:
-    """Other fields hold one value each and are not named like a verdict column."""
-    for name, value in (record.model_extra or {}).items():
-        if name in OUTPUT_COLUMNS or isinstance(value, dict | list):
-            raise ValueError(f"{name}: a single value, not named like a verdict column")
-    return record
+_ANSWERS = {
+    400: "Binary, non-UTF-8 or malformed input.",
+    408: "The body did not arrive in time.",
+    413: "Too large: bytes, rows or columns over the limits.",
+    415: "Neither a multipart upload nor a JSON body.",
+    422: "Schema errors, naming the column, row and value.",
+    503: "No champion model yet, or busy (Retry-After).",
+}
+_PREDICTION = create_model(
+    "Prediction",
+    __config__=ConfigDict(extra="allow"),
+    __doc__="A site as sent (its feature values as read), then its verdict.",
+    **dict.fromkeys(OUTPUT_COLUMNS, (Any, ...)),
+)
+_PREDICTIONS = create_model(
+    "Predictions",
+    model_version=(str | int | None, ...),
+    rows=(int, Field(ge=1)),
+    source=(str, ...),
+    predictions=(list[_PREDICTION], Field(min_length=1)),
+)
+PREDICT = {
+    "responses": {
+        200: {
+            "model": _PREDICTIONS,
+            "description": "Predictions: an HTML table for an upload (JSON with `Accept: "
+            "application/json`), JSON for records.",
+            "content": {"text/html": {"schema": {"type": "string"}}},
+        },
+        **problems(_ANSWERS, html=True),
+    },
+    # the bodies come from the project's schema: ``document_predict`` fills them in
+    "openapi_extra": {"requestBody": {"required": True, "content": {}}},
+}
+"""The documentation of ``POST /predict`` that does not depend on the project."""
 
 
-def records_model(schema: dict[str, Any], max_rows: int, max_columns: int) -> type[BaseModel]:
-    """The JSON body ``{"records": [...]}``, generated from the schema."""
-    extra = {
-        "additionalProperties": {"type": ["string", "number", "boolean", "null"]},
-        "propertyNames": {"not": {"enum": list(OUTPUT_COLUMNS)}},
-    }
-    record = create_model(
-        "Record",
-        __validators__={"extras": model_validator(mode="after")(_check_extra_fields)},
-        __config__=ConfigDict(extra="allow", json_schema_extra=extra),
-        __doc__=f"One site: every feature, and at most {max_columns} fields in all (more is a "
-        "413); other fields (an id, a URL) come back unchanged with the verdict.",
-        **{name: (Literal[tuple(v)], ...) for name, v in allowed_values(schema).items()},
-    )
-    return create_model(
-        "PredictRecords",
-        __config__=ConfigDict(extra="forbid"),
-        records=(list[record], Field(min_length=1, description=f"At most {max_rows} (413)")),
-    )
-
-
-def predict(state: Any, settings: Any) -> dict[str, Any]:
-    """The documentation of ``POST /predict``: its two request bodies and its answers."""
-    allowed = allowed_values(state.schema)
+def document_predict(document: dict[str, Any], state: Any) -> None:
+    """Put the two request bodies of ``POST /predict`` into the OpenAPI ``document``: the
+    JSON records (the schema of the model that validates them) and the CSV upload."""
+    settings, allowed = state.settings, allowed_values(state.schema)
     header = ",".join(allowed)
     row = ",".join("(?:" + "|".join(map(str, values)) + ")" for values in allowed.values())
     file = Field(
@@ -150,48 +161,15 @@ def predict(state: Any, settings: Any) -> dict[str, Any]:
         "columns come back as sent.",
     )
     upload = create_model("Upload", __config__=ConfigDict(extra="forbid"), file=(str, file))
-    records = records_model(
-        state.schema, settings.max_rows, settings.max_columns
-    ).model_json_schema()
+    records = state.records.model_json_schema()
     records["properties"]["records"]["items"] = records.pop("$defs")["Record"]  # used once
     example = {"url": "https://example.test/login", **{n: v[0] for n, v in allowed.items()}}
-    prediction = create_model(
-        "Prediction",
-        __config__=ConfigDict(extra="allow"),
-        **dict.fromkeys([*feature_columns(state.schema), *OUTPUT_COLUMNS], (Any, ...)),
-    )
-    predictions = create_model(
-        "Predictions",
-        model_version=(str | int | None, ...),
-        rows=(int, Field(ge=1)),
-        source=(str, ...),
-        predictions=(list[prediction], Field(min_length=1)),
-    )
-    content = {
+    first_row = ",".join(str(v[0]) for v in allowed.values())
+    document["paths"]["/predict"]["post"]["requestBody"]["content"] = {
         "application/json": {"schema": records, "example": {"records": [example]}},
         "multipart/form-data": {
             "schema": upload.model_json_schema(),
             "encoding": {"file": {"contentType": "text/csv"}},
-            "example": {
-                "file": header + "\n" + ",".join(str(v[0]) for v in allowed.values()) + "\n"
-            },
+            "example": {"file": f"{header}\n{first_row}\n"},
         },
-    }
-    answers = {
-        400: "Binary, non-UTF-8 or malformed input.",
-        408: "The body did not arrive in time.",
-        413: "Too large: bytes, rows or columns over the limits.",
-        415: "Neither a multipart upload nor a JSON body.",
-        422: "Schema errors, naming the column, row and value.",
-        503: "No champion model yet, or busy (Retry-After).",
-    }
-    ok = {
-        "model": predictions,
-        "description": "Predictions: an HTML table for an upload (JSON with `Accept: "
-        "application/json`), JSON for records.",
-        "content": {"text/html": {"schema": {"type": "string"}}},
-    }
-    return {
-        "responses": {200: ok, **problems(answers, html=True)},
-        "openapi_extra": {"requestBody": {"required": True, "content": content}},
     }

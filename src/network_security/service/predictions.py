@@ -13,14 +13,15 @@ from network_security.schema import feature_columns
 from network_security.scoring import InputValidationError
 from network_security.service.inputs import (
     RequestProblem,
+    feature_matrix,
     read_csv_upload,
     read_records,
-    records_features,
+    record_fields,
 )
 
 if TYPE_CHECKING:
-    from network_security.service.app import ServiceState
     from network_security.service.champion import LoadedModel
+    from network_security.service.state import ServiceState
 
 
 def score_csv(state: ServiceState, loaded: LoadedModel, data: bytes, source: str) -> pd.DataFrame:
@@ -34,28 +35,22 @@ def score_csv(state: ServiceState, loaded: LoadedModel, data: bytes, source: str
         raise RequestProblem.of(error) from None
 
 
-def score_records(state: ServiceState, loaded: LoadedModel, body: bytes) -> bytes:
-    """JSON records -> the JSON predictions, without a DataFrame: the feature values checked
-    as an integer matrix and scored, the verdicts added to each record."""
+def score_records(state: ServiceState, loaded: LoadedModel, body: bytes | bytearray) -> bytes:
+    """JSON records -> the JSON predictions, without a DataFrame: the records validated by the
+    schema's model, their features scored as an integer matrix, the verdicts added to each."""
     settings, features = state.settings, feature_columns(state.schema)
-    records = read_records(body, max_rows=settings.max_rows)
-    names, matrix, cells = records_features(
-        records, features, max_rows=settings.max_rows, max_columns=settings.max_columns
-    )
-    try:
-        scoring.refuse_verdict_columns(names)
-        if matrix is not None:
-            matrix = scoring.check_feature_matrix(matrix, state.schema, source="records")
-        else:  # the checked integers replace the numbers sent (1.0 -> 1)
-            matrix = scoring.check_feature_columns(cells, state.schema, source="records")
-            for record, values in zip(records, matrix.tolist(), strict=True):
-                record.update(zip(features, values, strict=True))
+    records = read_records(body, state.records, max_rows=settings.max_rows)
+    names = record_fields(records, features, settings.max_columns)
+    try:  # the one validator's check, as for every input (the model allowed the same values)
+        matrix = scoring.check_feature_matrix(
+            feature_matrix(records, features), state.schema, source="records"
+        )
         verdicts = scoring.score_features(loaded.model, matrix, state.scoring, columns=features)
     except InputValidationError as error:
         raise RequestProblem.of(error) from None
-    for record in records if any(len(record) != len(names) for record in records) else ():
-        for name in names:  # a field another record has: null here
-            record.setdefault(name, None)
+    for record in records if len(names) > len(features) else ():
+        for name in names if len(record) != len(names) else ():
+            record.setdefault(name, None)  # a field another record has: null here
     bands = verdicts.band.tolist()
     added = {
         "prediction": verdicts.prediction.tolist(),

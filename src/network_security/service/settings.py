@@ -43,7 +43,21 @@ class ServiceSettings(BaseSettings):
     max_columns: int = Field(default=200, gt=0)
     max_concurrent_predictions: int = Field(default=2, gt=0)
     prediction_wait_seconds: float = Field(default=30.0, gt=0)
-    body_timeout_seconds: float = Field(default=30.0, gt=0)
+    body_timeout_seconds: float = Field(
+        default=30.0, gt=0, description="How long a request body may take to arrive (408)."
+    )
+    max_body_bytes_in_flight: int | None = Field(
+        default=None,
+        gt=0,
+        description="Bytes of request bodies held at once by the requests in progress (read, "
+        "waiting for a scoring slot or being scored); more is a 503. Default: 16 uploads.",
+    )
+    allowed_hosts: list[str] | None = Field(
+        default=None,
+        description="Host names (Host header) the service answers, against DNS rebinding; "
+        "'*.example.org' for subdomains. Default: the bind address, localhost and 127.0.0.1 "
+        "(list the names clients use when binding 0.0.0.0).",
+    )
     cors_origins: list[str] = Field(default_factory=list)
     cors_allow_credentials: bool = False
     api_token: SecretStr | None = Field(default=None, description="Bearer token for /train.")
@@ -68,6 +82,15 @@ class ServiceSettings(BaseSettings):
                 "disable training over HTTP"
             )
         return value
+
+    @model_validator(mode="after")
+    def _fill_defaults(self) -> ServiceSettings:
+        """The defaults that follow from other settings."""
+        if self.allowed_hosts is None:
+            self.allowed_hosts = list(dict.fromkeys([self.host, "localhost", "127.0.0.1"]))
+        if self.max_body_bytes_in_flight is None:
+            self.max_body_bytes_in_flight = 16 * self.max_upload_bytes
+        return self
 
     @model_validator(mode="after")
     def _check_cors(self) -> ServiceSettings:
