@@ -50,6 +50,7 @@ import pyarrow.csv as pa_csv
 from kedro.io import AbstractDataset, DatasetError
 from kedro_datasets._typing import TablePreview
 
+from network_security.datasets.output_paths import refuse_folder
 from network_security.datasets.safe_csv import neutralise_formulas
 from network_security.scoring import ChunkStream
 from network_security.streams import CountedStream
@@ -462,6 +463,7 @@ class ChunkedCSVDataset(AbstractDataset[Any, Any]):
                 f"{type(data).__name__}."
             )
         target = self._filepath
+        refuse_folder(target, "pandas")
         target.parent.mkdir(parents=True, exist_ok=True)
         handle, temporary = tempfile.mkstemp(
             dir=target.parent, prefix=f".{target.name}.", suffix=".partial"

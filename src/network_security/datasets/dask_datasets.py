@@ -47,6 +47,7 @@ from kedro.io import AbstractDataset, DatasetError
 from kedro_datasets._typing import TablePreview
 
 from network_security.datasets.chunked_csv import csv_options
+from network_security.datasets.output_paths import earlier_output, replace_folder, write_manifest
 from network_security.streams import Progress
 from network_security.validator import InputValidationError, normalise_header
 
@@ -543,8 +544,8 @@ def _write_part(
     fs: fsspec.AbstractFileSystem,
     path: str,
     save_args: dict[str, Any],
-) -> tuple[int, str]:
-    """Write one partition as a Parquet file; return its rows and the worker that wrote it."""
+) -> tuple[str, int, str]:
+    """Write one partition as a Parquet file; return its name, rows and the worker."""
     frame.attrs = {}  # the partition's origin is not part of the output
     with fs.open(path, "wb") as handle:
         frame.to_parquet(handle, **save_args)
@@ -554,7 +555,7 @@ def _write_part(
         worker = get_worker().address
     except ValueError:  # not on a distributed worker
         worker = "local"
-    return len(frame), worker
+    return path.rpartition("/")[2], len(frame), worker
 
 
 class DaskParquetPartsDataset(AbstractDataset[dd.DataFrame, dd.DataFrame]):
@@ -615,11 +616,13 @@ class DaskParquetPartsDataset(AbstractDataset[dd.DataFrame, dd.DataFrame]):
                 "Run with --params inference_engine=dask, or use the pandas engine's output."
             )
         fs, target = self._fs()
+        earlier_output(fs, target, self._filepath, "dask")  # refused before any work
         parent, _, name = target.rpartition("/")
         temporary = f"{parent}/.{name}.{uuid.uuid4().hex[:12]}.partial"
         fs.makedirs(temporary, exist_ok=True)
         try:
-            rows, workers = self._compute(data, fs, temporary)
+            parts, workers = self._compute(data, fs, temporary)
+            rows = sum(parts.values())
             if rows == 0:
                 raise InputValidationError(
                     "No data rows to score: every input file is empty below its header. Add "
@@ -627,7 +630,8 @@ class DaskParquetPartsDataset(AbstractDataset[dd.DataFrame, dd.DataFrame]):
                     problem="no_rows",
                     rows_affected=0,
                 )
-            self._replace(fs, temporary, target)
+            write_manifest(fs, temporary, "dask", parts)
+            replace_folder(fs, temporary, target, self._filepath, "dask")
         except BaseException:
             with contextlib.suppress(Exception):
                 fs.rm(temporary, recursive=True)
@@ -642,7 +646,7 @@ class DaskParquetPartsDataset(AbstractDataset[dd.DataFrame, dd.DataFrame]):
 
     def _compute(
         self, data: dd.DataFrame, fs: fsspec.AbstractFileSystem, folder: str
-    ) -> tuple[int, Counter]:
+    ) -> tuple[dict[str, int], Counter]:
         from distributed import as_completed
 
         parts = data.to_delayed(optimize_graph=True)
@@ -653,35 +657,21 @@ class DaskParquetPartsDataset(AbstractDataset[dd.DataFrame, dd.DataFrame]):
             for i, part in enumerate(parts)
         ]
         workers: Counter = Counter()
+        parts_written: dict[str, int] = {}
         with dask_client(self._scheduler, self._connect_timeout, self._cluster_args) as client:
             futures = client.compute(writes)
             progress = Progress("Wrote", self._filepath, total_steps=len(futures), min_interval=0)
             try:
                 for future in as_completed(futures, loop=client.loop):
-                    rows, worker = future.result()
+                    name, rows, worker = future.result()
+                    parts_written[name] = rows
                     workers[worker] += 1
                     progress.update(rows)
             except BaseException:
                 client.cancel(futures)
                 raise
             progress.finish()
-        return progress.rows, workers
-
-    @staticmethod
-    def _replace(fs: fsspec.AbstractFileSystem, temporary: str, target: str) -> None:
-        """Move the finished folder into place (the previous output, if any, goes last)."""
-        previous = None
-        if fs.exists(target):
-            previous = f"{temporary}.previous"
-            fs.mv(target, previous, recursive=True)
-        try:
-            fs.mv(temporary, target, recursive=True)
-        except BaseException:
-            if previous is not None:
-                fs.mv(previous, target, recursive=True)
-            raise
-        if previous is not None:
-            fs.rm(previous, recursive=True)
+        return dict(sorted(parts_written.items())), workers
 
     def load(self) -> dd.DataFrame:
         """The parts as a lazy Dask DataFrame (in part order)."""

@@ -1,17 +1,13 @@
 """The Dask engine of ``kedro run --pipeline inference`` against a real cluster on loopback.
 
 A scheduler and two workers (``python -m dask scheduler`` / ``dask worker --nthreads 1``) are
-started for this module over TCP and stopped at its end; the runs go through a KedroSession on
-a temporary copy of the project, as ``kedro run`` does.
+started over TCP once for the test session (``dask_cluster`` in conftest.py); the runs go
+through a KedroSession on a temporary copy of the project, as ``kedro run`` does.
 """
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +21,6 @@ from network_security.pipelines.inference.nodes import check_inference_batch, sc
 from network_security.schema import feature_columns
 from network_security.scoring import OUTPUT_COLUMNS, InputValidationError
 
-SRC = Path(__file__).resolve().parents[3] / "src"
 CSV_TEXT = {"encoding": "utf-8"}
 
 
@@ -35,54 +30,6 @@ def cause(error: BaseException) -> InputValidationError:
         current = current.__cause__
     assert current is not None, f"no InputValidationError behind {error!r}"
     return current
-
-
-def _stop(process: subprocess.Popen) -> None:
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
-
-
-@pytest.fixture(scope="module")
-def dask_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """``tcp://127.0.0.1:PORT`` of a scheduler with two single-thread workers (processes)."""
-    from distributed import Client
-
-    port = free_port()
-    address = f"tcp://127.0.0.1:{port}"
-    logs = tmp_path_factory.mktemp("dask-logs")
-    env = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join([str(SRC), os.environ.get("PYTHONPATH", "")]),
-        "OMP_NUM_THREADS": "1",
-    }
-    common = ["--no-dashboard"]
-    processes = [
-        subprocess.Popen(
-            [sys.executable, "-m", "dask", "scheduler", "--host", "127.0.0.1", "--port",
-             str(port), *common],
-            stdout=subprocess.DEVNULL, stderr=(logs / "scheduler.log").open("w"), env=env,
-        )
-    ]  # fmt: skip
-    try:
-        for name in ("w1", "w2"):
-            processes.append(
-                subprocess.Popen(
-                    [sys.executable, "-m", "dask", "worker", address, "--nthreads", "1",
-                     "--name", name, "--host", "127.0.0.1", "--memory-limit", "2GiB", *common],
-                    stdout=subprocess.DEVNULL, stderr=(logs / f"{name}.log").open("w"), env=env,
-                )
-            )  # fmt: skip
-        with Client(address, timeout="60s") as client:
-            client.wait_for_workers(2, timeout=120)
-        yield address
-    finally:
-        for process in reversed(processes):
-            _stop(process)
 
 
 def executed_per_worker(address: str) -> dict[str, int]:
