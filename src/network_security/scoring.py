@@ -11,8 +11,8 @@ The inference pipeline and the HTTP service both call these functions, so a CSV 
 - ``score_frame`` adds the verdict columns: ``prediction`` (coded like ``Result``), ``label``,
   ``phishing_probability``, ``risk_level``, ``recommended_action`` and ``model_version``.
 - ``check_chunks`` and ``score_chunks`` apply the same two functions lazily to a stream of chunks
-  (``ChunkStream``), so a large file is scored with bounded memory and gives exactly what the
-  whole file scored at once gives.
+  (``ChunkStream``, from ``network_security.streams``, re-exported here), so a large file is
+  scored with bounded memory and gives exactly what the whole file scored at once gives.
 - Without a DataFrame (the service's JSON records): ``check_feature_matrix`` (an integer
   matrix) and ``check_feature_columns`` (cells of any type per column), also from the
   validator, run the same check and return an int64 matrix; ``score_features`` turns it into
@@ -36,6 +36,7 @@ import pyarrow.compute as pc
 
 from network_security.model import PhishingModel, flags_phishing
 from network_security.schema import Schema
+from network_security.streams import ChunkStream
 from network_security.validator import (
     MISSING_TEXT,
     InputValidationError,
@@ -75,31 +76,6 @@ OUTPUT_COLUMNS: tuple[str, ...] = (
     "model_version",
 )
 """The columns ``score_frame`` adds, in order."""
-
-
-class ChunkStream:
-    """A lazy stream of DataFrame chunks (the rows of one file, in order).
-
-    Iterating yields the chunks. ``source`` names where the rows come from, for error messages.
-    A stream built from a re-iterable (such as a file reader) can be iterated again; one built
-    from a generator only once. Kedro's ``MemoryDataset`` passes it on without copying.
-    """
-
-    def __init__(self, chunks: Iterable[pd.DataFrame], source: str = "input") -> None:
-        self._chunks = chunks
-        self.source = source
-
-    def __iter__(self) -> Iterator[pd.DataFrame]:
-        return iter(self._chunks)
-
-    def __deepcopy__(self, memo: dict[int, Any]) -> ChunkStream:
-        return self
-
-    def __copy__(self) -> ChunkStream:
-        return self
-
-    def __repr__(self) -> str:
-        return f"ChunkStream(source={self.source!r})"
 
 
 # ------------------------------------------------------------------------------ scoring

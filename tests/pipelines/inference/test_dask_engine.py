@@ -15,6 +15,7 @@ import pandas as pd
 import pytest
 from kedro.io import DatasetError
 
+from network_security.dask_cluster import DaskClusterError, connect
 from network_security.datasets.dask_datasets import DaskParquetPartsDataset, DaskTableDataset
 from network_security.embedded_mongo import free_port
 from network_security.pipelines.inference.nodes import check_inference_batch, score_inference_batch
@@ -149,7 +150,7 @@ def test_an_unreachable_scheduler_fails_within_60_s_naming_its_address(
     address = f"tcp://127.0.0.1:{free_port()}"  # nothing listens there
     output = tmp_path / "scored_parquet"
     started = time.monotonic()
-    with pytest.raises(DatasetError) as error:
+    with pytest.raises(DaskClusterError) as error:
         run_kedro(
             project,
             "inference",
@@ -169,7 +170,7 @@ def test_an_unreachable_scheduler_fails_within_60_s_naming_its_address(
 # ------------------------------------------------------------------ the datasets and the graph
 
 
-def test_partitions_know_their_file_and_rows_and_the_model_is_in_the_graph_once(
+def test_partitions_know_their_file_and_count_earlier_rows_and_the_model_ships_once(
     batches, phishing_model, schema, scoring
 ):
     import dask
@@ -183,8 +184,11 @@ def test_partitions_know_their_file_and_rows_and_the_model_is_in_the_graph_once(
     by_file: dict[str, int] = {}
     for partition in partitions:
         source = partition.attrs["source"]
-        assert partition.attrs["row_offset"] == by_file.get(source, 0)
-        assert partition.index[0] == partition.attrs["row_offset"]
+        if source not in by_file:  # a file's first block knows it starts the file
+            assert partition.attrs["row_offset"] == 0 and "rows_before" not in partition.attrs
+        else:  # a later block counts the rows before it when asked (an error needs them)
+            assert partition.attrs["row_offset"] is None
+            assert partition.attrs["rows_before"]() == by_file[source]
         by_file[source] = by_file.get(source, 0) + len(partition)
     assert by_file == {str(p): 30_000 for p in batches}
 
@@ -266,6 +270,7 @@ def test_without_a_scheduler_a_local_cluster_scores_and_is_stopped(
     tmp_path, new_sites, schema, phishing_model, scoring
 ):
     import psutil
+    from distributed import default_client
 
     source = tmp_path / "sites.csv"
     new_sites(2_000, seed=5).to_csv(source, index=False)
@@ -273,7 +278,12 @@ def test_without_a_scheduler_a_local_cluster_scores_and_is_stopped(
     scored = score_inference_batch(check_inference_batch(frame, schema), phishing_model, scoring)
     children_before = {p.pid for p in psutil.Process().children(recursive=True)}
     output = tmp_path / "out"
-    DaskParquetPartsDataset(str(output), cluster_args={"n_workers": 2}).save(scored)
+    with connect({"scheduler": None, "local_cluster": {"n_workers": 2, "threads_per_worker": 1}}):
+        workers = default_client().scheduler_info(n_workers=-1)["workers"]
+        assert len(workers) == 2
+        DaskParquetPartsDataset(str(output)).save(scored)
+        executed = default_client().run(lambda dask_worker: dask_worker.state.executed_count)
+        assert sum(executed.values()) >= frame.npartitions  # computed on the local cluster
     assert len(read_parts(output)) == 2_000
     left = [
         " ".join(p.cmdline())
@@ -281,6 +291,8 @@ def test_without_a_scheduler_a_local_cluster_scores_and_is_stopped(
         if p.pid not in children_before and p.is_running()
     ]
     assert [c for c in left if "resource_tracker" not in c] == []  # workers and nannies gone
+    with pytest.raises(ValueError, match="No clients found"):
+        default_client()
 
 
 def test_a_missing_feature_column_fails_before_any_work_naming_the_input(
