@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import lzma
 import os
 import tempfile
 from collections.abc import Iterable, Iterator
@@ -51,11 +50,13 @@ from network_security.datasets.csv_core import (
     LOAD_ARGS,
     SNIFF_BYTES,
     check_text,
+    compression,
     csv_options,
     empty_file,
     header_names,
     open_text_csv,
     read_error,
+    text_stream,
 )
 from network_security.datasets.output_paths import refuse_folder
 from network_security.datasets.safe_csv import neutralise_formulas
@@ -63,8 +64,6 @@ from network_security.streams import ChunkStream, CountedStream
 
 logger = logging.getLogger(__name__)
 
-_COMPRESSED = (".gz", ".bz2", ".xz", ".zst")
-"""Suffixes of files decompressed while read (Arrow's codecs; Python's lzma for ``.xz``)."""
 _MIN_BLOCK, _MAX_BLOCK = 1 << 20, 256 << 20
 
 
@@ -117,9 +116,7 @@ class _CSVChunks:
         """The file as Arrow reads it (decompressed on the fly when it is compressed)."""
         if isinstance(self._path, bytes):
             return pa.BufferReader(self._path)
-        if self._path.suffix.lower() == ".xz":
-            return pa.PythonFile(lzma.open(self._path, "rb"), mode="r")
-        return pa.input_stream(str(self._path), compression="detect")
+        return text_stream(pa.OSFile(str(self._path)), self._path.name)
 
     def _block_size(self) -> int:
         """Bytes per block read: as configured, else about ``chunksize`` rows (from the length of
@@ -279,14 +276,14 @@ class ChunkedCSVDataset(AbstractDataset[Any, Any]):
             )
         if path.stat().st_size == 0:
             raise empty_file(source, "is empty (0 bytes)")
-        if path.suffix.lower() in _COMPRESSED:
+        if compression(path.name):
             return  # decompressed while read; read errors are reported while reading
         with path.open("rb") as handle:
             check_text(handle.read(SNIFF_BYTES), source, self._options["encoding"])
 
     def _estimate_rows(self) -> int | None:
         """Data rows, estimated from the file size and the lines of its first 64 KiB."""
-        if self._filepath.suffix.lower() in _COMPRESSED:
+        if compression(self._filepath.name):
             return None
         size = self._filepath.stat().st_size
         with self._filepath.open("rb") as handle:

@@ -5,6 +5,8 @@ Both inference engines (``ChunkedCSVDataset`` streams a file, the Dask engine's
 CSV through these functions, so a file is judged alike everywhere:
 
 - ``csv_options``: the reading options ``load_args`` may set (encoding, sep, quotechar), checked.
+- ``text_stream``: a file as Arrow reads it, decompressed on the fly (``.gz``, ``.bz2``, ``.xz``,
+  ``.zst``).
 - ``check_text``: refuse a binary, non-text or blank file from its first bytes.
 - ``open_text_csv``: Arrow's streaming reader with every cell read as text, exactly as written
   (nothing is read as missing, nothing is converted; the validator parses the cells it needs).
@@ -16,7 +18,9 @@ CSV through these functions, so a file is judged alike everywhere:
 from __future__ import annotations
 
 import codecs
+import lzma
 import re
+from pathlib import PurePosixPath
 from typing import Any
 
 import pyarrow as pa
@@ -30,6 +34,7 @@ LOAD_ARGS = {"encoding": "utf-8", "sep": ",", "quotechar": '"'}
 SNIFF_BYTES = 64 * 1024
 """Bytes read from the start of a file to check it is text (and to estimate row lengths)."""
 _TEXT_DTYPES = {"object", "str", "string"}
+_CODECS = {".gz": "gzip", ".bz2": "bz2", ".zst": "zstd", ".xz": "xz"}
 _LINE_IN_ERROR = re.compile(r"Row #(\d+)")
 
 
@@ -63,6 +68,32 @@ def csv_options(load_args: dict[str, Any] | None) -> dict[str, Any]:
             raise DatasetError(f"load_args.{key} must be one character, got {options[key]!r}.")
     codecs.lookup(options["encoding"])  # LookupError names an unknown encoding
     return options
+
+
+def compression(name: str) -> str | None:
+    """The codec of a file compressed as its suffix says (gzip, bz2, xz, zstd), else None."""
+    return _CODECS.get(PurePosixPath(name).suffix.lower())
+
+
+def text_stream(raw: Any, name: str) -> Any:
+    """The open binary file ``raw`` (named ``name``) as Arrow reads it, decompressed on the
+    fly when its suffix says it is compressed."""
+    codec = compression(name)
+    if codec == "xz":  # not among Arrow's codecs
+        return pa.PythonFile(lzma.open(raw), mode="r")
+    stream = raw if isinstance(raw, pa.NativeFile) else pa.PythonFile(raw, mode="r")
+    return pa.CompressedInputStream(stream, codec) if codec else stream
+
+
+def first_line(stream: Any) -> bytes:
+    """The first line of ``stream`` (the header), with its line end."""
+    head = b""
+    while b"\n" not in head:
+        more = stream.read(SNIFF_BYTES)
+        if not more:
+            return head
+        head += more
+    return head[: head.index(b"\n") + 1]
 
 
 def empty_file(source: str, what: str) -> InputValidationError:

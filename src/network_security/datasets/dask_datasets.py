@@ -1,26 +1,20 @@
-"""Datasets of the Dask inference engine: tables in, Parquet parts out, with Dask's own reader
-(``dd.from_map``) and writer (``to_parquet``).
+"""Datasets of the Dask inference engine, on Dask's own reader (``dd.from_map``) and writer
+(``to_parquet``); the run's cluster is ``network_security.dask_cluster``'s.
 
-- ``DaskTableDataset`` loads a CSV file, a glob of CSV files or a Parquet folder (local paths or
-  fsspec URLs such as ``s3://bucket/crawl/*.csv``) as a lazy Dask DataFrame: one partition per
-  block of ``blocksize`` bytes of a CSV file (split at line ends; a compressed file is one
-  block), read through the project's one CSV core as the pandas engine reads (every cell as
-  text), or per row group of a Parquet file. Each partition knows where it comes from:
-  ``partition.attrs`` holds ``source`` (the file) and ``row_offset`` (the data rows of that file
-  before it). A CSV block after the first cannot know its offset without reading the blocks
-  before it, which only an error needs: its ``row_offset`` is None and ``attrs["rows_before"]()``
-  counts them then (so no file is read twice on a run that succeeds), and a bad line or cell is
-  reported with its file, line and data row, as the pandas engine reports it.
-- ``DaskParquetPartsDataset`` writes a Dask DataFrame with ``to_parquet`` (one part per
-  partition) to a temporary folder beside the target, adds the manifest of
-  ``network_security.datasets.output_paths`` and renames it to the target once complete: a failed
-  run leaves no output, and an existing path is replaced only when it is an earlier output of
-  this engine. The work runs on the run's Dask client (``network_security.dask_cluster`` starts
-  it); progress is reported as partitions are written.
+- ``DaskTableDataset``: a CSV file, a glob of CSV files or a Parquet folder (local or fsspec
+  URLs) as a lazy Dask DataFrame, one partition per ``blocksize`` bytes of CSV (split at line
+  ends, read by the one CSV core as the pandas engine reads; a compressed file is one block) or
+  per Parquet row group. ``partition.attrs`` names the ``source`` file and its ``row_offset``
+  (data rows before it). A CSV block after the first does not know its offset until the blocks
+  before it are read, which only an error needs: ``row_offset`` is None and
+  ``attrs["rows_before"]()`` counts them, so errors name the file's line and data row and a run
+  that succeeds reads every byte once.
+- ``DaskParquetPartsDataset``: ``to_parquet`` (one part per partition) into a temporary folder,
+  the manifest of ``output_paths`` last, then renamed to the target, replacing only an earlier
+  output of this engine. Progress is reported as partitions are written.
 
-Kedro's ``DaskRunner`` recipe does not work with Kedro 1.x (kedro-org/kedro#5774): the pipeline
-runs with the usual runner, and the work is parallelised inside the lazy collection the nodes
-build, which the output dataset computes.
+Kedro's ``DaskRunner`` recipe does not work with Kedro 1.x (kedro-org/kedro#5774): the usual
+runner runs the nodes, which build a lazy collection that the output dataset computes.
 """
 
 from __future__ import annotations
@@ -29,7 +23,7 @@ import contextlib
 import functools
 import logging
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from copy import deepcopy
 from dataclasses import dataclass, replace
 from typing import Any
@@ -40,43 +34,95 @@ import fsspec
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
-from fsspec.utils import infer_compression, read_block
+from fsspec.utils import read_block
 from kedro.io import AbstractDataset, DatasetError
 from kedro_datasets._typing import TablePreview
 
-from network_security.datasets.csv_core import (
-    csv_options,
-    empty_file,
-    header_names,
-    open_text_csv,
-    read_error,
-)
+from network_security.datasets import csv_core
 from network_security.datasets.output_paths import earlier_output, replace_folder, write_manifest
 from network_security.streams import Progress
 from network_security.validator import InputValidationError, normalise_header
 
 logger = logging.getLogger(__name__)
 
-_PARQUET_SUFFIXES = (".parquet", ".pq", ".parq")
-_MAGIC = ("*", "?", "[")
+_PARQUET = (".parquet", ".pq", ".parq")
 _ENGINE = "dask"
-_READ_BLOCK = 1 << 26  # a partition's bytes are in memory: Arrow parses them in one block
-DEFAULT_BLOCKSIZE = "8MiB"
 
 
 @dataclass(frozen=True)
 class _Part:
-    """One partition to read: a block of a CSV file or a row group of a Parquet file."""
+    """One partition: a block of a CSV file (``length`` None: the whole, compressed, file) or a
+    Parquet row group; ``written``/``names``: the file's columns as written and as read."""
 
     path: str
-    source: str  # the file as users name it
-    written: tuple[str, ...]  # its column names as written
-    names: tuple[str, ...]  # and as the one header rule makes them
-    header: bytes = b""  # CSV: the header line, parsed before every block
-    start: int = 0  # CSV: the block's first byte (the line after it, unless 0)
-    length: int | None = None  # CSV: the block's bytes; None: the whole (compressed) file
-    group: int | None = None  # Parquet: the row group
-    row_offset: int | None = 0  # data rows of the file before it; None: not known yet
+    source: str
+    written: tuple[str, ...]
+    names: tuple[str, ...]
+    header: bytes = b""
+    start: int = 0
+    length: int | None = None
+    group: int | None = None
+    row_offset: int | None = 0
+
+
+@dataclass(frozen=True)
+class _Reader:
+    """Reads partitions (``dd.from_map``'s function), their columns in ``order``."""
+
+    fs: fsspec.AbstractFileSystem
+    options: dict[str, Any]
+    order: tuple[str, ...]
+
+    def __call__(self, part: _Part) -> pd.DataFrame:
+        if part.group is not None:
+            with self.fs.open(part.path, "rb") as handle:
+                table = pq.ParquetFile(handle).read_row_group(part.group, list(part.written))
+        else:
+            table = self._parse(self._bytes(part), part, 1 if part.start == 0 else None, 0)
+        table = table.rename_columns(part.names).select(list(self.order))
+        frame = table.to_pandas(ignore_metadata=True)
+        frame.attrs = {"source": part.source, "row_offset": part.row_offset}
+        if part.row_offset is None:
+            frame.attrs["rows_before"] = functools.partial(self.rows_before, part)
+        return frame
+
+    def _bytes(self, part: _Part) -> bytes:
+        """The CSV text of a block, the header line first."""
+        with self.fs.open(part.path, "rb") as handle:
+            if part.length is None:
+                return csv_core.text_stream(handle, part.path).read()
+            data = read_block(handle, part.start, part.length, delimiter=b"\n")
+        return data if part.start == 0 else part.header + data
+
+    def _parse(self, data: bytes, part: _Part, lines: int | None, rows: int) -> pa.Table:
+        """A block's rows as text; errors name the file's line (``lines`` before the block's
+        first data line, None: counted now) and data row (``rows`` before it)."""
+        errors: list[Any] = []
+        block = max(len(data), 1 << 20)  # the bytes are in memory: one Arrow block
+        try:
+            reader = csv_core.open_text_csv(
+                pa.BufferReader(data), self.options, list(part.written), block, errors
+            )
+            return reader.read_all()
+        except (pa.ArrowInvalid, UnicodeDecodeError) as exc:
+            if lines is None:
+                lines, rows = self._before(part)
+            encoding = self.options["encoding"]
+            raise csv_core.read_error(exc, part.source, encoding, rows, errors, lines) from exc
+
+    def _before(self, part: _Part) -> tuple[int, int]:
+        """Lines and data rows of the file before a block, read block by block (an error in an
+        earlier block is raised as found there)."""
+        lines = rows = 0
+        for start in range(0, part.start, part.length or 1):
+            data = self._bytes(replace(part, start=start))
+            rows += self._parse(data, replace(part, start=start), max(lines, 1), rows).num_rows
+            lines += data.count(b"\n") - (part.header.count(b"\n") if start else 0)
+        return lines, rows
+
+    def rows_before(self, part: _Part) -> int:
+        """Data rows of the file before a block."""
+        return self._before(part)[1]
 
 
 def _source_name(fs: fsspec.AbstractFileSystem, path: str) -> str:
@@ -85,82 +131,15 @@ def _source_name(fs: fsspec.AbstractFileSystem, path: str) -> str:
     return path if protocol in ("file", "local") else fs.unstrip_protocol(path)
 
 
-def _block_bytes(fs: fsspec.AbstractFileSystem, part: _Part) -> bytes:
-    """The CSV text of a block, the header line first."""
-    if part.length is None:
-        with fs.open(part.path, "rb", compression=infer_compression(part.path)) as handle:
-            return handle.read()
-    with fs.open(part.path, "rb") as handle:
-        data = read_block(handle, part.start, part.length, delimiter=b"\n")
-    return data if part.start == 0 else part.header + data
-
-
-def _parse_block(  # noqa: PLR0913
-    fs: fsspec.AbstractFileSystem,
-    data: bytes,
-    part: _Part,
-    options: dict[str, Any],
-    lines_before: int | None,
-    rows_before: int,
-) -> pa.Table:
-    """The block's rows, every cell as text; a read error names the file's line and data row
-    (``lines_before`` None: counted now, from the blocks before)."""
-    errors: list[Any] = []
-    try:
-        return open_text_csv(
-            pa.BufferReader(data), options, list(part.written), _READ_BLOCK, errors
-        ).read_all()
-    except (pa.ArrowInvalid, UnicodeDecodeError) as exc:
-        if lines_before is None:
-            lines_before, rows_before = _before(fs, part, options)
-        encoding = options["encoding"]
-        raise read_error(exc, part.source, encoding, rows_before, errors, lines_before) from exc
-
-
-def _before(fs: fsspec.AbstractFileSystem, part: _Part, options: dict[str, Any]) -> tuple[int, int]:
-    """Lines and data rows of the file before the CSV block ``part``, read block by block
-    (only when an error needs them; an error in an earlier block is raised as found there)."""
-    lines = rows = 0
-    for start in range(0, part.start, part.length or 1):
-        block = replace(part, start=start)
-        data = _block_bytes(fs, block)
-        rows += _parse_block(fs, data, block, options, max(lines, 1), rows).num_rows
-        lines += data.count(b"\n") - (part.header.count(b"\n") if start else 0)
-    return lines, rows
-
-
-def _read_part(
-    part: _Part, fs: fsspec.AbstractFileSystem, order: list[str], options: dict[str, Any]
-) -> pd.DataFrame:
-    """Read one partition (``dd.from_map``): its columns in ``order`` (the run's first file's),
-    its origin in ``attrs``."""
-    if part.group is not None:
-        with fs.open(part.path, "rb") as handle:
-            table = pq.ParquetFile(handle).read_row_group(part.group, columns=list(part.written))
-        frame = table.rename_columns(part.names).select(order).to_pandas(ignore_metadata=True)
-    else:
-        lines = 1 if part.start == 0 else None
-        table = _parse_block(fs, _block_bytes(fs, part), part, options, lines, 0)
-        frame = table.rename_columns(part.names).select(order).to_pandas()
-    frame.attrs = {"source": part.source, "row_offset": part.row_offset}
-    if part.row_offset is None:
-        frame.attrs["rows_before"] = functools.partial(_rows_before, fs, part, options)
-    return frame
-
-
-def _rows_before(fs: fsspec.AbstractFileSystem, part: _Part, options: dict[str, Any]) -> int:
-    return _before(fs, part, options)[1]
-
-
-def _same_columns(columns: list[str], names: list[str], source: str, first: str) -> None:
+def _same_columns(first: _Part, names: list[str], source: str) -> None:
     """Refuse a file whose columns differ from those of the run's first file."""
-    if sorted(names) != sorted(columns):
-        missing = sorted(set(columns) - set(names))
-        extra = sorted(set(names) - set(columns))
+    missing = sorted(set(first.names) - set(names))
+    extra = sorted(set(names) - set(first.names))
+    if missing or extra:
         raise InputValidationError(
-            f"{source}: its columns differ from those of {first} (missing {missing}, extra "
-            f"{extra}). Every file of one run needs the same columns; score them in separate "
-            "runs or align their headers.",
+            f"{source}: its columns differ from those of {first.source} (missing {missing}, "
+            f"extra {extra}). Every file of one run needs the same columns; score them in "
+            "separate runs or align their headers.",
             column=(missing or extra)[0],
             problem="missing_column" if missing else "extra_column",
             source=source,
@@ -168,141 +147,112 @@ def _same_columns(columns: list[str], names: list[str], source: str, first: str)
 
 
 class DaskTableDataset(AbstractDataset[dd.DataFrame, None]):
-    """Rows of CSV files or a Parquet folder as a lazy Dask DataFrame (``dd.from_map``), each
-    partition knowing its file and data rows.
+    """Rows of CSV files or a Parquet folder as a lazy Dask DataFrame.
 
     Example catalog entry::
 
         sites:
           type: network_security.datasets.dask_datasets.DaskTableDataset
           filepath: s3://crawl/2024-06-01/*.csv   # a file, a glob, or a Parquet folder
-          file_format: auto                       # csv, parquet, or auto (by path)
-          blocksize: 8MiB                         # CSV bytes per partition
+          file_format: auto      # csv, parquet, or auto (a folder or .parquet path: Parquet)
+          blocksize: 8MiB        # CSV bytes per partition (a quoted line break must not span two)
           load_args: {encoding: utf-8}            # CSV: encoding, sep, quotechar
-          credentials: {key: ..., secret: ...}    # fsspec storage options
+          credentials: {key: ..., secret: ...}    # fsspec storage options (and fs_args)
     """
 
     def __init__(  # noqa: PLR0913
         self,
         filepath: str,
         file_format: str = "auto",
-        blocksize: str | int = DEFAULT_BLOCKSIZE,
+        blocksize: str | int = "8MiB",
         load_args: dict[str, Any] | None = None,
         credentials: dict[str, Any] | None = None,
         fs_args: dict[str, Any] | None = None,
         metadata: dict[str, Any] | None = None,
     ) -> None:
-        """Declare the input; nothing is read until ``load``.
-
-        Args:
-            filepath: A CSV file, a glob of CSV files, a Parquet file or a folder of Parquet
-                files; a local path or an fsspec URL.
-            file_format: ``csv``, ``parquet`` or ``auto`` (a folder or a ``.parquet`` path is
-                Parquet, anything else CSV).
-            blocksize: Bytes of CSV per partition (``"8MiB"``, or a number); compressed CSV
-                files are one partition each. A quoted cell holding a line break must not span
-                two blocks (a larger blocksize helps).
-            load_args: CSV reading options, as ``ChunkedCSVDataset`` takes them: ``encoding``,
-                ``sep``, ``quotechar`` (every cell is read as text, as written).
-            credentials: fsspec storage options holding secrets (merged into ``fs_args``).
-            fs_args: Other fsspec storage options.
-            metadata: Free-form metadata (kedro-viz layer, preview args).
-        """
         if file_format not in ("auto", "csv", "parquet"):
-            raise DatasetError(
-                f"file_format must be 'auto', 'csv' or 'parquet'; got {file_format!r}."
-            )
+            raise DatasetError(f"file_format must be auto, csv or parquet; got {file_format!r}.")
         self._filepath = str(filepath)
         self._format = file_format
         self._blocksize = dask.utils.parse_bytes(blocksize)
         if self._blocksize < 1:
             raise DatasetError(f"blocksize must be a positive size; got {blocksize!r}.")
         self._load_args = dict(load_args or {})
-        self._options = csv_options(self._load_args)
+        self._options = csv_core.csv_options(self._load_args)
         self._storage_options = {**deepcopy(fs_args or {}), **deepcopy(credentials or {})}
         self.metadata = metadata
 
-    def _files(self) -> tuple[fsspec.AbstractFileSystem, list[str], str]:
-        """The filesystem, the files to read (sorted) and their format."""
+    def _files(self) -> tuple[fsspec.AbstractFileSystem, list[str], bool]:
+        """The filesystem, the files to read (sorted) and whether they are Parquet."""
         fs, path = fsspec.core.url_to_fs(self._filepath, **self._storage_options)
-        if any(char in path for char in _MAGIC):
+        if any(char in path for char in "*?["):
             files = sorted(p for p in fs.glob(path) if fs.isfile(p))
             problem = "No file matches {}. Check the pattern"
         elif fs.isdir(path):
-            files = sorted(
-                p
-                for p in fs.find(path)
-                if p.lower().endswith(_PARQUET_SUFFIXES) or self._format == "csv"
-            )
+            csv = self._format == "csv"
+            files = sorted(p for p in fs.find(path) if csv or p.lower().endswith(_PARQUET))
             problem = (
-                f"The folder {{}} holds no Parquet file ({', '.join(_PARQUET_SUFFIXES)}). Point "
-                "inference_input_path at a CSV file, a glob of CSV files or a folder of Parquet "
-                "files"
+                f"The folder {{}} holds no Parquet file ({', '.join(_PARQUET)}). Point "
+                "inference_input_path at a CSV file, a glob of CSV files or a Parquet folder"
             )
         else:
             files = [path] if fs.isfile(path) else []
             problem = "Input not found: {}. Check the path"
         if not files:
             raise DatasetError(
-                problem.format(self._filepath)
-                + "; relative paths are relative to the project directory."
+                problem.format(self._filepath) + "; relative paths are relative to the project."
             )
-        file_format = self._format
-        if file_format == "auto":
-            parquet = fs.isdir(path) or files[0].lower().endswith(_PARQUET_SUFFIXES)
-            file_format = "parquet" if parquet else "csv"
-        return fs, files, file_format
+        auto = fs.isdir(path) or files[0].lower().endswith(_PARQUET)
+        return fs, files, self._format == "parquet" or (self._format == "auto" and auto)
 
     def _csv_parts(self, fs: fsspec.AbstractFileSystem, files: list[str]) -> list[_Part]:
-        """The blocks of every CSV file, their headers checked (same columns in every file)."""
+        """The blocks of every CSV file, the headers read (the same columns in every file)."""
         parts: list[_Part] = []
         for path in files:
             source = _source_name(fs, path)
-            with fs.open(path, "rb", compression=infer_compression(path)) as handle:
-                header = handle.readline()
+            with fs.open(path, "rb") as handle:
+                header = csv_core.first_line(csv_core.text_stream(handle, path))
             if not header.strip():
-                raise empty_file(source, "is empty (no header line)")
+                raise csv_core.empty_file(source, "is empty (no header line)")
             errors: list[Any] = []
             try:
-                written, names = header_names(
+                written, names = csv_core.header_names(
                     pa.BufferReader(header), self._options, source, 1 << 20, errors
                 )
             except (pa.ArrowInvalid, UnicodeDecodeError) as exc:
-                raise read_error(exc, source, self._options["encoding"], 0, errors) from exc
+                encoding = self._options["encoding"]
+                raise csv_core.read_error(exc, source, encoding, 0, errors) from exc
             if parts:
-                _same_columns(list(parts[0].names), names, source, parts[0].source)
+                _same_columns(parts[0], names, source)
             part = _Part(path, source, tuple(written), tuple(names), header)
-            if infer_compression(path) is not None:
+            if csv_core.compression(path):
                 parts.append(part)
                 continue
-            blocks = range(0, max(fs.size(path), 1), self._blocksize)
+            starts = range(0, max(fs.size(path), 1), self._blocksize)
             parts += [
                 replace(part, start=s, length=self._blocksize, row_offset=None if s else 0)
-                for s in blocks
+                for s in starts
             ]
         return parts
 
     def _parquet_parts(self, fs: fsspec.AbstractFileSystem, files: list[str]) -> list[_Part]:
-        """The row groups of every Parquet file, with the data rows before each."""
+        """The row groups (with rows) of every Parquet file, with the data rows before each."""
         parts: list[_Part] = []
-        first: tuple[str, list[str]] | None = None
+        first: _Part | None = None
         for path in files:
             source = _source_name(fs, path)
             with fs.open(path, "rb") as handle:
                 metadata = pq.ParquetFile(handle).metadata
-            schema = metadata.schema.to_arrow_schema()
-            written = [n for n in schema.names if not n.startswith("__index_level_")]
-            names = normalise_header(written, source)  # the one header rule, as for CSV
-            if first is None:
-                first = (source, names)
-            _same_columns(first[1], names, source, first[0])
+            names = metadata.schema.to_arrow_schema().names
+            written = [n for n in names if not n.startswith("__index_level_")]
+            file = _Part(path, source, tuple(written), tuple(normalise_header(written, source)))
+            first = first or file
+            _same_columns(first, list(file.names), source)
             offset = 0
             for group in range(metadata.num_row_groups):
-                rows = metadata.row_group(group).num_rows
-                if rows:
-                    part = _Part(path, source, tuple(written), tuple(names), group=group)
-                    parts.append(replace(part, row_offset=offset))
-                offset += rows
+                if metadata.row_group(group).num_rows:
+                    parts.append(replace(file, group=group, row_offset=offset))
+                offset += metadata.row_group(group).num_rows
         if not parts:
             raise InputValidationError(
                 f"{self._filepath}: no data rows to score (the Parquet files hold no row). "
@@ -314,38 +264,31 @@ class DaskTableDataset(AbstractDataset[dd.DataFrame, None]):
         return parts
 
     def _meta(self, fs: fsspec.AbstractFileSystem, part: _Part) -> pd.DataFrame:
-        """The empty frame of the columns (text for CSV, the file's types for Parquet)."""
+        """The empty frame of the columns: text for CSV, the first file's types for Parquet."""
         if part.group is None:
-            empty = pa.table({name: pa.array([], pa.string()) for name in part.names})
+            schema = pa.schema([(name, pa.string()) for name in part.names])
         else:
             with fs.open(part.path, "rb") as handle:
                 schema = pq.ParquetFile(handle).schema_arrow
-            empty = schema.empty_table().select(list(part.written)).rename_columns(part.names)
-        meta = empty.to_pandas(ignore_metadata=True)
+            pairs = zip(part.written, part.names, strict=True)
+            schema = pa.schema([schema.field(w).with_name(n) for w, n in pairs])
+        meta = schema.empty_table().to_pandas(ignore_metadata=True)
         meta.attrs = {"source": self._filepath, "row_offset": 0}
         return meta
 
     def load(self) -> dd.DataFrame:
-        """A lazy Dask DataFrame; each partition carries ``attrs`` source and row_offset."""
-        fs, files, file_format = self._files()
-        if file_format == "parquet":
-            parts = self._parquet_parts(fs, files)
-        else:
-            parts = self._csv_parts(fs, files)
+        """A lazy Dask DataFrame; each partition carries its origin in ``attrs``."""
+        fs, files, parquet = self._files()
+        parts = (self._parquet_parts if parquet else self._csv_parts)(fs, files)
         meta = self._meta(fs, parts[0])
+        reader = _Reader(fs, self._options, tuple(meta.columns))
         with dask.config.set({"dataframe.convert-string": False}):  # text stays as pandas reads it
-            frame = dd.from_map(
-                _read_part,
-                parts,
-                args=[fs, list(meta.columns), self._options],
-                meta=meta,
-                label="read-table",
-                enforce_metadata=False,
-            )
+            frame = dd.from_map(reader, parts, meta=meta, label="read", enforce_metadata=False)
+        kind = "Parquet" if parquet else "CSV"
         logger.info(
             "Reading %d %s file(s) from %s in %d partition(s)",
             len(files),
-            file_format.upper(),
+            kind,
             self._filepath,
             frame.npartitions,
         )
@@ -371,58 +314,40 @@ class DaskTableDataset(AbstractDataset[dd.DataFrame, None]):
 
     def preview(self, nrows: int = 5) -> TablePreview:
         """The first ``nrows`` rows of the first partition, for kedro-viz."""
-        fs, files, file_format = self._files()
-        parts = (self._parquet_parts if file_format == "parquet" else self._csv_parts)(
-            fs, files[:1]
-        )
-        frame = _read_part(parts[0], fs, list(parts[0].names), self._options).head(nrows)
+        fs, files, parquet = self._files()
+        part = (self._parquet_parts if parquet else self._csv_parts)(fs, files[:1])[0]
+        frame = _Reader(fs, self._options, part.names)(part).head(nrows)
         return TablePreview(frame.to_dict(orient="split"))
 
 
-# ---------------------------------------------------------------------------- the output
-
-_LISTENERS: dict[str, Callable[[int], None]] = {}
-"""Progress callbacks of the saves under way, for partitions computed in this process."""
-
-
 def _report(frame: pd.DataFrame, topic: str) -> pd.DataFrame:
-    """Pass a partition on without its origin (``attrs``, not part of the output), reporting its
-    rows to the save's progress (from a worker, as a ``distributed`` event its client receives).
-    """
+    """A partition without its origin (``attrs``: not output), its rows reported to the save's
+    progress as a ``distributed`` event when computed on a worker."""
     frame = frame.copy(deep=False)
     frame.attrs = {}
-    try:
+    with contextlib.suppress(ImportError, ValueError):  # ValueError: not on a worker
         from distributed import get_worker
 
-        worker = get_worker()
-    except (ImportError, ValueError):  # computed here, not on a distributed worker
-        listener = _LISTENERS.get(topic)
-        if listener is not None:
-            listener(len(frame))
-    else:
-        worker.log_event(topic, len(frame))
+        get_worker().log_event(topic, len(frame))
     return frame
 
 
 @contextlib.contextmanager
 def _progress_events(progress: Progress) -> Iterator[str]:
-    """A topic whose events (rows of a partition) update ``progress`` while the block runs."""
+    """A topic whose events (a partition's rows) update ``progress`` within the block."""
     topic = f"network-security-progress-{uuid.uuid4().hex}"
     try:
         from distributed import default_client
 
         client = default_client()
-    except (ImportError, ValueError):  # no distributed client: partitions computed here
-        client = None
-    _LISTENERS[topic] = progress.update
-    if client is not None:
-        client.subscribe_topic(topic, lambda event: progress.update(event[1]))
+    except (ImportError, ValueError):  # no distributed client: no events
+        yield topic
+        return
+    client.subscribe_topic(topic, lambda event: progress.update(event[1]))
     try:
         yield topic
     finally:
-        _LISTENERS.pop(topic, None)
-        if client is not None:
-            client.unsubscribe_topic(topic)
+        client.unsubscribe_topic(topic)
 
 
 def _part_name(number: int) -> str:
@@ -438,7 +363,9 @@ class DaskParquetPartsDataset(AbstractDataset[dd.DataFrame, dd.DataFrame]):
         predictions:
           type: network_security.datasets.dask_datasets.DaskParquetPartsDataset
           filepath: data/07_model_output/predictions_parquet   # or s3://bucket/out/
-          save_args: {compression: zstd}                       # more to_parquet arguments
+          save_args: {compression: zstd}   # to_parquet's (write_index: false by default)
+          load_args: {}                    # read_parquet's
+          credentials: {key: ..., secret: ...}    # fsspec storage options (and fs_args)
     """
 
     def __init__(  # noqa: PLR0913
@@ -450,18 +377,6 @@ class DaskParquetPartsDataset(AbstractDataset[dd.DataFrame, dd.DataFrame]):
         fs_args: dict[str, Any] | None = None,
         metadata: dict[str, Any] | None = None,
     ) -> None:
-        """Declare the output folder; nothing is written until ``save``.
-
-        Args:
-            filepath: The folder of Parquet parts (a local path or an fsspec URL, on storage
-                every worker can write to).
-            save_args: Keyword arguments of ``dask.dataframe.to_parquet`` (``write_index``
-                False by default; the part names and the folder are this dataset's).
-            load_args: Keyword arguments of ``dask.dataframe.read_parquet``.
-            credentials: fsspec storage options holding secrets (merged into ``fs_args``).
-            fs_args: Other fsspec storage options.
-            metadata: Free-form metadata (kedro-viz layer, preview args).
-        """
         self._filepath = str(filepath)
         self._save_args = {"write_index": False, **(save_args or {})}
         self._load_args = dict(load_args or {})
@@ -473,8 +388,8 @@ class DaskParquetPartsDataset(AbstractDataset[dd.DataFrame, dd.DataFrame]):
         return fs, path.rstrip("/")
 
     def save(self, data: dd.DataFrame) -> None:
-        """Compute ``data`` (on the run's Dask client), one part per partition, into a
-        temporary folder; add the manifest; move it to the target."""
+        """Write ``data`` (computed on the run's Dask client) to a temporary folder, add the
+        manifest, move it to the target."""
         if not isinstance(data, dd.DataFrame):
             raise DatasetError(
                 f"{type(self).__name__} saves a Dask DataFrame; got {type(data).__name__}. "
@@ -487,17 +402,17 @@ class DaskParquetPartsDataset(AbstractDataset[dd.DataFrame, dd.DataFrame]):
         progress = Progress("Wrote", self._filepath, total_steps=data.npartitions, min_interval=5)
         try:
             with _progress_events(progress) as topic:
-                reported = data.map_partitions(
-                    _report, topic, meta=data._meta, enforce_metadata=False
-                )
-                reported.to_parquet(
+                data.map_partitions(_report, topic, meta=data._meta).to_parquet(
                     fs.unstrip_protocol(temporary),
                     storage_options=self._storage_options or None,
                     name_function=_part_name,
                     **self._save_args,
                 )
-            parts = self._rows_per_part(fs, temporary)
-            if sum(parts.values()) == 0:
+            parts = {}
+            for path in sorted(p for p in fs.ls(temporary, detail=False) if p.endswith(".parquet")):
+                with fs.open(path, "rb") as handle:
+                    parts[path.rpartition("/")[2]] = pq.ParquetFile(handle).metadata.num_rows
+            if not sum(parts.values()):
                 raise InputValidationError(
                     "No data rows to score: every input file is empty below its header. Add "
                     "one row per site and run again.",
@@ -511,27 +426,13 @@ class DaskParquetPartsDataset(AbstractDataset[dd.DataFrame, dd.DataFrame]):
                 fs.rm(temporary, recursive=True)
             raise
         progress.finish(sum(parts.values()))
-        logger.info("Wrote %d part(s) to %s", len(parts), self._filepath)
-
-    @staticmethod
-    def _rows_per_part(fs: fsspec.AbstractFileSystem, folder: str) -> dict[str, int]:
-        """The parts written (file name -> rows, from their footers)."""
-        parts = {}
-        for path in sorted(fs.ls(folder, detail=False)):
-            name = path.rstrip("/").rpartition("/")[2]
-            if name.endswith(".parquet"):
-                with fs.open(path, "rb") as handle:
-                    parts[name] = pq.ParquetFile(handle).metadata.num_rows
-        return parts
 
     def load(self) -> dd.DataFrame:
         """The parts as a lazy Dask DataFrame (in part order)."""
-        fs, target = self._fs()
-        if not fs.isdir(target):
+        if not self._exists():
             raise DatasetError(f"No Parquet parts at {self._filepath}: run the inference first.")
-        return dd.read_parquet(
-            self._filepath, storage_options=self._storage_options or None, **self._load_args
-        )
+        options = self._storage_options or None
+        return dd.read_parquet(self._filepath, storage_options=options, **self._load_args)
 
     def _exists(self) -> bool:
         fs, target = self._fs()
@@ -543,7 +444,7 @@ class DaskParquetPartsDataset(AbstractDataset[dd.DataFrame, dd.DataFrame]):
     def preview(self, nrows: int = 10) -> TablePreview:
         """The first ``nrows`` rows of the first part, for kedro-viz."""
         fs, target = self._fs()
-        first = sorted(p for p in fs.ls(target, detail=False) if p.endswith(".parquet"))[0]
+        first = min(p for p in fs.ls(target, detail=False) if p.endswith(".parquet"))
         with fs.open(first, "rb") as handle:
             frame = pd.read_parquet(handle).head(nrows)
         return TablePreview(frame.to_dict(orient="split"))
