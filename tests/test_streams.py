@@ -1,13 +1,30 @@
-"""Progress reports: rows done, rows/s and the time left, from rows or from parts."""
+"""Progress reports: rows done, rows/s and the time left, from rows or from parts, as log
+lines or, on a terminal, as a live progress bar."""
 
 from __future__ import annotations
 
+import gc
+import io
 import logging
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pandas as pd
+from rich.console import Console
 
-from network_security.scoring import ChunkStream
-from network_security.streams import CountedStream, Progress, stream_size, with_progress
+from network_security import scoring
+from network_security.streams import (
+    ChunkStream,
+    CountedStream,
+    Progress,
+    _Bars,
+    stream_size,
+    with_progress,
+)
+
+SRC = Path(__file__).resolve().parents[1] / "src"
 
 
 class Clock:
@@ -73,3 +90,49 @@ def test_with_progress_passes_chunks_on_unchanged_and_logs_each(caplog):
     assert lines[-1].startswith("Scored 9 rows of three.csv in")
     assert stream_size(CountedStream([], "x")) == (None, True)
     assert stream_size(stream) == (None, False)
+
+
+def terminal() -> tuple[Console, io.StringIO]:
+    screen = io.StringIO()
+    return Console(file=screen, force_terminal=True, width=120), screen
+
+
+def test_on_a_terminal_progress_is_a_live_bar_and_the_totals_one_log_line(caplog):
+    console, screen = terminal()
+    with caplog.at_level(logging.INFO):
+        progress = Progress("Scored", "big.csv", total_rows=1_000, min_interval=0, console=console)
+        progress.update(400)
+        drawn = screen.getvalue()
+        assert "Scored big.csv" in drawn and "40%" in drawn and "400 rows" in drawn
+        assert caplog.messages == []  # the bar, not a log line per step
+        progress.update(600)
+        progress.finish()
+    assert [m.split(" in ")[0] for m in caplog.messages] == ["Scored 1,000 rows of big.csv"]
+    assert _Bars._displays == {}  # the live display is stopped with its last bar
+
+
+def test_bars_of_several_streams_share_one_display_and_an_abandoned_one_goes(caplog):
+    console, screen = terminal()
+    checked = Progress("Checked", "a.csv", total_rows=10, console=console)
+    stored = Progress("Stored", "db", total_steps=4, console=console)  # no LiveError
+    checked.update(5)
+    stored.update(100)
+    assert len(_Bars._displays) == 1
+    assert "Checked a.csv" in screen.getvalue() and "Stored db" in screen.getvalue()
+    checked.finish()
+    del stored  # a stream that failed half-way: no finish
+    gc.collect()
+    assert _Bars._displays == {}
+
+
+def test_streams_sit_below_scoring_which_re_exports_the_chunk_stream():
+    assert scoring.ChunkStream is ChunkStream and issubclass(CountedStream, ChunkStream)
+    imported = subprocess.run(
+        [sys.executable, "-c", "import sys, network_security.streams; print(sorted(sys.modules))"],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "PYTHONPATH": str(SRC)},
+    ).stdout
+    assert "'network_security.streams'" in imported
+    assert "network_security.scoring" not in imported and "network_security.model" not in imported

@@ -11,8 +11,8 @@ The inference pipeline and the HTTP service both call these functions, so a CSV 
 - ``score_frame`` adds the verdict columns: ``prediction`` (coded like ``Result``), ``label``,
   ``phishing_probability``, ``risk_level``, ``recommended_action`` and ``model_version``.
 - ``check_chunks`` and ``score_chunks`` apply the same two functions lazily to a stream of chunks
-  (``ChunkStream``), so a large file is scored with bounded memory and gives exactly what the
-  whole file scored at once gives.
+  (``ChunkStream``, from ``network_security.streams``, re-exported here), so a large file is
+  scored with bounded memory and gives exactly what the whole file scored at once gives.
 - Without a DataFrame (the service's JSON records): ``check_feature_matrix`` (an integer
   matrix) and ``check_feature_columns`` (cells of any type per column), also from the
   validator, run the same check and return an int64 matrix; ``score_features`` turns it into

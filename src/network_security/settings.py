@@ -9,6 +9,7 @@ from network_security.warning_filters import silence_third_party_warnings
 silence_third_party_warnings()
 
 from network_security.context import ProjectContext  # noqa: E402
+from network_security.dask_cluster import DaskClusterHook  # noqa: E402
 from network_security.hooks import (  # noqa: E402
     EmbeddedMongoHook,
     MongoSnapshotHook,
@@ -27,6 +28,7 @@ HOOKS = (
     PromotionHook(),
     TrainingLockHook(),
     ProjectMlflowHook(),
+    DaskClusterHook(),
 )
 # (the distribution's name as its metadata spells it: kedro_mlflow for the wheels of 2.x)
 DISABLE_HOOKS_FOR_PLUGINS = ("kedro_mlflow", "kedro-mlflow")

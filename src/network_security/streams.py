@@ -1,21 +1,30 @@
-"""Row streams that know (or estimate) their length, and progress reports over long runs.
+"""Row streams and progress reports over long runs.
 
-- ``ChunkStream`` is a lazy stream of DataFrame chunks (the rows of one file, in order).
-- ``CountedStream`` is a ``ChunkStream`` (a lazy stream of DataFrame chunks) that also carries
-  ``total_rows``: exact when a pass over the data counted them (ingestion checks the whole file
-  before storing anything), estimated from the file size otherwise (``exact=False``).
-- ``Progress`` logs one line per chunk or partition: rows done, rows/s and the time left.
+- ``ChunkStream`` is a lazy stream of DataFrame chunks (the rows of one file, in order), the
+  form every large input takes between the readers, the checks, the scoring and the writers.
+- ``CountedStream`` is a ``ChunkStream`` that also carries ``total_rows``: exact when a pass
+  over the data counted them (ingestion checks the whole file before storing anything),
+  estimated from the file size otherwise (``exact=False``).
+- ``Progress`` reports rows done, rows/s and the time left: as a live progress bar (rich's, as
+  Kedro's log handler uses) when the console is a terminal, else as log lines, one per chunk or
+  partition at most every ``min_interval`` seconds.
 - ``with_progress`` passes a stream's chunks on unchanged, reporting progress as they go.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 import time
+import weakref
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import pandas as pd
+import rich
+from rich.console import Console
+from rich.progress import BarColumn, TaskProgressColumn, TextColumn, TimeRemainingColumn
+from rich.progress import Progress as RichProgress
 
 logger = logging.getLogger(__name__)
 
@@ -42,7 +51,7 @@ class ChunkStream:
         return self
 
     def __repr__(self) -> str:
-        return f"ChunkStream(source={self.source!r})"
+        return f"{type(self).__name__}(source={self.source!r})"
 
 
 class CountedStream(ChunkStream):
@@ -85,11 +94,53 @@ def _duration(seconds: float) -> str:
     return f"{secs} s"
 
 
-class Progress:
-    """Report rows done, rows/s and an estimate of the time left, one log line per step.
+class _Bars:
+    """The live progress bars of one console: one rich display, started with the first bar
+    and stopped with the last (rich allows one live display at a time)."""
 
-    The time left comes from the total rows when known (exact or estimated), else from the
-    number of steps (partitions) when that is known, else it is not shown.
+    _lock = threading.Lock()
+    _displays: dict[int, RichProgress] = {}
+
+    @classmethod
+    def add(cls, console: Console, description: str, total: float | None) -> Callable[..., None]:
+        """Add a bar; return its ``update(completed=..., rows=...)`` (``update(done=True)``
+        removes it)."""
+        with cls._lock:
+            display = cls._displays.get(id(console))
+            if display is None:
+                display = RichProgress(
+                    TextColumn("[progress.description]{task.description}"),
+                    BarColumn(),
+                    TaskProgressColumn(),
+                    TextColumn("{task.fields[rows]:,} rows, {task.fields[rate]:,.0f} rows/s"),
+                    TimeRemainingColumn(),
+                    console=console,
+                    transient=True,
+                )
+                display.start()
+                cls._displays[id(console)] = display
+            task = display.add_task(description, total=total, rows=0, rate=0.0)
+
+        def update(done: bool = False, **fields: Any) -> None:
+            with cls._lock:
+                if done:
+                    display.remove_task(task)
+                    if not display.task_ids:
+                        display.stop()
+                        cls._displays.pop(id(console), None)
+                else:
+                    display.update(task, refresh=True, **fields)
+
+        return update
+
+
+class Progress:
+    """Report rows done, rows/s and an estimate of the time left.
+
+    On a terminal, a live progress bar; otherwise one log line per step at most every
+    ``min_interval`` seconds. ``finish`` logs the totals either way. The time left comes from
+    the total rows when known (exact or estimated), else from the number of steps (partitions)
+    when that is known, else it is not shown.
 
     Example::
 
@@ -110,8 +161,9 @@ class Progress:
         min_interval: float = 2.0,
         log: logging.Logger | None = None,
         clock: Callable[[], float] = time.perf_counter,
+        console: Console | None = None,
     ) -> None:
-        """Start the clock.
+        """Start the clock (and the bar, on a terminal).
 
         Args:
             action: What is done to the rows, as a past participle ("Scored", "Stored").
@@ -123,6 +175,8 @@ class Progress:
                 reported together; the last step is always reported).
             log: The logger to write to (this module's by default).
             clock: Seconds as a float (for tests).
+            console: The rich console to draw the bar on (Kedro's, ``rich.get_console()``, by
+                default); no bar when it is not a terminal.
         """
         self.action = action
         self.source = source
@@ -136,6 +190,12 @@ class Progress:
         self._clock = clock
         self._started = clock()
         self._last_line: float | None = None
+        console = console or rich.get_console()
+        self._bar: Callable[..., None] | None = None
+        if console.is_terminal:
+            self._bar = _Bars.add(console, f"{action} {source}", total_rows or total_steps)
+            # a stream abandoned half-way (an error) takes its bar with it
+            self._close = weakref.finalize(self, self._bar, done=True)
 
     @property
     def elapsed(self) -> float:
@@ -170,10 +230,15 @@ class Progress:
         return f"{done} of {self.source}: {self.rate():,.0f} rows/s, {eta}"
 
     def update(self, rows: int, steps: int = 1) -> None:
-        """Count ``rows`` more rows (and ``steps`` more chunks); log the progress line unless
-        the last one is less than ``min_interval`` seconds old (the last step always logs)."""
+        """Count ``rows`` more rows (and ``steps`` more chunks); move the bar, or log the
+        progress line unless the last one is less than ``min_interval`` seconds old (the last
+        step always logs)."""
         self.rows += int(rows)
         self.steps += steps
+        if self._bar is not None:
+            completed = self.rows if self.total_rows else self.steps
+            self._bar(completed=completed, rows=self.rows, rate=self.rate())
+            return
         now = self._clock()
         last = (self.total_steps is not None and self.steps >= self.total_steps) or (
             self.total_rows is not None and self.exact and self.rows >= self.total_rows
@@ -182,8 +247,13 @@ class Progress:
             self._last_line = now
             self._log.info("%s", self.line())
 
-    def finish(self) -> None:
-        """Log the totals: rows, time and rate."""
+    def finish(self, rows: int | None = None) -> None:
+        """Remove the bar and log the totals: rows (``rows`` when the caller counted them
+        otherwise), time and rate."""
+        if self._bar is not None:
+            self._close()
+        if rows is not None:
+            self.rows = int(rows)
         self._log.info(
             "%s %s rows of %s in %s (%s rows/s)",
             self.action,
@@ -197,7 +267,7 @@ class Progress:
 def with_progress(
     stream: ChunkStream, action: str, total_rows: int | None = None, exact: bool = True
 ) -> CountedStream:
-    """The same chunks, lazily, logging a progress line after each one is consumed."""
+    """The same chunks, lazily, reporting progress after each one is consumed."""
 
     def tracked() -> Iterator[pd.DataFrame]:
         progress = Progress(action, stream.source, total_rows=total_rows, exact=exact)

@@ -6,19 +6,20 @@ iteration reads the file again), and ``save`` accepts a DataFrame *or* any itera
 (such as the lazy stream a node returns) and writes it chunk by chunk. Only a chunk or two are in
 memory at a time.
 
-Reading and writing use Arrow's CSV reader and writer (pyarrow), several times faster than
-pandas' on large files. Every cell is read as text (pandas' ``str`` dtype), exactly as written:
-nothing is read as missing, nothing is converted; the checks downstream parse the cells they
-need (``network_security.validator``). The header goes through the validator's one header
-rule: names stripped of whitespace and of a byte-order mark, a nameless or repeated column
-refused. Chunks hold ``chunksize`` rows (the last one the rest).
+Reading goes through the project's one CSV core (``network_security.datasets.csv_core``: Arrow's
+CSV reader, several times faster than pandas' on large files, every cell read as text exactly as
+written, errors naming the file, line and data row); the Dask engine reads its blocks through
+the same core. The header goes through the validator's one header rule: names stripped of
+whitespace and of a byte-order mark, a nameless or repeated column refused. Chunks hold
+``chunksize`` rows (the last one the rest).
 
 Saving is atomic: the rows go to a temporary file in the target's directory, which replaces the
 target (``os.replace``) only once every chunk is written. If a chunk fails (a bad row found late
 in a large input, a full disk), the temporary file is removed and the target is left as it was,
-so no partial output is ever left behind. Text values are written in double quotes, numbers
-without (RFC 4180 quoting: any CSV reader reads them back as they were); text cells that a
-spreadsheet would run as formulas (``=HYPERLINK(...)`` in a URL column) are written neutralised
+so no partial output is ever left behind; a folder at the target's path is refused
+(``OutputPathError``), never replaced. Text values are written in double quotes, numbers without
+(RFC 4180 quoting: any CSV reader reads them back as they were); text cells that a spreadsheet
+would run as formulas (``=HYPERLINK(...)`` in a URL column) are written neutralised
 (``network_security.datasets.safe_csv``); numbers stay numbers.
 
 ``load`` checks that the file exists, is not empty and is text before returning the stream, so
@@ -31,12 +32,8 @@ checks and messages, so an upload and a file are judged alike.
 
 from __future__ import annotations
 
-import bz2
-import codecs
 import contextlib
-import gzip
 import logging
-import lzma
 import os
 import re
 import tempfile
@@ -50,20 +47,26 @@ import pyarrow.csv as pa_csv
 from kedro.io import AbstractDataset, DatasetError
 from kedro_datasets._typing import TablePreview
 
+from network_security.datasets.csv_core import (
+    LOAD_ARGS,
+    SNIFF_BYTES,
+    check_text,
+    compression,
+    csv_options,
+    empty_file,
+    header_names,
+    open_text_csv,
+    read_error,
+    text_stream,
+)
+from network_security.datasets.output_paths import refuse_folder
 from network_security.datasets.safe_csv import neutralise_formulas
 from network_security.streams import ChunkStream, CountedStream
-from network_security.validator import InputValidationError, normalise_header
+from network_security.validator import InputValidationError
 
 logger = logging.getLogger(__name__)
 
-_SNIFF_BYTES = 64 * 1024
-_COMPRESSED = {".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open}
-_LINE_IN_ERROR = re.compile(r"Row #(\d+)")
 _MIN_BLOCK, _MAX_BLOCK = 1 << 20, 256 << 20
-
-LOAD_ARGS = {"encoding": "utf-8", "sep": ",", "quotechar": '"'}
-"""The reading options ``load_args`` may set, with their defaults."""
-_TEXT_DTYPES = {"object", "str", "string"}
 
 
 def _parse_bytes(size: int | str | None) -> int | None:
@@ -93,76 +96,9 @@ def _current_umask() -> int:
     return mask
 
 
-def _load_options(load_args: dict[str, Any]) -> dict[str, Any]:
-    """``load_args`` checked: the reading options, pandas' names accepted where they agree."""
-    args = dict(load_args)
-    dtype = args.pop("dtype", "str")
-    if (dtype if isinstance(dtype, str) else getattr(dtype, "__name__", "")) not in _TEXT_DTYPES:
-        raise DatasetError(
-            f"ChunkedCSVDataset reads every cell as text; load_args.dtype={dtype!r} is not "
-            "supported (remove it, or set it to 'str')."
-        )
-    if args.pop("keep_default_na", False):
-        raise DatasetError(
-            "ChunkedCSVDataset reads no cell as missing (every cell as it is written); "
-            "load_args.keep_default_na=true is not supported."
-        )
-    args.pop("chunksize", None)
-    if "delimiter" in args:
-        args["sep"] = args.pop("delimiter")
-    unknown = sorted(set(args) - set(LOAD_ARGS))
-    if unknown:
-        raise DatasetError(
-            f"Unsupported load_args {unknown} for ChunkedCSVDataset; it takes "
-            f"{sorted(LOAD_ARGS)} (and dtype: str, keep_default_na: false, which it always "
-            "applies)."
-        )
-    options = {**LOAD_ARGS, **args}
-    for key in ("sep", "quotechar"):
-        if not isinstance(options[key], str) or len(options[key]) != 1:
-            raise DatasetError(f"load_args.{key} must be one character, got {options[key]!r}.")
-    codecs.lookup(options["encoding"])  # LookupError names an unknown encoding
-    return options
-
-
-def csv_options(load_args: dict[str, Any] | None) -> dict[str, Any]:
-    """The checked reading options (encoding, sep, quotechar) of a CSV read as text, shared by
-    this dataset and the Dask engine's ``DaskTableDataset``."""
-    return _load_options(dict(load_args or {}))
-
-
-def _check_text(head: bytes, source: str, encoding: str) -> None:
-    """Refuse a file whose first bytes are binary, not ``encoding`` text, or only blanks."""
-    nul = head.find(b"\x00")
-    if nul >= 0:
-        raise InputValidationError(
-            f"{source}: this is a binary file, not a CSV text file (byte {nul} is a NUL "
-            "byte). Export the data as a CSV text file and run again.",
-            problem="not_text",
-            source=source,
-        )
-    try:
-        text = codecs.getincrementaldecoder(encoding)().decode(head, final=False)
-    except UnicodeDecodeError as exc:
-        raise InputValidationError(
-            f"{source}: byte {exc.start} is not {encoding} text ({exc.reason}); this does "
-            f"not look like a CSV text file. Save it as a UTF-8 CSV (or set "
-            "load_args.encoding in the catalog) and run again.",
-            problem="not_text",
-            source=source,
-        ) from exc
-    if not text.strip():
-        raise InputValidationError(
-            f"{source}: the file has only blank lines. Write a header line with the feature "
-            "columns and one row per site, and run again.",
-            problem="empty_file",
-            source=source,
-        )
-
-
 class _CSVChunks:
-    """Re-iterable chunks of one CSV file (or of CSV bytes held in memory, named ``source``);
-    read errors become ``InputValidationError``."""
+    """Re-iterable chunks of one CSV file (or of CSV bytes held in memory, named ``source``),
+    read through the CSV core."""
 
     def __init__(
         self,
@@ -178,18 +114,11 @@ class _CSVChunks:
         self._options = options
         self._fixed_block_size = block_size
 
-    # -------------------------------------------------------------------- reading
-
     def _source(self) -> Any:
         """The file as Arrow reads it (decompressed on the fly when it is compressed)."""
         if isinstance(self._path, bytes):
             return pa.BufferReader(self._path)
-        opener = _COMPRESSED.get(self._path.suffix.lower())
-        if opener is not None:
-            return pa.PythonFile(opener(self._path, "rb"), mode="r")
-        if self._path.suffix.lower() == ".zst":
-            return pa.input_stream(str(self._path), compression="zstd")
-        return pa.OSFile(str(self._path), "rb")
+        return text_stream(pa.OSFile(str(self._path)), self._path.name)
 
     def _block_size(self) -> int:
         """Bytes per block read: as configured, else about ``chunksize`` rows (from the length of
@@ -197,64 +126,25 @@ class _CSVChunks:
         if self._fixed_block_size is not None:
             return self._fixed_block_size
         if isinstance(self._path, bytes):
-            head = self._path[:_SNIFF_BYTES]
+            head = self._path[:SNIFF_BYTES]
         else:
             with self._path.open("rb") as handle:
-                head = handle.read(_SNIFF_BYTES)
+                head = handle.read(SNIFF_BYTES)
         lines = max(head.count(b"\n"), 1)
         rows = self._chunksize or 1_000_000
         return int(min(max(len(head) / lines * rows * 1.1, _MIN_BLOCK), _MAX_BLOCK))
 
-    def _reader(self, names: list[str] | None, errors: list[Any]) -> pa_csv.CSVStreamingReader:
-        options = self._options
-
-        def invalid_row(row: Any) -> str:
-            errors.append(row)
-            return "error"
-
-        encoding = options["encoding"].lower().replace("-", "").replace("_", "")
-        return pa_csv.open_csv(
-            self._source(),
-            read_options=pa_csv.ReadOptions(
-                use_threads=False,  # row numbers in messages; parsing keeps up with scoring
-                block_size=(
-                    self._block_size()
-                    if names is not None
-                    else min(_MIN_BLOCK, self._fixed_block_size or _MIN_BLOCK)  # the header
-                ),
-                encoding="utf8" if encoding in {"utf8", "utf8sig"} else options["encoding"],
-            ),
-            parse_options=pa_csv.ParseOptions(
-                delimiter=options["sep"],
-                quote_char=options["quotechar"],
-                newlines_in_values=True,
-                ignore_empty_lines=True,
-                invalid_row_handler=invalid_row,
-            ),
-            convert_options=pa_csv.ConvertOptions(
-                column_types=dict.fromkeys(names or [], pa.string()),
-                strings_can_be_null=False,
-                quoted_strings_can_be_null=False,
-                check_utf8=True,
-            ),
-        )
-
-    def _header(self, errors: list[Any]) -> tuple[list[str], list[str]]:
-        """The column names as written and as the one header rule makes them
-        (``normalise_header``: stripped, no nameless or repeated column)."""
-        reader = self._reader(None, errors)
-        try:
-            names = list(reader.schema.names)
-        finally:
-            reader.close()
-        return names, normalise_header(names, self._name)
+    def header(self, errors: list[Any]) -> tuple[list[str], list[str]]:
+        """The column names as written and as the one header rule makes them."""
+        block = min(_MIN_BLOCK, self._fixed_block_size or _MIN_BLOCK)
+        return header_names(self._source(), self._options, self._name, block, errors)
 
     def __iter__(self) -> Iterator[pd.DataFrame]:
         rows = 0
         errors: list[Any] = []
         try:
-            names, clean = self._header(errors)
-            reader = self._reader(names, errors)
+            names, clean = self.header(errors)
+            reader = open_text_csv(self._source(), self._options, names, self._block_size(), errors)
             pending: list[pa.RecordBatch] = []
             pending_rows = 0
             size = self._chunksize
@@ -271,56 +161,8 @@ class _CSVChunks:
                 table = pa.Table.from_batches(pending, schema=reader.schema)
                 rows += table.num_rows
                 yield table.rename_columns(clean).to_pandas()
-        except pa.ArrowInvalid as exc:
-            raise self._read_error(exc, rows, errors) from exc
-        except UnicodeDecodeError as exc:
-            raise self._not_text(exc.reason, rows) from exc
-
-    def _not_text(self, reason: str, rows: int) -> InputValidationError:
-        return InputValidationError(
-            f"{self._name}: bytes after data row {rows} are not {self._options['encoding']} "
-            f"text ({reason}). Save the file as a UTF-8 CSV (or set load_args.encoding in the "
-            "catalog) and run again.",
-            row=rows + 1,
-            problem="not_text",
-            source=self._name,
-        )
-
-    def _read_error(
-        self, exc: pa.ArrowInvalid, rows: int, errors: list[Any]
-    ) -> InputValidationError:
-        source = self._name
-        message = str(exc)
-        if "Empty CSV file" in message:
-            return InputValidationError(
-                f"{source}: the file is empty (no header line). Write a header line with the "
-                "feature columns and one row per site, and run again.",
-                problem="empty_file",
-                source=source,
-            )
-        if "UTF8" in message or "utf8" in message.lower() and "invalid" in message.lower():
-            return self._not_text("invalid UTF-8 bytes", rows)
-        line = None
-        detail = message.removeprefix("CSV parse error: ")
-        if errors:
-            row = errors[0]
-            line = row.number
-            detail = (
-                f"expected {row.expected_columns} fields (as the header has), got "
-                f"{row.actual_columns}"
-            )
-        else:
-            match = _LINE_IN_ERROR.search(message)
-            line = int(match.group(1)) if match else None
-        return InputValidationError(
-            f"{source}: malformed CSV"
-            + (f" at line {line} (data row {line - 1})" if line else f" after data row {rows}")
-            + f": {detail[:300]}. Every line must have the same number of fields as the header "
-            "(quote cells that contain commas); fix the line and run again.",
-            row=line - 1 if line else None,
-            problem="malformed",
-            source=source,
-        )
+        except (pa.ArrowInvalid, UnicodeDecodeError) as exc:
+            raise read_error(exc, self._name, self._options["encoding"], rows, errors) from exc
 
 
 def _arrow_table(chunk: pd.DataFrame) -> pa.Table:
@@ -339,6 +181,33 @@ def _arrow_table(chunk: pd.DataFrame) -> pa.Table:
             texts = ["" if pd.isna(value) else str(value) for value in column.tolist()]
             arrays.append(pa.array(texts, pa.string()))
     return pa.Table.from_arrays(arrays, names=[str(c) for c in chunk.columns])
+
+
+def _write_chunks(chunks: Iterable[pd.DataFrame], stream: Any, target: Path) -> int:
+    """Write the chunks as CSV (header once, formula-like cells neutralised); return the rows."""
+    rows = 0
+    columns: list[str] | None = None
+    for number, chunk in enumerate(chunks):
+        if not isinstance(chunk, pd.DataFrame):
+            raise DatasetError(
+                f"Chunk {number} to save to {target} is a {type(chunk).__name__}, not a DataFrame."
+            )
+        if columns is None:
+            columns = [str(c) for c in chunk.columns]
+        elif [str(c) for c in chunk.columns] != columns:
+            raise DatasetError(
+                f"Chunk {number} to save to {target} has columns {list(chunk.columns)}, unlike "
+                f"the first chunk's {columns}."
+            )
+        pa_csv.write_csv(
+            _arrow_table(neutralise_formulas(chunk)),
+            stream,
+            write_options=pa_csv.WriteOptions(include_header=number == 0),
+        )
+        rows += len(chunk)
+    if columns is None:
+        raise DatasetError(f"Nothing to save to {target}: the stream had no chunk.")
+    return rows
 
 
 class ChunkedCSVDataset(AbstractDataset[Any, Any]):
@@ -386,7 +255,7 @@ class ChunkedCSVDataset(AbstractDataset[Any, Any]):
         self._chunksize = int(chunksize) if chunksize is not None else None
         self._block_size = _parse_bytes(block_size)
         self._load_args = dict(load_args or {})
-        self._options = _load_options(self._load_args)
+        self._options = csv_options(self._load_args)
         self._save_args = dict(save_args or {})
         if self._save_args.pop("index", False) or self._save_args:
             raise DatasetError(
@@ -408,24 +277,19 @@ class ChunkedCSVDataset(AbstractDataset[Any, Any]):
                 "relative paths are relative to the project directory."
             )
         if path.stat().st_size == 0:
-            raise InputValidationError(
-                f"{source}: the file is empty (0 bytes). Write a header line with the feature "
-                "columns and one row per site, and run again.",
-                problem="empty_file",
-                source=source,
-            )
-        if path.suffix.lower() in {*_COMPRESSED, ".zst"}:
+            raise empty_file(source, "is empty (0 bytes)")
+        if compression(path.name):
             return  # decompressed while read; read errors are reported while reading
         with path.open("rb") as handle:
-            _check_text(handle.read(_SNIFF_BYTES), source, self._options["encoding"])
+            check_text(handle.read(SNIFF_BYTES), source, self._options["encoding"])
 
     def _estimate_rows(self) -> int | None:
         """Data rows, estimated from the file size and the lines of its first 64 KiB."""
-        if self._filepath.suffix.lower() in {*_COMPRESSED, ".zst"}:
+        if compression(self._filepath.name):
             return None
         size = self._filepath.stat().st_size
         with self._filepath.open("rb") as handle:
-            head = handle.read(_SNIFF_BYTES)
+            head = handle.read(SNIFF_BYTES)
         if not head:
             return None
         if size <= len(head):  # the whole file: count its lines (the header is not a row)
@@ -461,36 +325,15 @@ class ChunkedCSVDataset(AbstractDataset[Any, Any]):
                 f"{type(data).__name__}."
             )
         target = self._filepath
+        refuse_folder(target, "pandas")
         target.parent.mkdir(parents=True, exist_ok=True)
         handle, temporary = tempfile.mkstemp(
             dir=target.parent, prefix=f".{target.name}.", suffix=".partial"
         )
         os.close(handle)
-        rows = 0
         try:
             with pa.OSFile(temporary, "wb") as stream:
-                columns: list[str] | None = None
-                for number, chunk in enumerate(chunks):
-                    if not isinstance(chunk, pd.DataFrame):
-                        raise DatasetError(
-                            f"Chunk {number} to save to {target} is a {type(chunk).__name__}, "
-                            "not a DataFrame."
-                        )
-                    if columns is None:
-                        columns = [str(c) for c in chunk.columns]
-                    elif [str(c) for c in chunk.columns] != columns:
-                        raise DatasetError(
-                            f"Chunk {number} to save to {target} has columns "
-                            f"{list(chunk.columns)}, unlike the first chunk's {columns}."
-                        )
-                    pa_csv.write_csv(
-                        _arrow_table(neutralise_formulas(chunk)),
-                        stream,
-                        write_options=pa_csv.WriteOptions(include_header=number == 0),
-                    )
-                    rows += len(chunk)
-                if columns is None:
-                    raise DatasetError(f"Nothing to save to {target}: the stream had no chunk.")
+                rows = _write_chunks(chunks, stream, target)
             os.chmod(temporary, 0o666 & ~_current_umask())
             os.replace(temporary, target)
         except BaseException:
@@ -571,20 +414,15 @@ def read_csv_bytes(
             or too many columns (``problem="too_many_columns"``).
     """
     if not data:
-        raise InputValidationError(
-            f"{source}: the file is empty (0 bytes). Write a header line with the feature "
-            "columns and one row per site, and run again.",
-            problem="empty_file",
-            source=source,
-        )
-    _check_text(data[:_SNIFF_BYTES], source, LOAD_ARGS["encoding"])
+        raise empty_file(source, "is empty (0 bytes)")
+    check_text(data[:SNIFF_BYTES], source, LOAD_ARGS["encoding"])
     if max_columns is not None:
         width, exact = _header_width(data, max_columns)
         if width > max_columns:
             raise _too_many_columns(source, width, exact, max_columns)
     chunks = _CSVChunks(data, max_rows + 1, dict(LOAD_ARGS), source=source)
     first = next(iter(chunks), None)
-    frame = first if first is not None else pd.DataFrame(columns=chunks._header([])[1])
+    frame = first if first is not None else pd.DataFrame(columns=chunks.header([])[1])
     if max_columns is not None and len(frame.columns) > max_columns:  # as the reader split it
         raise _too_many_columns(source, len(frame.columns), True, max_columns)
     return frame

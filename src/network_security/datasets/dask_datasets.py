@@ -1,37 +1,31 @@
-"""Datasets of the Dask inference engine: tables in, Parquet parts out, on a Dask cluster.
+"""Datasets of the Dask inference engine, on Dask's own reader (``dd.from_map``) and writer
+(``to_parquet``); the run's cluster is ``network_security.dask_cluster``'s.
 
-- ``DaskTableDataset`` loads a CSV file, a glob of CSV files or a Parquet folder (local paths or
-  fsspec URLs such as ``s3://bucket/crawl/*.csv``) as a lazy Dask DataFrame. Each partition is
-  one block of one file and knows where it comes from: ``partition.attrs`` holds ``source``
-  (the file) and ``row_offset`` (how many data rows of that file precede it), so a bad cell is
-  reported with its file and its data row in that file, as the pandas engine reports it. CSV
-  files are split into blocks of ``blocksize`` bytes at line ends; the row offset of a block is
-  the sum of the rows parsed in the blocks before it, computed on the cluster (no file is read
-  twice). Parquet files are split by row group, whose sizes the file footers give.
-- ``DaskParquetPartsDataset`` computes a Dask DataFrame on a Dask cluster and writes one Parquet
-  part per partition into a temporary folder beside the target, renamed to the target once
-  every part is written: a failed run leaves no output. The cluster is the scheduler at
-  ``scheduler`` (``tcp://host:port``), or, when it is empty, a ``LocalCluster`` sized to the
-  machine, started for the save and stopped after it. An unreachable scheduler fails within
-  ``connect_timeout`` seconds, naming its address. Progress (rows, rows/s, time left) is logged
-  as parts complete, and which workers wrote how many parts at the end.
+- ``DaskTableDataset``: a CSV file, a glob of CSV files or a Parquet folder (local or fsspec
+  URLs) as a lazy Dask DataFrame, one partition per ``blocksize`` bytes of CSV (split at line
+  ends, read by the one CSV core as the pandas engine reads; a compressed file is one block) or
+  per Parquet row group. ``partition.attrs`` names the ``source`` file and its ``row_offset``
+  (data rows before it). A CSV block after the first does not know its offset until the blocks
+  before it are read, which only an error needs: ``row_offset`` is None and
+  ``attrs["rows_before"]()`` counts them, so errors name the file's line and data row and a run
+  that succeeds reads every byte once.
+- ``DaskParquetPartsDataset``: ``to_parquet`` (one part per partition) into a temporary folder,
+  the manifest of ``output_paths`` last, then renamed to the target, replacing only an earlier
+  output of this engine. Progress is reported as partitions are written.
 
-Kedro's ``DaskRunner`` recipe does not work with Kedro 1.x (kedro-org/kedro#5774): the pipeline
-runs with the usual runner, and the work is parallelised inside the lazy collection the nodes
-build, which this output dataset computes.
+Kedro's ``DaskRunner`` recipe does not work with Kedro 1.x (kedro-org/kedro#5774): the usual
+runner runs the nodes, which build a lazy collection that the output dataset computes.
 """
 
 from __future__ import annotations
 
 import contextlib
-import io
+import functools
 import logging
-import operator
-import re
 import uuid
-from collections import Counter
 from collections.abc import Iterator
 from copy import deepcopy
+from dataclasses import dataclass, replace
 from typing import Any
 
 import dask
@@ -39,23 +33,96 @@ import dask.dataframe as dd
 import fsspec
 import pandas as pd
 import pyarrow as pa
-import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
-from dask import delayed
-from fsspec.utils import infer_compression, read_block
+from fsspec.utils import read_block
 from kedro.io import AbstractDataset, DatasetError
 from kedro_datasets._typing import TablePreview
 
-from network_security.datasets.chunked_csv import csv_options
+from network_security.datasets import csv_core
+from network_security.datasets.output_paths import earlier_output, replace_folder, write_manifest
 from network_security.streams import Progress
 from network_security.validator import InputValidationError, normalise_header
 
 logger = logging.getLogger(__name__)
 
-_PARQUET_SUFFIXES = (".parquet", ".pq", ".parq")
-_LINE_IN_ERROR = re.compile(r"Row #(\d+)")
-_MAGIC = ("*", "?", "[")
-DEFAULT_BLOCKSIZE = "8MiB"
+_PARQUET = (".parquet", ".pq", ".parq")
+_ENGINE = "dask"
+
+
+@dataclass(frozen=True)
+class _Part:
+    """One partition: a block of a CSV file (``length`` None: the whole, compressed, file) or a
+    Parquet row group; ``written``/``names``: the file's columns as written and as read."""
+
+    path: str
+    source: str
+    written: tuple[str, ...]
+    names: tuple[str, ...]
+    header: bytes = b""
+    start: int = 0
+    length: int | None = None
+    group: int | None = None
+    row_offset: int | None = 0
+
+
+@dataclass(frozen=True)
+class _Reader:
+    """Reads partitions (``dd.from_map``'s function), their columns in ``order``."""
+
+    fs: fsspec.AbstractFileSystem
+    options: dict[str, Any]
+    order: tuple[str, ...]
+
+    def __call__(self, part: _Part) -> pd.DataFrame:
+        if part.group is not None:
+            with self.fs.open(part.path, "rb") as handle:
+                table = pq.ParquetFile(handle).read_row_group(part.group, list(part.written))
+        else:
+            table = self._parse(self._bytes(part), part, 1 if part.start == 0 else None, 0)
+        table = table.rename_columns(part.names).select(list(self.order))
+        frame = table.to_pandas(ignore_metadata=True)
+        frame.attrs = {"source": part.source, "row_offset": part.row_offset}
+        if part.row_offset is None:
+            frame.attrs["rows_before"] = functools.partial(self.rows_before, part)
+        return frame
+
+    def _bytes(self, part: _Part) -> bytes:
+        """The CSV text of a block, the header line first."""
+        with self.fs.open(part.path, "rb") as handle:
+            if part.length is None:
+                return csv_core.text_stream(handle, part.path).read()
+            data = read_block(handle, part.start, part.length, delimiter=b"\n")
+        return data if part.start == 0 else part.header + data
+
+    def _parse(self, data: bytes, part: _Part, lines: int | None, rows: int) -> pa.Table:
+        """A block's rows as text; errors name the file's line (``lines`` before the block's
+        first data line, None: counted now) and data row (``rows`` before it)."""
+        errors: list[Any] = []
+        block = max(len(data), 1 << 20)  # the bytes are in memory: one Arrow block
+        try:
+            reader = csv_core.open_text_csv(
+                pa.BufferReader(data), self.options, list(part.written), block, errors
+            )
+            return reader.read_all()
+        except (pa.ArrowInvalid, UnicodeDecodeError) as exc:
+            if lines is None:
+                lines, rows = self._before(part)
+            encoding = self.options["encoding"]
+            raise csv_core.read_error(exc, part.source, encoding, rows, errors, lines) from exc
+
+    def _before(self, part: _Part) -> tuple[int, int]:
+        """Lines and data rows of the file before a block, read block by block (an error in an
+        earlier block is raised as found there)."""
+        lines = rows = 0
+        for start in range(0, part.start, part.length or 1):
+            data = self._bytes(replace(part, start=start))
+            rows += self._parse(data, replace(part, start=start), max(lines, 1), rows).num_rows
+            lines += data.count(b"\n") - (part.header.count(b"\n") if start else 0)
+        return lines, rows
+
+    def rows_before(self, part: _Part) -> int:
+        """Data rows of the file before a block."""
+        return self._before(part)[1]
 
 
 def _source_name(fs: fsspec.AbstractFileSystem, path: str) -> str:
@@ -64,348 +131,128 @@ def _source_name(fs: fsspec.AbstractFileSystem, path: str) -> str:
     return path if protocol in ("file", "local") else fs.unstrip_protocol(path)
 
 
-def _tag(frame: pd.DataFrame, source: str, row_offset: int) -> pd.DataFrame:
-    """The partition with its origin: ``attrs`` and an index of the file's data rows (0-based)."""
-    frame.attrs = {"source": source, "row_offset": int(row_offset)}
-    frame.index = pd.RangeIndex(row_offset, row_offset + len(frame))
-    return frame
-
-
-def _lines_before(fs: fsspec.AbstractFileSystem, path: str, offset: int) -> int:
-    count = 0
-    with fs.open(path, "rb") as handle:
-        while offset > 0:
-            data = handle.read(min(offset, 1 << 24))
-            if not data:
-                break
-            count += data.count(b"\n")
-            offset -= len(data)
-    return count
-
-
-def _arrow_csv_options(
-    options: dict[str, Any], columns: list[str], errors: list[Any]
-) -> dict[str, Any]:
-    """Arrow's CSV options: every cell as text, as written, like ``ChunkedCSVDataset``."""
-
-    def invalid_row(row: Any) -> str:
-        errors.append(row)
-        return "error"
-
-    encoding = options["encoding"].lower().replace("-", "").replace("_", "")
-    return {
-        "read_options": pa_csv.ReadOptions(
-            use_threads=False,
-            block_size=1 << 26,
-            encoding="utf8" if encoding in {"utf8", "utf8sig"} else options["encoding"],
-        ),
-        "parse_options": pa_csv.ParseOptions(
-            delimiter=options["sep"],
-            quote_char=options["quotechar"],
-            newlines_in_values=True,
-            ignore_empty_lines=True,
-            invalid_row_handler=invalid_row,
-        ),
-        "convert_options": pa_csv.ConvertOptions(
-            column_types=dict.fromkeys(columns, pa.string()),
-            strings_can_be_null=False,
-            quoted_strings_can_be_null=False,
-            check_utf8=True,
-        ),
-    }
-
-
-def _read_csv_block(  # noqa: PLR0913
-    fs: fsspec.AbstractFileSystem,
-    path: str,
-    source: str,
-    start: int,
-    length: int | None,
-    header: bytes,
-    names: tuple[list[str], list[str]],
-    options: dict[str, Any],
-) -> pd.DataFrame:
-    """Parse one block of a CSV file (``length`` None: the whole, possibly compressed, file).
-
-    Every cell is read as text, as written (Arrow's CSV reader, as the pandas engine reads).
-    ``names``: the file's header as written, and the columns of the result (the header rule's
-    names, in the order of the run's first file).
-    """
-    written, columns = names
-    errors: list[Any] = []
-    try:
-        if length is None:
-            with fs.open(path, "rb", compression=infer_compression(path)) as handle:
-                data = handle.read()
-        else:
-            with fs.open(path, "rb") as handle:
-                data = read_block(handle, start, length, delimiter=b"\n")
-            if start > 0:
-                data = header + data
-        table = pa_csv.read_csv(io.BytesIO(data), **_arrow_csv_options(options, written, errors))
-    except pa.ArrowInvalid as exc:
-        message = str(exc)
-        if "UTF8" in message or "utf8" in message.lower() and "invalid" in message.lower():
-            raise InputValidationError(
-                f"{source}: bytes after byte {start} are not {options['encoding']} text "
-                "(invalid UTF-8 bytes). Save the file as a UTF-8 CSV and run again.",
-                problem="not_text",
-                source=source,
-            ) from exc
-        # Lines of the file before the block (counted only when it failed): a block after the
-        # first starts just after the first line end at or after its offset.
-        before = _lines_before(fs, path, start) + 1 if start else 0
-        number = errors[0].number if errors else None
-        if number is None:
-            match = _LINE_IN_ERROR.search(message)
-            number = int(match.group(1)) if match else None
-        line = number + (before - 1 if start else 0) if number else None
-        detail = (
-            f"expected {errors[0].expected_columns} fields (as the header has), got "
-            f"{errors[0].actual_columns}"
-            if errors
-            else message.removeprefix("CSV parse error: ")[:300]
-        )
-        where = f"at line {line} (data row {line - 1})" if line else f"after byte {start}"
+def _same_columns(first: _Part, names: list[str], source: str) -> None:
+    """Refuse a file whose columns differ from those of the run's first file."""
+    missing = sorted(set(first.names) - set(names))
+    extra = sorted(set(names) - set(first.names))
+    if missing or extra:
         raise InputValidationError(
-            f"{source}: malformed CSV {where}: {detail}. Every line must have the same number "
-            "of fields as the header (quote cells that contain commas); fix the line and run "
-            "again.",
-            row=line - 1 if line else None,
-            problem="malformed",
+            f"{source}: its columns differ from those of {first.source} (missing {missing}, "
+            f"extra {extra}). Every file of one run needs the same columns; score them in "
+            "separate runs or align their headers.",
+            column=(missing or extra)[0],
+            problem="missing_column" if missing else "extra_column",
             source=source,
-        ) from exc
-    frame = table.rename_columns(normalise_header(written, source)).to_pandas()
-    if [str(c) for c in frame.columns] != columns:
-        frame = frame[columns]
-    return frame
-
-
-def _read_parquet_groups(
-    fs: fsspec.AbstractFileSystem,
-    path: str,
-    source: str,
-    groups: list[int],
-    names: tuple[list[str], list[str]],
-    row_offset: int,
-) -> pd.DataFrame:
-    """Read row groups of one Parquet file as a tagged partition (``names``: the file's columns
-    as written, and the partition's columns by the header rule, in the run's order)."""
-    written, columns = names
-    with fs.open(path, "rb") as handle:
-        table = pq.ParquetFile(handle).read_row_groups(groups, columns=written)
-    table = table.rename_columns(normalise_header(written, source))
-    frame = table.select(columns).to_pandas(ignore_metadata=True)
-    return _tag(frame, source, row_offset)
+        )
 
 
 class DaskTableDataset(AbstractDataset[dd.DataFrame, None]):
-    """Rows of CSV files or a Parquet folder as a lazy Dask DataFrame with tagged partitions.
+    """Rows of CSV files or a Parquet folder as a lazy Dask DataFrame.
 
     Example catalog entry::
 
         sites:
           type: network_security.datasets.dask_datasets.DaskTableDataset
           filepath: s3://crawl/2024-06-01/*.csv   # a file, a glob, or a Parquet folder
-          file_format: auto                       # csv, parquet, or auto (by path)
-          blocksize: 8MiB                         # CSV bytes per partition
+          file_format: auto      # csv, parquet, or auto (a folder or .parquet path: Parquet)
+          blocksize: 8MiB        # CSV bytes per partition (a quoted line break must not span two)
           load_args: {encoding: utf-8}            # CSV: encoding, sep, quotechar
-          credentials: {key: ..., secret: ...}    # fsspec storage options
+          credentials: {key: ..., secret: ...}    # fsspec storage options (and fs_args)
     """
 
     def __init__(  # noqa: PLR0913
         self,
         filepath: str,
         file_format: str = "auto",
-        blocksize: str | int = DEFAULT_BLOCKSIZE,
+        blocksize: str | int = "8MiB",
         load_args: dict[str, Any] | None = None,
         credentials: dict[str, Any] | None = None,
         fs_args: dict[str, Any] | None = None,
         metadata: dict[str, Any] | None = None,
     ) -> None:
-        """Declare the input; nothing is read until ``load``.
-
-        Args:
-            filepath: A CSV file, a glob of CSV files, a Parquet file or a folder of Parquet
-                files; a local path or an fsspec URL.
-            file_format: ``csv``, ``parquet`` or ``auto`` (a folder or a ``.parquet`` path is
-                Parquet, anything else CSV).
-            blocksize: Bytes of CSV per partition (``"8MiB"``, or a number); compressed CSV
-                files are one partition each.
-            load_args: CSV reading options, as ``ChunkedCSVDataset`` takes them: ``encoding``,
-                ``sep``, ``quotechar`` (every cell is read as text, as written).
-            credentials: fsspec storage options holding secrets (merged into ``fs_args``).
-            fs_args: Other fsspec storage options.
-            metadata: Free-form metadata (kedro-viz layer, preview args).
-        """
         if file_format not in ("auto", "csv", "parquet"):
-            raise DatasetError(
-                f"file_format must be 'auto', 'csv' or 'parquet'; got {file_format!r}."
-            )
+            raise DatasetError(f"file_format must be auto, csv or parquet; got {file_format!r}.")
         self._filepath = str(filepath)
         self._format = file_format
         self._blocksize = dask.utils.parse_bytes(blocksize)
         if self._blocksize < 1:
             raise DatasetError(f"blocksize must be a positive size; got {blocksize!r}.")
         self._load_args = dict(load_args or {})
-        self._options = csv_options(self._load_args)
+        self._options = csv_core.csv_options(self._load_args)
         self._storage_options = {**deepcopy(fs_args or {}), **deepcopy(credentials or {})}
         self.metadata = metadata
 
-    # -------------------------------------------------------------------- files
-
-    def _files(self) -> tuple[fsspec.AbstractFileSystem, list[str], str]:
-        """The filesystem, the files to read (sorted) and their format."""
+    def _files(self) -> tuple[fsspec.AbstractFileSystem, list[str], bool]:
+        """The filesystem, the files to read (sorted) and whether they are Parquet."""
         fs, path = fsspec.core.url_to_fs(self._filepath, **self._storage_options)
-        if any(char in path for char in _MAGIC):
+        if any(char in path for char in "*?["):
             files = sorted(p for p in fs.glob(path) if fs.isfile(p))
-            if not files:
-                raise DatasetError(
-                    f"No file matches {self._filepath}. Check the pattern; relative paths are "
-                    "relative to the project directory."
-                )
+            problem = "No file matches {}. Check the pattern"
         elif fs.isdir(path):
-            files = sorted(
-                p
-                for p in fs.find(path)
-                if p.lower().endswith(_PARQUET_SUFFIXES) or self._format == "csv"
+            csv = self._format == "csv"
+            files = sorted(p for p in fs.find(path) if csv or p.lower().endswith(_PARQUET))
+            problem = (
+                f"The folder {{}} holds no Parquet file ({', '.join(_PARQUET)}). Point "
+                "inference_input_path at a CSV file, a glob of CSV files or a Parquet folder"
             )
-            if not files:
-                raise DatasetError(
-                    f"The folder {self._filepath} holds no Parquet file "
-                    f"({', '.join(_PARQUET_SUFFIXES)}). Point inference_input_path at a CSV "
-                    "file, a glob of CSV files or a folder of Parquet files."
-                )
-        elif fs.isfile(path):
-            files = [path]
         else:
+            files = [path] if fs.isfile(path) else []
+            problem = "Input not found: {}. Check the path"
+        if not files:
             raise DatasetError(
-                f"Input not found: {self._filepath}. Check the path; relative paths are "
-                "relative to the project directory."
+                problem.format(self._filepath) + "; relative paths are relative to the project."
             )
-        file_format = self._format
-        if file_format == "auto":
-            parquet = fs.isdir(path) or files[0].lower().endswith(_PARQUET_SUFFIXES)
-            file_format = "parquet" if parquet else "csv"
-        return fs, files, file_format
+        auto = fs.isdir(path) or files[0].lower().endswith(_PARQUET)
+        return fs, files, self._format == "parquet" or (self._format == "auto" and auto)
 
-    # -------------------------------------------------------------------- CSV
-
-    @staticmethod
-    def _header(fs: fsspec.AbstractFileSystem, path: str, source: str) -> bytes:
-        compression = infer_compression(path)
-        with fs.open(path, "rb", compression=compression) as handle:
-            header = handle.readline()
-        if not header.strip():
-            raise InputValidationError(
-                f"{source}: the file is empty (no header line). Write a header line with the "
-                "feature columns and one row per site, and run again.",
-                problem="empty_file",
-                source=source,
-            )
-        if b"\x00" in header:
-            raise InputValidationError(
-                f"{source}: this is a binary file, not a CSV text file. Export the data as a "
-                "CSV text file and run again.",
-                problem="not_text",
-                source=source,
-            )
-        return header
-
-    def _csv_columns(self, header: bytes, source: str) -> tuple[pd.DataFrame, list[str]]:
-        """The empty frame of a file's columns (all text, names by the validator's header
-        rule, ``normalise_header``), and the names as written, from its header line."""
-        try:
-            names = pa_csv.read_csv(
-                io.BytesIO(header), **_arrow_csv_options(self._options, [], [])
-            ).column_names
-        except pa.ArrowInvalid as exc:
-            raise InputValidationError(
-                f"{source}: the header line cannot be read as CSV text ({exc}). Save the file "
-                "as a UTF-8 CSV with a header line and run again.",
-                problem="not_text",
-                source=source,
-            ) from exc
-        clean = normalise_header(names, source)
-        empty = pa.table({name: pa.array([], pa.string()) for name in clean})
-        return empty.to_pandas(), names
-
-    def _load_csv(self, fs: fsspec.AbstractFileSystem, files: list[str]) -> dd.DataFrame:
-        meta: pd.DataFrame | None = None
-        columns: list[str] = []
-        parts = []
-        for path in files:
-            source = _source_name(fs, path)
-            header = self._header(fs, path, source)
-            file_meta, written = self._csv_columns(header, source)
-            names = [str(c) for c in file_meta.columns]
-            if meta is None:
-                meta, columns = file_meta, names
-            elif sorted(names) != sorted(columns):
-                missing = sorted(set(columns) - set(names))
-                extra = sorted(set(names) - set(columns))
-                raise InputValidationError(
-                    f"{source}: its columns differ from those of {_source_name(fs, files[0])} "
-                    f"(missing {missing}, extra {extra}). Every file of one run needs the same "
-                    "columns; score them in separate runs or align their headers.",
-                    column=(missing or extra)[0],
-                    problem="missing_column" if missing else "extra_column",
-                    source=source,
-                )
-            if infer_compression(path) is not None:
-                blocks: list[tuple[int, int | None]] = [(0, None)]
-            else:
-                size = fs.size(path)
-                blocks = [(start, self._blocksize) for start in range(0, size, self._blocksize)]
-            offset: Any = 0
-            for start, length in blocks:
-                raw = delayed(_read_csv_block, pure=True)(
-                    fs, path, source, start, length, header, (written, columns), self._options
-                )
-                parts.append(delayed(_tag, pure=True)(raw, source, offset))
-                offset = delayed(operator.add, pure=True)(offset, delayed(len, pure=True)(raw))
-        return self._collection(parts, meta)
-
-    # -------------------------------------------------------------------- Parquet
-
-    def _load_parquet(self, fs: fsspec.AbstractFileSystem, files: list[str]) -> dd.DataFrame:
-        meta: pd.DataFrame | None = None
-        columns: list[str] = []
-        parts = []
+    def _csv_parts(self, fs: fsspec.AbstractFileSystem, files: list[str]) -> list[_Part]:
+        """The blocks of every CSV file, the headers read (the same columns in every file)."""
+        parts: list[_Part] = []
         for path in files:
             source = _source_name(fs, path)
             with fs.open(path, "rb") as handle:
-                parquet = pq.ParquetFile(handle)
-                schema = parquet.schema_arrow
-                sizes = [
-                    parquet.metadata.row_group(i).num_rows
-                    for i in range(parquet.metadata.num_row_groups)
-                ]
-            written = [n for n in schema.names if not n.startswith("__index_level_")]
-            names = normalise_header(written, source)  # the one header rule, as for CSV
-            if meta is None:
-                columns = names
-                meta = schema.empty_table().select(written).rename_columns(names)
-                meta = meta.to_pandas(ignore_metadata=True)
-            elif sorted(names) != sorted(columns):
-                missing = sorted(set(columns) - set(names))
-                raise InputValidationError(
-                    f"{source}: its columns differ from those of {_source_name(fs, files[0])} "
-                    f"(missing {missing}, extra {sorted(set(names) - set(columns))}). Every "
-                    "file of one run needs the same columns.",
-                    column=(missing or [names[0]])[0],
-                    problem="missing_column",
-                    source=source,
+                header = csv_core.first_line(csv_core.text_stream(handle, path))
+            if not header.strip():
+                raise csv_core.empty_file(source, "is empty (no header line)")
+            errors: list[Any] = []
+            try:
+                written, names = csv_core.header_names(
+                    pa.BufferReader(header), self._options, source, 1 << 20, errors
                 )
+            except (pa.ArrowInvalid, UnicodeDecodeError) as exc:
+                encoding = self._options["encoding"]
+                raise csv_core.read_error(exc, source, encoding, 0, errors) from exc
+            if parts:
+                _same_columns(parts[0], names, source)
+            part = _Part(path, source, tuple(written), tuple(names), header)
+            if csv_core.compression(path):
+                parts.append(part)
+                continue
+            starts = range(0, max(fs.size(path), 1), self._blocksize)
+            parts += [
+                replace(part, start=s, length=self._blocksize, row_offset=None if s else 0)
+                for s in starts
+            ]
+        return parts
+
+    def _parquet_parts(self, fs: fsspec.AbstractFileSystem, files: list[str]) -> list[_Part]:
+        """The row groups (with rows) of every Parquet file, with the data rows before each."""
+        parts: list[_Part] = []
+        first: _Part | None = None
+        for path in files:
+            source = _source_name(fs, path)
+            with fs.open(path, "rb") as handle:
+                metadata = pq.ParquetFile(handle).metadata
+            names = metadata.schema.to_arrow_schema().names
+            written = [n for n in names if not n.startswith("__index_level_")]
+            file = _Part(path, source, tuple(written), tuple(normalise_header(written, source)))
+            first = first or file
+            _same_columns(first, list(file.names), source)
             offset = 0
-            for group, rows in enumerate(sizes):
-                if rows:
-                    parts.append(
-                        delayed(_read_parquet_groups, pure=True)(
-                            fs, path, source, [group], (written, columns), offset
-                        )
-                    )
-                offset += rows
+            for group in range(metadata.num_row_groups):
+                if metadata.row_group(group).num_rows:
+                    parts.append(replace(file, group=group, row_offset=offset))
+                offset += metadata.row_group(group).num_rows
         if not parts:
             raise InputValidationError(
                 f"{self._filepath}: no data rows to score (the Parquet files hold no row). "
@@ -414,28 +261,34 @@ class DaskTableDataset(AbstractDataset[dd.DataFrame, None]):
                 rows_affected=0,
                 source=self._filepath,
             )
-        return self._collection(parts, meta)
+        return parts
 
-    def _collection(self, parts: list[Any], meta: pd.DataFrame | None) -> dd.DataFrame:
-        """The partitions as one Dask DataFrame; its ``_meta.attrs`` name the input."""
-        if meta is None:
-            raise DatasetError(f"No file to read at {self._filepath}.")
+    def _meta(self, fs: fsspec.AbstractFileSystem, part: _Part) -> pd.DataFrame:
+        """The empty frame of the columns: text for CSV, the first file's types for Parquet."""
+        if part.group is None:
+            schema = pa.schema([(name, pa.string()) for name in part.names])
+        else:
+            with fs.open(part.path, "rb") as handle:
+                schema = pq.ParquetFile(handle).schema_arrow
+            pairs = zip(part.written, part.names, strict=True)
+            schema = pa.schema([schema.field(w).with_name(n) for w, n in pairs])
+        meta = schema.empty_table().to_pandas(ignore_metadata=True)
         meta.attrs = {"source": self._filepath, "row_offset": 0}
-        with dask.config.set({"dataframe.convert-string": False}):  # text stays as pandas reads it
-            return dd.from_delayed(parts, meta=meta, verify_meta=False)
-
-    # -------------------------------------------------------------------- kedro API
+        return meta
 
     def load(self) -> dd.DataFrame:
-        """A lazy Dask DataFrame; each partition carries ``attrs`` source and row_offset."""
-        fs, files, file_format = self._files()
-        frame = (
-            self._load_parquet(fs, files) if file_format == "parquet" else self._load_csv(fs, files)
-        )
+        """A lazy Dask DataFrame; each partition carries its origin in ``attrs``."""
+        fs, files, parquet = self._files()
+        parts = (self._parquet_parts if parquet else self._csv_parts)(fs, files)
+        meta = self._meta(fs, parts[0])
+        reader = _Reader(fs, self._options, tuple(meta.columns))
+        with dask.config.set({"dataframe.convert-string": False}):  # text stays as pandas reads it
+            frame = dd.from_map(reader, parts, meta=meta, label="read", enforce_metadata=False)
+        kind = "Parquet" if parquet else "CSV"
         logger.info(
             "Reading %d %s file(s) from %s in %d partition(s)",
             len(files),
-            file_format.upper(),
+            kind,
             self._filepath,
             frame.npartitions,
         )
@@ -460,146 +313,73 @@ class DaskTableDataset(AbstractDataset[dd.DataFrame, None]):
         }
 
     def preview(self, nrows: int = 5) -> TablePreview:
-        """The first ``nrows`` rows of the first file, for kedro-viz."""
-        fs, files, file_format = self._files()
-        if file_format == "parquet":
-            with fs.open(files[0], "rb") as handle:
-                frame = pq.ParquetFile(handle).read_row_group(0).to_pandas().head(nrows)
-        else:
-            with fs.open(files[0], "rb", compression=infer_compression(files[0])) as handle:
-                head = b"".join(handle.readline() for _ in range(int(nrows) + 1))
-            meta, written = self._csv_columns(head, files[0])
-            options = _arrow_csv_options(self._options, written, [])
-            table = pa_csv.read_csv(io.BytesIO(head), **options)
-            frame = table.rename_columns(list(meta.columns)).to_pandas()
+        """The first ``nrows`` rows of the first partition, for kedro-viz."""
+        fs, files, parquet = self._files()
+        part = (self._parquet_parts if parquet else self._csv_parts)(fs, files[:1])[0]
+        frame = _Reader(fs, self._options, part.names)(part).head(nrows)
         return TablePreview(frame.to_dict(orient="split"))
 
 
-# ---------------------------------------------------------------------------- the cluster
-
-
-@contextlib.contextmanager
-def _quiet_distributed() -> Iterator[None]:
-    """Only warnings from ``distributed`` while a run uses it (its INFO lines drown a run's log)."""
-    distributed_logger = logging.getLogger("distributed")
-    level = distributed_logger.level
-    distributed_logger.setLevel(max(level, logging.WARNING))
-    try:
-        yield
-    finally:
-        distributed_logger.setLevel(level)
-
-
-def dask_setup(worker: Any) -> None:
-    """Worker preload (local clusters): only warnings from ``distributed`` in the worker."""
-    logging.getLogger("distributed").setLevel(logging.WARNING)
-
-
-@contextlib.contextmanager
-def dask_client(
-    scheduler: str | None, connect_timeout: float = 30, cluster_args: dict[str, Any] | None = None
-) -> Iterator[Any]:
-    """A ``distributed.Client`` on ``scheduler``, or on a ``LocalCluster`` started for the block.
-
-    The local cluster is sized to the machine by ``distributed`` (one worker process per core
-    on small machines), without a dashboard unless ``cluster_args`` asks for one; it is stopped
-    when the block ends. An unreachable scheduler raises ``DatasetError`` naming its address
-    within ``connect_timeout`` seconds.
-    """
-    from distributed import Client, LocalCluster
-
-    with _quiet_distributed(), contextlib.ExitStack() as stack:
-        if scheduler:
-            try:
-                client = Client(scheduler, timeout=f"{connect_timeout}s", set_as_default=False)
-            except (OSError, TimeoutError) as exc:
-                raise DatasetError(
-                    f"Could not connect to the Dask scheduler at {scheduler} within "
-                    f"{connect_timeout:g} s ({type(exc).__name__}: {exc}). Start it (`dask "
-                    "scheduler`, then `dask worker <address>` on each machine), or set "
-                    "dask_scheduler to its address (tcp://HOST:PORT), or leave it unset to use "
-                    "a local cluster."
-                ) from exc
-        else:
-            arguments = {
-                "dashboard_address": None,
-                "preload": [__name__],  # dask_setup below: quiet worker processes too
-                **(cluster_args or {}),
-            }
-            cluster = LocalCluster(**arguments)
-            stack.callback(cluster.close)
-            client = Client(cluster, set_as_default=False)
-            logger.info(
-                "Started a local Dask cluster: %d worker(s), %d thread(s) in all",
-                len(cluster.workers),
-                sum(w.nthreads for w in cluster.workers.values()),
-            )
-        stack.callback(client.close)
-        yield client
-
-
-def _write_part(
-    frame: pd.DataFrame,
-    fs: fsspec.AbstractFileSystem,
-    path: str,
-    save_args: dict[str, Any],
-) -> tuple[int, str]:
-    """Write one partition as a Parquet file; return its rows and the worker that wrote it."""
-    frame.attrs = {}  # the partition's origin is not part of the output
-    with fs.open(path, "wb") as handle:
-        frame.to_parquet(handle, **save_args)
-    try:
+def _report(frame: pd.DataFrame, topic: str) -> pd.DataFrame:
+    """A partition without its origin (``attrs``: not output), its rows reported to the save's
+    progress as a ``distributed`` event when computed on a worker."""
+    frame = frame.copy(deep=False)
+    frame.attrs = {}
+    with contextlib.suppress(ImportError, ValueError):  # ValueError: not on a worker
         from distributed import get_worker
 
-        worker = get_worker().address
-    except ValueError:  # not on a distributed worker
-        worker = "local"
-    return len(frame), worker
+        get_worker().log_event(topic, len(frame))
+    return frame
+
+
+@contextlib.contextmanager
+def _progress_events(progress: Progress) -> Iterator[str]:
+    """A topic whose events (a partition's rows) update ``progress`` within the block."""
+    topic = f"network-security-progress-{uuid.uuid4().hex}"
+    try:
+        from distributed import default_client
+
+        client = default_client()
+    except (ImportError, ValueError):  # no distributed client: no events
+        yield topic
+        return
+    client.subscribe_topic(topic, lambda event: progress.update(event[1]))
+    try:
+        yield topic
+    finally:
+        client.unsubscribe_topic(topic)
+
+
+def _part_name(number: int) -> str:
+    return f"part.{number:05d}.parquet"  # zero-padded: the names sort as the partitions
 
 
 class DaskParquetPartsDataset(AbstractDataset[dd.DataFrame, dd.DataFrame]):
-    """A folder of Parquet parts, computed on a Dask cluster and written atomically.
+    """A folder of Parquet parts written with Dask's ``to_parquet``, atomically, replacing only
+    an earlier output of its own.
 
     Example catalog entry::
 
         predictions:
           type: network_security.datasets.dask_datasets.DaskParquetPartsDataset
           filepath: data/07_model_output/predictions_parquet   # or s3://bucket/out/
-          scheduler: tcp://10.0.0.5:8786   # empty: a LocalCluster sized to the machine
-          connect_timeout: 30              # seconds to reach the scheduler
-          cluster_args: {n_workers: 2}     # LocalCluster arguments (no scheduler only)
+          save_args: {compression: zstd}   # to_parquet's (write_index: false by default)
+          load_args: {}                    # read_parquet's
+          credentials: {key: ..., secret: ...}    # fsspec storage options (and fs_args)
     """
 
     def __init__(  # noqa: PLR0913
         self,
         filepath: str,
-        scheduler: str | None = None,
-        connect_timeout: float = 30,
-        cluster_args: dict[str, Any] | None = None,
         save_args: dict[str, Any] | None = None,
+        load_args: dict[str, Any] | None = None,
         credentials: dict[str, Any] | None = None,
         fs_args: dict[str, Any] | None = None,
         metadata: dict[str, Any] | None = None,
     ) -> None:
-        """Declare the output folder and the cluster; nothing connects until ``save``.
-
-        Args:
-            filepath: The folder of Parquet parts (a local path or an fsspec URL, on storage
-                every worker can write to).
-            scheduler: Address of a running ``distributed`` scheduler; empty or ``None`` for a
-                ``LocalCluster`` started for the save.
-            connect_timeout: Seconds to reach the scheduler before failing.
-            cluster_args: Keyword arguments of ``distributed.LocalCluster``.
-            save_args: Keyword arguments of ``DataFrame.to_parquet`` (``index`` False by default).
-            credentials: fsspec storage options holding secrets (merged into ``fs_args``).
-            fs_args: Other fsspec storage options.
-            metadata: Free-form metadata (kedro-viz layer, preview args).
-        """
         self._filepath = str(filepath)
-        self._scheduler = str(scheduler).strip() if scheduler else None
-        self._connect_timeout = float(connect_timeout)
-        self._cluster_args = dict(cluster_args or {})
-        self._save_args = {"index": False, "engine": "pyarrow", **(save_args or {})}
+        self._save_args = {"write_index": False, **(save_args or {})}
+        self._load_args = dict(load_args or {})
         self._storage_options = {**deepcopy(fs_args or {}), **deepcopy(credentials or {})}
         self.metadata = metadata
 
@@ -608,103 +388,63 @@ class DaskParquetPartsDataset(AbstractDataset[dd.DataFrame, dd.DataFrame]):
         return fs, path.rstrip("/")
 
     def save(self, data: dd.DataFrame) -> None:
-        """Compute ``data`` on the cluster; one part per partition; rename when all are written."""
+        """Write ``data`` (computed on the run's Dask client) to a temporary folder, add the
+        manifest, move it to the target."""
         if not isinstance(data, dd.DataFrame):
             raise DatasetError(
                 f"{type(self).__name__} saves a Dask DataFrame; got {type(data).__name__}. "
                 "Run with --params inference_engine=dask, or use the pandas engine's output."
             )
         fs, target = self._fs()
+        earlier_output(fs, target, self._filepath, _ENGINE)  # refused before any work
         parent, _, name = target.rpartition("/")
         temporary = f"{parent}/.{name}.{uuid.uuid4().hex[:12]}.partial"
-        fs.makedirs(temporary, exist_ok=True)
+        progress = Progress("Wrote", self._filepath, total_steps=data.npartitions, min_interval=5)
         try:
-            rows, workers = self._compute(data, fs, temporary)
-            if rows == 0:
+            with _progress_events(progress) as topic:
+                data.map_partitions(_report, topic, meta=data._meta).to_parquet(
+                    fs.unstrip_protocol(temporary),
+                    storage_options=self._storage_options or None,
+                    name_function=_part_name,
+                    **self._save_args,
+                )
+            parts = {}
+            for path in sorted(p for p in fs.ls(temporary, detail=False) if p.endswith(".parquet")):
+                with fs.open(path, "rb") as handle:
+                    parts[path.rpartition("/")[2]] = pq.ParquetFile(handle).metadata.num_rows
+            if not sum(parts.values()):
                 raise InputValidationError(
                     "No data rows to score: every input file is empty below its header. Add "
                     "one row per site and run again.",
                     problem="no_rows",
                     rows_affected=0,
                 )
-            self._replace(fs, temporary, target)
+            write_manifest(fs, temporary, _ENGINE, parts)  # last: the folder is complete
+            replace_folder(fs, temporary, target, self._filepath, _ENGINE)
         except BaseException:
             with contextlib.suppress(Exception):
                 fs.rm(temporary, recursive=True)
             raise
-        logger.info(
-            "Wrote %d row(s) in %d part(s) to %s; parts per worker: %s",
-            rows,
-            data.npartitions,
-            self._filepath,
-            dict(sorted(workers.items())),
-        )
-
-    def _compute(
-        self, data: dd.DataFrame, fs: fsspec.AbstractFileSystem, folder: str
-    ) -> tuple[int, Counter]:
-        from distributed import as_completed
-
-        parts = data.to_delayed(optimize_graph=True)
-        writes = [
-            delayed(_write_part, pure=False)(
-                part, fs, f"{folder}/part.{i:05d}.parquet", self._save_args
-            )
-            for i, part in enumerate(parts)
-        ]
-        workers: Counter = Counter()
-        with dask_client(self._scheduler, self._connect_timeout, self._cluster_args) as client:
-            futures = client.compute(writes)
-            progress = Progress("Wrote", self._filepath, total_steps=len(futures), min_interval=0)
-            try:
-                for future in as_completed(futures, loop=client.loop):
-                    rows, worker = future.result()
-                    workers[worker] += 1
-                    progress.update(rows)
-            except BaseException:
-                client.cancel(futures)
-                raise
-            progress.finish()
-        return progress.rows, workers
-
-    @staticmethod
-    def _replace(fs: fsspec.AbstractFileSystem, temporary: str, target: str) -> None:
-        """Move the finished folder into place (the previous output, if any, goes last)."""
-        previous = None
-        if fs.exists(target):
-            previous = f"{temporary}.previous"
-            fs.mv(target, previous, recursive=True)
-        try:
-            fs.mv(temporary, target, recursive=True)
-        except BaseException:
-            if previous is not None:
-                fs.mv(previous, target, recursive=True)
-            raise
-        if previous is not None:
-            fs.rm(previous, recursive=True)
+        progress.finish(sum(parts.values()))
 
     def load(self) -> dd.DataFrame:
         """The parts as a lazy Dask DataFrame (in part order)."""
-        fs, target = self._fs()
-        if not fs.isdir(target):
+        if not self._exists():
             raise DatasetError(f"No Parquet parts at {self._filepath}: run the inference first.")
-        return dd.read_parquet(self._filepath, storage_options=self._storage_options or None)
+        options = self._storage_options or None
+        return dd.read_parquet(self._filepath, storage_options=options, **self._load_args)
 
     def _exists(self) -> bool:
         fs, target = self._fs()
         return fs.isdir(target)
 
     def _describe(self) -> dict[str, Any]:
-        return {
-            "filepath": self._filepath,
-            "scheduler": self._scheduler or "LocalCluster",
-            "save_args": self._save_args,
-        }
+        return {"filepath": self._filepath, "save_args": self._save_args}
 
     def preview(self, nrows: int = 10) -> TablePreview:
         """The first ``nrows`` rows of the first part, for kedro-viz."""
         fs, target = self._fs()
-        first = sorted(p for p in fs.find(target) if p.endswith(".parquet"))[0]
+        first = min(p for p in fs.ls(target, detail=False) if p.endswith(".parquet"))
         with fs.open(first, "rb") as handle:
             frame = pd.read_parquet(handle).head(nrows)
         return TablePreview(frame.to_dict(orient="split"))

@@ -3,7 +3,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import os
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,10 +18,12 @@ from sklearn.ensemble import RandomForestClassifier
 from sklearn.pipeline import Pipeline
 
 from network_security.champion import write_cache
+from network_security.embedded_mongo import free_port
 from network_security.model import PhishingModel
 from network_security.schema import allowed_values, feature_columns, target_column
 
 CONF = Path(__file__).resolve().parents[3] / "conf" / "base"
+SRC = Path(__file__).resolve().parents[3] / "src"
 
 
 @pytest.fixture(scope="session")
@@ -89,3 +94,51 @@ def write_champion(phishing_model: PhishingModel) -> Callable[[Path], Path]:
         return path
 
     return write
+
+
+def _stop(process: subprocess.Popen) -> None:
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def dask_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """``tcp://127.0.0.1:PORT`` of a scheduler with two single-thread workers (processes)."""
+    from distributed import Client
+
+    port = free_port()
+    address = f"tcp://127.0.0.1:{port}"
+    logs = tmp_path_factory.mktemp("dask-logs")
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(SRC), os.environ.get("PYTHONPATH", "")]),
+        "OMP_NUM_THREADS": "1",
+    }
+    common = ["--no-dashboard"]
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-m", "dask", "scheduler", "--host", "127.0.0.1", "--port",
+             str(port), *common],
+            stdout=subprocess.DEVNULL, stderr=(logs / "scheduler.log").open("w"), env=env,
+        )
+    ]  # fmt: skip
+    try:
+        for name in ("w1", "w2"):
+            processes.append(
+                subprocess.Popen(
+                    [sys.executable, "-m", "dask", "worker", address, "--nthreads", "1",
+                     "--name", name, "--host", "127.0.0.1", "--memory-limit", "2GiB", *common],
+                    stdout=subprocess.DEVNULL, stderr=(logs / f"{name}.log").open("w"), env=env,
+                )
+            )  # fmt: skip
+        with Client(address, timeout="60s") as client:
+            client.wait_for_workers(2, timeout=120)
+        yield address
+    finally:
+        for process in reversed(processes):
+            _stop(process)

@@ -174,3 +174,35 @@ def test_a_repeated_or_nameless_column_is_refused_naming_it(tmp_path, header, pr
         list(ChunkedCSVDataset(str(path), load_args=TEXT).load())
     assert caught.value.problem == problem
     assert caught.value.column == ("SFH" if problem == "repeated_column" else None)
+
+
+@pytest.mark.parametrize("suffix", [".gz", ".bz2", ".xz", ".zst"])
+def test_compressed_files_are_read_like_plain_ones_by_both_engines(tmp_path, random_sites, suffix):
+    import bz2
+    import gzip
+    import lzma
+
+    import dask
+    import pyarrow as pa
+
+    from network_security.datasets.dask_datasets import DaskTableDataset
+
+    frame = random_sites(700, seed=8)
+    plain = tmp_path / "sites.csv"
+    frame.to_csv(plain, index=False)
+    packed = tmp_path / f"sites.csv{suffix}"
+    openers = {".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open}
+    if suffix in openers:
+        with openers[suffix](packed, "wb") as handle:
+            handle.write(plain.read_bytes())
+    else:
+        with pa.output_stream(str(packed), compression="zstd") as handle:
+            handle.write(plain.read_bytes())
+    expected = pd.read_csv(plain, **TEXT)
+    chunks = list(ChunkedCSVDataset(str(packed), chunksize=300).load())
+    assert [len(c) for c in chunks] == [300, 300, 100]
+    pd.testing.assert_frame_equal(pd.concat(chunks, ignore_index=True), expected)
+    dask_frame = DaskTableDataset(str(packed)).load()
+    assert dask_frame.npartitions == 1
+    (read,) = dask.compute(dask_frame, scheduler="sync")
+    pd.testing.assert_frame_equal(read.reset_index(drop=True), expected, check_dtype=False)

@@ -1,17 +1,13 @@
 """The Dask engine of ``kedro run --pipeline inference`` against a real cluster on loopback.
 
 A scheduler and two workers (``python -m dask scheduler`` / ``dask worker --nthreads 1``) are
-started for this module over TCP and stopped at its end; the runs go through a KedroSession on
-a temporary copy of the project, as ``kedro run`` does.
+started over TCP once for the test session (``dask_cluster`` in conftest.py); the runs go
+through a KedroSession on a temporary copy of the project, as ``kedro run`` does.
 """
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -19,13 +15,13 @@ import pandas as pd
 import pytest
 from kedro.io import DatasetError
 
+from network_security.dask_cluster import DaskClusterError, connect
 from network_security.datasets.dask_datasets import DaskParquetPartsDataset, DaskTableDataset
 from network_security.embedded_mongo import free_port
 from network_security.pipelines.inference.nodes import check_inference_batch, score_inference_batch
 from network_security.schema import feature_columns
 from network_security.scoring import OUTPUT_COLUMNS, InputValidationError
 
-SRC = Path(__file__).resolve().parents[3] / "src"
 CSV_TEXT = {"encoding": "utf-8"}
 
 
@@ -35,54 +31,6 @@ def cause(error: BaseException) -> InputValidationError:
         current = current.__cause__
     assert current is not None, f"no InputValidationError behind {error!r}"
     return current
-
-
-def _stop(process: subprocess.Popen) -> None:
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
-
-
-@pytest.fixture(scope="module")
-def dask_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """``tcp://127.0.0.1:PORT`` of a scheduler with two single-thread workers (processes)."""
-    from distributed import Client
-
-    port = free_port()
-    address = f"tcp://127.0.0.1:{port}"
-    logs = tmp_path_factory.mktemp("dask-logs")
-    env = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join([str(SRC), os.environ.get("PYTHONPATH", "")]),
-        "OMP_NUM_THREADS": "1",
-    }
-    common = ["--no-dashboard"]
-    processes = [
-        subprocess.Popen(
-            [sys.executable, "-m", "dask", "scheduler", "--host", "127.0.0.1", "--port",
-             str(port), *common],
-            stdout=subprocess.DEVNULL, stderr=(logs / "scheduler.log").open("w"), env=env,
-        )
-    ]  # fmt: skip
-    try:
-        for name in ("w1", "w2"):
-            processes.append(
-                subprocess.Popen(
-                    [sys.executable, "-m", "dask", "worker", address, "--nthreads", "1",
-                     "--name", name, "--host", "127.0.0.1", "--memory-limit", "2GiB", *common],
-                    stdout=subprocess.DEVNULL, stderr=(logs / f"{name}.log").open("w"), env=env,
-                )
-            )  # fmt: skip
-        with Client(address, timeout="60s") as client:
-            client.wait_for_workers(2, timeout=120)
-        yield address
-    finally:
-        for process in reversed(processes):
-            _stop(process)
 
 
 def executed_per_worker(address: str) -> dict[str, int]:
@@ -202,7 +150,7 @@ def test_an_unreachable_scheduler_fails_within_60_s_naming_its_address(
     address = f"tcp://127.0.0.1:{free_port()}"  # nothing listens there
     output = tmp_path / "scored_parquet"
     started = time.monotonic()
-    with pytest.raises(DatasetError) as error:
+    with pytest.raises(DaskClusterError) as error:
         run_kedro(
             project,
             "inference",
@@ -222,7 +170,7 @@ def test_an_unreachable_scheduler_fails_within_60_s_naming_its_address(
 # ------------------------------------------------------------------ the datasets and the graph
 
 
-def test_partitions_know_their_file_and_rows_and_the_model_is_in_the_graph_once(
+def test_partitions_know_their_file_and_count_earlier_rows_and_the_model_ships_once(
     batches, phishing_model, schema, scoring
 ):
     import dask
@@ -236,8 +184,11 @@ def test_partitions_know_their_file_and_rows_and_the_model_is_in_the_graph_once(
     by_file: dict[str, int] = {}
     for partition in partitions:
         source = partition.attrs["source"]
-        assert partition.attrs["row_offset"] == by_file.get(source, 0)
-        assert partition.index[0] == partition.attrs["row_offset"]
+        if source not in by_file:  # a file's first block knows it starts the file
+            assert partition.attrs["row_offset"] == 0 and "rows_before" not in partition.attrs
+        else:  # a later block counts the rows before it when asked (an error needs them)
+            assert partition.attrs["row_offset"] is None
+            assert partition.attrs["rows_before"]() == by_file[source]
         by_file[source] = by_file.get(source, 0) + len(partition)
     assert by_file == {str(p): 30_000 for p in batches}
 
@@ -319,6 +270,7 @@ def test_without_a_scheduler_a_local_cluster_scores_and_is_stopped(
     tmp_path, new_sites, schema, phishing_model, scoring
 ):
     import psutil
+    from distributed import default_client
 
     source = tmp_path / "sites.csv"
     new_sites(2_000, seed=5).to_csv(source, index=False)
@@ -326,7 +278,12 @@ def test_without_a_scheduler_a_local_cluster_scores_and_is_stopped(
     scored = score_inference_batch(check_inference_batch(frame, schema), phishing_model, scoring)
     children_before = {p.pid for p in psutil.Process().children(recursive=True)}
     output = tmp_path / "out"
-    DaskParquetPartsDataset(str(output), cluster_args={"n_workers": 2}).save(scored)
+    with connect({"scheduler": None, "local_cluster": {"n_workers": 2, "threads_per_worker": 1}}):
+        workers = default_client().scheduler_info(n_workers=-1)["workers"]
+        assert len(workers) == 2
+        DaskParquetPartsDataset(str(output)).save(scored)
+        executed = default_client().run(lambda dask_worker: dask_worker.state.executed_count)
+        assert sum(executed.values()) >= frame.npartitions  # computed on the local cluster
     assert len(read_parts(output)) == 2_000
     left = [
         " ".join(p.cmdline())
@@ -334,6 +291,8 @@ def test_without_a_scheduler_a_local_cluster_scores_and_is_stopped(
         if p.pid not in children_before and p.is_running()
     ]
     assert [c for c in left if "resource_tracker" not in c] == []  # workers and nannies gone
+    with pytest.raises(ValueError, match="No clients found"):
+        default_client()
 
 
 def test_a_missing_feature_column_fails_before_any_work_naming_the_input(

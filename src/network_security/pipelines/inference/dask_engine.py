@@ -2,8 +2,9 @@
 
 ``check_partitions`` and ``score_partitions`` map ``check_inference_frame`` and ``score_frame``
 over the partitions of a lazy Dask DataFrame (from ``DaskTableDataset``). Each partition carries
-its file and the number of data rows of that file before it (``partition.attrs``), so a bad
-cell is reported with its file, its data row in that file, its column and its value. The model
+its file and the number of data rows of that file before it, or how to count them
+(``partition.attrs``), so a bad cell is reported with its file, its data row in that file, its
+column and its value. The model
 enters the graph once, as one delayed object: each worker receives it once and keeps it for all
 the partitions it scores.
 """
@@ -19,7 +20,7 @@ import pandas as pd
 
 from network_security.model import PhishingModel
 from network_security.schema import Schema, allowed_values
-from network_security.scoring import check_inference_frame, score_frame
+from network_security.scoring import InputValidationError, check_inference_frame, score_frame
 
 
 def _probe(meta: pd.DataFrame, values: dict[str, Any]) -> pd.DataFrame:
@@ -44,15 +45,24 @@ def _probe(meta: pd.DataFrame, values: dict[str, Any]) -> pd.DataFrame:
 
 
 def check_partition(partition: pd.DataFrame, schema: Schema, empty: pd.DataFrame) -> pd.DataFrame:
-    """``check_inference_frame`` on one partition, rows numbered as in its file."""
+    """``check_inference_frame`` on one partition, rows numbered as in its file.
+
+    A partition that does not know the rows of its file before it (a CSV block after the first:
+    ``row_offset`` None) is checked as it is; only when it fails are those rows counted
+    (``attrs["rows_before"]``, from the reader) and the partition checked again, so the error
+    names the data row of the file.
+    """
     if not len(partition):  # a block without rows (the input as a whole is checked for rows)
         return empty
-    return check_inference_frame(
-        partition,
-        schema,
-        partition.attrs.get("source", "input"),
-        int(partition.attrs.get("row_offset", 0)),
-    )
+    source = partition.attrs.get("source", "input")
+    offset = partition.attrs.get("row_offset", 0)
+    try:
+        return check_inference_frame(partition, schema, source, offset or 0)
+    except InputValidationError:
+        if offset is not None:
+            raise
+        check_inference_frame(partition, schema, source, partition.attrs["rows_before"]())
+        raise
 
 
 def score_partition(
