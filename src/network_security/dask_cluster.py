@@ -94,17 +94,18 @@ class DaskClusterHook:
     """Connect the Dask client before a run on the Dask engine; close it after the run."""
 
     def __init__(self) -> None:
-        self._settings: dict[str, Any] = {}
+        self._context: Any = None
         self._cluster: contextlib.ExitStack | None = None
 
     @hook_impl
     def after_context_created(self, context: Any) -> None:
-        self._settings = dict(context.params.get("dask_cluster") or {})
+        self._context = context
 
     @hook_impl(tryfirst=True)  # fails before other hooks take resources for the run
     def before_pipeline_run(self, pipeline: Any, catalog: Any) -> None:
         if uses_dask_engine(pipeline, catalog):
-            self._cluster = connect(self._settings)
+            params = self._context.params if self._context is not None else {}
+            self._cluster = connect(dict(params.get("dask_cluster") or {}))
 
     @hook_impl
     def after_pipeline_run(self) -> None:
