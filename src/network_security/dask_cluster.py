@@ -81,10 +81,11 @@ def connect(settings: dict[str, Any]) -> contextlib.ExitStack:
             cluster = starting.enter_context(LocalCluster(**arguments))
             client = Client(cluster)
             stack.push(starting.pop_all())
+        threads = client.nthreads()
         logger.info(
             "Started a local Dask cluster: %d worker(s), %d thread(s) in all",
-            len(cluster.workers),
-            sum(w.nthreads for w in cluster.workers.values()),
+            len(threads),
+            sum(threads.values()),
         )
     stack.callback(client.close)  # closed first, then the cluster
     return stack
