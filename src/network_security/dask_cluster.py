@@ -81,10 +81,11 @@ def connect(settings: dict[str, Any]) -> contextlib.ExitStack:
             cluster = starting.enter_context(LocalCluster(**arguments))
             client = Client(cluster)
             stack.push(starting.pop_all())
+        threads = client.nthreads()
         logger.info(
             "Started a local Dask cluster: %d worker(s), %d thread(s) in all",
-            len(cluster.workers),
-            sum(w.nthreads for w in cluster.workers.values()),
+            len(threads),
+            sum(threads.values()),
         )
     stack.callback(client.close)  # closed first, then the cluster
     return stack
@@ -94,17 +95,18 @@ class DaskClusterHook:
     """Connect the Dask client before a run on the Dask engine; close it after the run."""
 
     def __init__(self) -> None:
-        self._settings: dict[str, Any] = {}
+        self._context: Any = None
         self._cluster: contextlib.ExitStack | None = None
 
     @hook_impl
     def after_context_created(self, context: Any) -> None:
-        self._settings = dict(context.params.get("dask_cluster") or {})
+        self._context = context
 
     @hook_impl(tryfirst=True)  # fails before other hooks take resources for the run
     def before_pipeline_run(self, pipeline: Any, catalog: Any) -> None:
         if uses_dask_engine(pipeline, catalog):
-            self._cluster = connect(self._settings)
+            params = self._context.params if self._context is not None else {}
+            self._cluster = connect(dict(params.get("dask_cluster") or {}))
 
     @hook_impl
     def after_pipeline_run(self) -> None:

@@ -1,32 +1,17 @@
 """``ChunkedCSVDataset``: a local CSV file read as a lazy stream of chunks and written atomically.
 
-Kedro datasets load whole objects into memory. To score a file of any size with bounded memory,
-this dataset's ``load`` returns a ``ChunkStream`` (nothing is read until it is iterated; each
-iteration reads the file again), and ``save`` accepts a DataFrame *or* any iterable of DataFrames
-(such as the lazy stream a node returns) and writes it chunk by chunk. Only a chunk or two are in
-memory at a time.
+``load`` returns a ``ChunkStream`` (nothing is read until it is iterated; each iteration reads
+the file again) of ``chunksize`` rows per chunk, read through the one CSV core
+(``csv_core``: Arrow's reader, every cell as text, errors naming the file, line and data row),
+so a file of any size is scored with bounded memory. The file is first checked to exist, be
+non-empty and be text, so those problems are reported before anything is scored.
 
-Reading goes through the project's one CSV core (``network_security.datasets.csv_core``: Arrow's
-CSV reader, several times faster than pandas' on large files, every cell read as text exactly as
-written, errors naming the file, line and data row); the Dask engine reads its blocks through
-the same core. The header goes through the validator's one header rule: names stripped of
-whitespace and of a byte-order mark, a nameless or repeated column refused. Chunks hold
-``chunksize`` rows (the last one the rest).
+``save`` takes a DataFrame or any iterable of DataFrames and writes it chunk by chunk (Arrow's
+CSV writer; text quoted, numbers not; formula-like text cells neutralised for spreadsheets,
+``safe_csv``) to a temporary file that replaces the target only once complete: a failed stream
+leaves the target as it was. A folder at the target's path is refused (``OutputPathError``).
 
-Saving is atomic: the rows go to a temporary file in the target's directory, which replaces the
-target (``os.replace``) only once every chunk is written. If a chunk fails (a bad row found late
-in a large input, a full disk), the temporary file is removed and the target is left as it was,
-so no partial output is ever left behind; a folder at the target's path is refused
-(``OutputPathError``), never replaced. Text values are written in double quotes, numbers without
-(RFC 4180 quoting: any CSV reader reads them back as they were); text cells that a spreadsheet
-would run as formulas (``=HYPERLINK(...)`` in a URL column) are written neutralised
-(``network_security.datasets.safe_csv``); numbers stay numbers.
-
-``load`` checks that the file exists, is not empty and is text before returning the stream, so
-those problems are reported before anything is scored; read errors found later (a malformed line,
-bytes that are not text) raise ``InputValidationError`` naming the line.
-
-``read_csv_bytes`` reads a CSV held in memory (the HTTP service's uploads) with the same reader,
+``read_csv_bytes`` reads a CSV held in memory (the service's uploads) with the same reader,
 checks and messages, so an upload and a file are judged alike.
 """
 
@@ -46,6 +31,7 @@ import pyarrow as pa
 import pyarrow.csv as pa_csv
 from kedro.io import AbstractDataset, DatasetError
 from kedro_datasets._typing import TablePreview
+from pydantic import ByteSize, TypeAdapter, ValidationError
 
 from network_security.datasets.csv_core import (
     LOAD_ARGS,
@@ -73,17 +59,9 @@ def _parse_bytes(size: int | str | None) -> int | None:
     """``"128KiB"``, ``"1MiB"``, ``"65536"`` or a number of bytes (at least 4 KiB), or None."""
     if size is None:
         return None
-    text = str(size).strip()
-    units = {"kib": 1 << 10, "mib": 1 << 20, "kb": 1000, "mb": 1000**2, "b": 1}
-    for unit, factor in units.items():
-        if text.lower().endswith(unit):
-            number, scale = text[: -len(unit)], factor
-            break
-    else:
-        number, scale = text, 1
     try:
-        value = int(float(number) * scale)
-    except ValueError:
+        value = int(TypeAdapter(ByteSize).validate_python(size))
+    except ValidationError:
         value = 0
     if value < 4096:
         raise DatasetError(f"block_size must be at least 4KiB (e.g. '128KiB'); got {size!r}.")

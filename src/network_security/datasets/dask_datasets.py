@@ -23,6 +23,7 @@ import contextlib
 import functools
 import logging
 import uuid
+from collections import Counter
 from collections.abc import Iterator
 from copy import deepcopy
 from dataclasses import dataclass, replace
@@ -328,13 +329,15 @@ def _report(frame: pd.DataFrame, topic: str) -> pd.DataFrame:
     with contextlib.suppress(ImportError, ValueError):  # ValueError: not on a worker
         from distributed import get_worker
 
-        get_worker().log_event(topic, len(frame))
+        worker = get_worker()
+        worker.log_event(topic, {"rows": len(frame), "worker": worker.address})
     return frame
 
 
 @contextlib.contextmanager
-def _progress_events(progress: Progress) -> Iterator[str]:
-    """A topic whose events (a partition's rows) update ``progress`` within the block."""
+def _progress_events(progress: Progress, workers: Counter) -> Iterator[str]:
+    """A topic whose events (a partition's rows) update ``progress`` and count the parts of
+    each worker (``workers``) within the block."""
     topic = f"network-security-progress-{uuid.uuid4().hex}"
     try:
         from distributed import default_client
@@ -343,7 +346,12 @@ def _progress_events(progress: Progress) -> Iterator[str]:
     except (ImportError, ValueError):  # no distributed client: no events
         yield topic
         return
-    client.subscribe_topic(topic, lambda event: progress.update(event[1]))
+
+    def received(event: tuple[float, dict[str, Any]]) -> None:
+        workers[event[1]["worker"]] += 1
+        progress.update(event[1]["rows"])
+
+    client.subscribe_topic(topic, received)
     try:
         yield topic
     finally:
@@ -401,7 +409,8 @@ class DaskParquetPartsDataset(AbstractDataset[dd.DataFrame, dd.DataFrame]):
         temporary = f"{parent}/.{name}.{uuid.uuid4().hex[:12]}.partial"
         progress = Progress("Wrote", self._filepath, total_steps=data.npartitions, min_interval=5)
         try:
-            with _progress_events(progress) as topic:
+            workers: Counter = Counter()
+            with _progress_events(progress, workers) as topic:
                 data.map_partitions(_report, topic, meta=data._meta).to_parquet(
                     fs.unstrip_protocol(temporary),
                     storage_options=self._storage_options or None,
@@ -426,6 +435,8 @@ class DaskParquetPartsDataset(AbstractDataset[dd.DataFrame, dd.DataFrame]):
                 fs.rm(temporary, recursive=True)
             raise
         progress.finish(sum(parts.values()))
+        if workers:
+            logger.info("Parts per worker: %s", dict(sorted(workers.items())))
 
     def load(self) -> dd.DataFrame:
         """The parts as a lazy Dask DataFrame (in part order)."""

@@ -14,6 +14,7 @@ never deleted, the folder holding it is left beside the output with a warning.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 from pathlib import Path
@@ -126,9 +127,9 @@ def replace_folder(
         raise
     for name in removed:
         fs.rm_file(f"{previous}/{name}")
-    try:
+    with contextlib.suppress(OSError):  # only an empty folder goes (object stores have none)
         fs.rmdir(previous)
-    except OSError:
+    if fs.exists(previous):
         logger.warning(
             "Left %s: files appeared in the earlier output %s while this run wrote; move them "
             "and remove the folder.",

@@ -1,15 +1,18 @@
 """The Dask cluster's life belongs to the run on the Dask engine only: a run on the pandas engine
-(``kedro run --pipeline inference``, in a process of its own) never imports Dask."""
+(``kedro run --pipeline inference``, in a process of its own) never imports Dask; without a
+scheduler, a local cluster is started for the run, computes it, and is stopped."""
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pandas as pd
+import pytest
 
 SRC = Path(__file__).resolve().parents[3] / "src"
 
@@ -49,3 +52,26 @@ def test_a_run_on_the_pandas_engine_never_imports_dask(
     assert done.returncode == 0, done.stderr[-3000:]
     assert json.loads(done.stdout.strip().splitlines()[-1]) == []
     assert len(pd.read_csv(target)) == 40
+
+
+def test_without_a_scheduler_the_run_computes_on_a_local_cluster_it_then_stops(
+    tmp_path, new_sites, caplog
+):
+    from distributed import default_client
+
+    from network_security.dask_cluster import connect
+    from network_security.datasets.dask_datasets import DaskParquetPartsDataset, DaskTableDataset
+
+    source = tmp_path / "sites.csv"
+    new_sites(1_000, seed=2).to_csv(source, index=False)
+    local = {"n_workers": 2, "threads_per_worker": 1, "processes": False}  # in this process
+    with caplog.at_level(logging.INFO), connect({"scheduler": "", "local_cluster": local}):
+        assert len(default_client().nthreads()) == 2
+        frame = DaskTableDataset(str(source), blocksize="16KiB").load()
+        DaskParquetPartsDataset(str(tmp_path / "out")).save(frame)
+    with pytest.raises(ValueError, match="No clients found"):
+        default_client()
+    assert "Started a local Dask cluster: 2 worker(s), 2 thread(s) in all" in caplog.messages
+    assert f"Wrote 1,000 rows, {frame.npartitions}/{frame.npartitions} parts" in caplog.text
+    assert any(m.startswith("Parts per worker: {") for m in caplog.messages)
+    assert len(pd.read_parquet(tmp_path / "out")) == 1_000

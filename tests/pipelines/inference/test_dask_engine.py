@@ -33,6 +33,16 @@ def cause(error: BaseException) -> InputValidationError:
     return current
 
 
+def no_client_left() -> bool:
+    from distributed import default_client
+
+    try:
+        default_client()
+    except ValueError:
+        return True
+    return False
+
+
 def executed_per_worker(address: str) -> dict[str, int]:
     from distributed import Client
 
@@ -80,6 +90,7 @@ def test_dask_engine_on_a_cluster_equals_the_pandas_engine_row_for_row(
             "dask_blocksize": "512KiB",  # several partitions per file
         },
     )
+    assert no_client_left()  # the hook closed the run's client after the run
     after = executed_per_worker(dask_cluster)
     assert len(after) == 2 and all(after[w] > before.get(w, 0) for w in after), (before, after)
     parts = sorted(output.glob("part.*.parquet"))
@@ -137,6 +148,7 @@ def test_a_text_cell_in_one_file_fails_naming_file_row_column_and_leaves_no_outp
         )
     problem = cause(error.value)
     assert (problem.column, problem.row, problem.value) == ("SFH", row, "abc")
+    assert no_client_left()  # the hook closed the run's client on the error
     assert problem.source == str(bad)
     for part in ("'SFH'", f"row {row}", "'abc'", str(bad)):
         assert part in str(error.value)

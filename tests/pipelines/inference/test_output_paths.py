@@ -111,3 +111,29 @@ def test_an_earlier_dask_output_is_replaced_but_not_once_it_holds_another_file(
     assert "not an earlier output of the dask engine" in str(cause(error.value))
     assert "'report.xlsx'" in str(cause(error.value))
     assert snapshot(output) == before
+
+
+def test_replacing_removes_only_the_listed_parts_of_the_earlier_output(
+    tmp_path, monkeypatch, caplog
+):
+    import fsspec
+
+    from network_security.datasets import output_paths
+
+    fs = fsspec.filesystem("file")
+    target, new = tmp_path / "out", tmp_path / ".out.partial"
+    for folder, text in ((target, "old"), (new, "new")):
+        folder.mkdir()
+        (folder / "part.00000.parquet").write_text(text)
+        output_paths.write_manifest(fs, str(folder), "dask", {"part.00000.parquet": 1})
+    listed = output_paths.earlier_output(fs, str(target), str(target), "dask")
+    assert listed == [MANIFEST, "part.00000.parquet"]
+    # a file written into the earlier output after it was checked, before it is replaced
+    monkeypatch.setattr(output_paths, "earlier_output", lambda *args: listed)
+    (target / "late.csv").write_text("an analyst's file")
+    output_paths.replace_folder(fs, str(new), str(target), str(target), "dask")
+    assert (target / "part.00000.parquet").read_text() == "new"
+    kept = tmp_path / ".out.partial.previous"
+    assert sorted(p.name for p in kept.iterdir()) == ["late.csv"]
+    assert (kept / "late.csv").read_text() == "an analyst's file"
+    assert "files appeared in the earlier output" in caplog.text

@@ -18,13 +18,12 @@ import pandas as pd
 from network_security.model import PhishingModel
 from network_security.schema import Schema
 from network_security.scoring import (
-    ChunkStream,
     check_chunks,
     check_inference_frame,
     score_chunks,
     score_frame,
 )
-from network_security.streams import CountedStream, stream_size, with_progress
+from network_security.streams import ChunkStream, CountedStream, stream_size, with_progress
 
 logger = logging.getLogger(__name__)
 
