@@ -10,8 +10,8 @@
 
 ``ChampionDataset`` (catalog entry ``champion_model``)
     ``load()`` returns the champion ``PhishingModel`` through the one champion path
-    (``network_security.champion.load_champion``: registry alias -> local cache), or ``None``
-    when there is none yet. It is read-only: a training run promotes after kedro-mlflow has
+    (``network_security.champion.load_champion``: registry alias -> verified local cache), or
+    ``None`` when there is none yet. It is read-only: a training run promotes after kedro-mlflow has
     registered its model (``network_security.hooks.PromotionHook``).
 
 Both follow kedro-mlflow's convention for datasets whose class name starts with ``Mlflow``:
@@ -132,10 +132,11 @@ class MlflowRegisteredModelDataset(AbstractDataset[PhishingModel, PhishingModel]
 
 
 class ChampionDataset(AbstractDataset[None, PhishingModel | None]):
-    """The champion in use, read through the one champion path (registry alias -> cache).
+    """The champion in use, read through the one champion path (registry alias -> verified cache).
 
     Args:
-        filepath: The local cache of the champion (written atomically by the champion path).
+        filepath: The local cache of the champion (written atomically and signed by the
+            champion path).
         registered_model_name: The registered MLflow model that carries the alias.
         alias: The registry alias of the champion.
         tracking_uri: The MLflow store; by default the one kedro-mlflow set for the session.

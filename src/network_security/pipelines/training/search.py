@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from kedro.utils import load_obj
+from pydantic import ValidationError
 from sklearn.base import BaseEstimator
 from sklearn.compose import ColumnTransformer
 from sklearn.ensemble import ExtraTreesClassifier, RandomForestClassifier, VotingClassifier
@@ -36,7 +37,8 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from network_security.features import INDICATOR_COUNTS, CategoryCodes, IndicatorCountFeatures
-from network_security.pipelines.training.params import CandidateSpec, TrainingParams
+from network_security.parameters import describe_errors
+from network_security.pipelines.training.params import CONFIG_FILE, CandidateSpec, TrainingParams
 
 CLASSIFIER_STEP = "classifier"
 
@@ -50,8 +52,16 @@ class Configuration:
     params: dict[str, Any]
 
 
-def _spec(spec: CandidateSpec | Mapping[str, Any]) -> CandidateSpec:
-    return spec if isinstance(spec, CandidateSpec) else CandidateSpec.model_validate(dict(spec))
+def _spec(spec: CandidateSpec | Mapping[str, Any], name: str = "candidate") -> CandidateSpec:
+    """``spec`` as a ``CandidateSpec``; ``ValueError`` naming ``training.candidates.<name>``."""
+    if isinstance(spec, CandidateSpec):
+        return spec
+    try:
+        return CandidateSpec.model_validate(dict(spec))
+    except ValidationError as error:
+        raise ValueError(
+            describe_errors(f"training.candidates.{name}", error, CONFIG_FILE)
+        ) from None
 
 
 def build_estimator(spec: CandidateSpec | Mapping[str, Any], random_state: int) -> BaseEstimator:
@@ -82,7 +92,7 @@ def build_model_pipeline(
     the tree builder does not hold the GIL in; its predictions do not depend on it). ``name``
     names the candidate in errors.
     """
-    spec = _spec(spec)
+    spec = _spec(spec, name)
     columns = list(feature_columns)
     steps: list[tuple[str, Any]] = [
         ("features", IndicatorCountFeatures(columns) if engineered_features else "passthrough")

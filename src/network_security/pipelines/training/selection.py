@@ -109,18 +109,15 @@ def summarize_configuration(
     (feature vector, label) pair once; ``distinct_rows`` marks their first occurrences), which
     tells how the model does per site rather than per repeated row.
     """
-    folded = pd.DataFrame(
-        [score_probabilities(labels[test], pooled[test], phishing_label) for _, test in folds]
-    )
+    folded = [score_probabilities(labels[test], pooled[test], phishing_label) for _, test in folds]
     pooled_scores = score_probabilities(labels, pooled, phishing_label)
     distinct = score_probabilities(labels[distinct_rows], pooled[distinct_rows], phishing_label)
     row: dict[str, Any] = {"config_id": config_id, "candidate": candidate, "params": params}
     for metric in ("accuracy", "roc_auc"):
-        row[f"cv_{metric}"] = float(folded[metric].mean())
-        row[f"cv_{metric}_std"] = float(folded[metric].std(ddof=0))
-    for metric in ("accuracy", "roc_auc"):
-        row[f"oof_{metric}"] = pooled_scores[metric]
-        row[f"oof_{metric}_distinct"] = distinct[metric]
+        values = [scores[metric] for scores in folded]  # NaN when a fold has one label
+        row[f"cv_{metric}"], row[f"cv_{metric}_std"] = float(np.mean(values)), float(np.std(values))
+    row.update({f"oof_{metric}": pooled_scores[metric] for metric in ("accuracy", "roc_auc")})
+    row.update({f"oof_{metric}_distinct": distinct[metric] for metric in ("accuracy", "roc_auc")})
     return row
 
 
