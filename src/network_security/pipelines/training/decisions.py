@@ -109,8 +109,9 @@ def choose_operating_points(
     block_above = block_bound(probability[~is_phishing], budget.max_false_block)
     if allow_below >= block_above:
         logger.warning(
-            "The allow point (%.4f) is not below the block point (%.4f) on %d rows: both set "
-            "to the model's threshold %.2f. Train on more records for a usable review band.",
+            "The allow point (%.4f) is not below the block point (%.4f) on %d rows (classes "
+            "that do not overlap, or too few rows): both set to the model's threshold %.2f, "
+            "so sites below it are allowed and above it blocked, none reviewed.",
             allow_below, block_above, len(probability), threshold,
         )  # fmt: skip
         allow_below = block_above = threshold
