@@ -188,9 +188,7 @@ def with_points(model: PhishingModel, threshold: float, allow: float, block: flo
     )
 
 
-def test_actions_and_risk_levels_follow_the_model_operating_points(
-    sites, schema, model, scoring
-):
+def test_actions_and_risk_levels_follow_the_model_operating_points(sites, schema, model, scoring):
     checked = check_inference_frame(sites, schema)
     p = model.phishing_probability(checked)
     allow, threshold, block = (float(np.quantile(p, q, method="lower")) for q in (0.2, 0.5, 0.8))
@@ -210,9 +208,7 @@ def test_actions_and_risk_levels_follow_the_model_operating_points(
     np.testing.assert_array_equal(scored["prediction"], np.where(p >= threshold, -1, 1))
 
 
-def test_a_model_without_operating_points_decides_at_its_threshold(
-    sites, schema, model, scoring
-):
+def test_a_model_without_operating_points_decides_at_its_threshold(sites, schema, model, scoring):
     checked = check_inference_frame(sites, schema)
     p = model.phishing_probability(checked)
     threshold = float(np.median(p))

@@ -67,8 +67,7 @@ def test_the_missed_share_on_new_exchangeable_rows_stays_within_the_budget():
     """Split conformal: P(new phishing row allowed) = k / (n + 1) <= alpha, on average."""
     rng = np.random.default_rng(3)
     missed = [
-        (rng.random(2000) < decisions.allow_bound(rng.random(499), 0.01)).mean()
-        for _ in range(300)
+        (rng.random(2000) < decisions.allow_bound(rng.random(499), 0.01)).mean() for _ in range(300)
     ]
     assert np.mean(missed) == pytest.approx(5 / 500, abs=0.002)  # k = floor(0.01 * 500) = 5
 
@@ -78,9 +77,7 @@ def test_the_missed_share_on_new_exchangeable_rows_stays_within_the_budget():
 
 def node_inputs(schema, phishing: np.ndarray, legitimate: np.ndarray, threshold: float = 0.5):
     target = target_column(schema)
-    frame = pd.DataFrame(
-        {target: np.r_[np.full(len(phishing), -1), np.full(len(legitimate), 1)]}
-    )
+    frame = pd.DataFrame({target: np.r_[np.full(len(phishing), -1), np.full(len(legitimate), 1)]})
     oof = pd.DataFrame({"best#0": np.r_[phishing, legitimate]})
     return oof, frame, {"config_id": "best#0"}, {"threshold": threshold}
 
@@ -101,9 +98,7 @@ def test_the_node_reports_the_points_and_their_out_of_fold_rates(schema, trainin
     assert (points["max_missed_phishing"], points["max_false_block"]) == (0.01, 0.01)
 
 
-def test_crossing_points_fall_back_to_the_threshold_with_a_warning(
-    schema, training_params, caplog
-):
+def test_crossing_points_fall_back_to_the_threshold_with_a_warning(schema, training_params, caplog):
     rng = np.random.default_rng(5)
     phishing, legitimate = rng.uniform(0.7, 1, 400), rng.uniform(0, 0.3, 400)  # no overlap
     with caplog.at_level(logging.WARNING):
