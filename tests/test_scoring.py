@@ -4,6 +4,7 @@ service share, on real feature vectors and a model fitted on the real data set."
 from __future__ import annotations
 
 import io
+import pickle
 from pathlib import Path
 from typing import Any
 
@@ -222,6 +223,19 @@ def test_a_model_without_operating_points_decides_at_its_threshold(sites, schema
         "block_above": threshold,
         "source": "threshold",
     }
+
+
+def test_a_pickle_from_before_operating_points_loads_and_decides_at_its_threshold(
+    sites, schema, model, scoring
+):
+    old = PhishingModel(model.estimator, model.feature_columns, threshold=0.5)
+    del old.__dict__["operating_points"]  # the fields an older release pickled
+    loaded = pickle.loads(pickle.dumps(old))
+    assert loaded.operating_points is None
+    scored = score_frame(loaded, check_inference_frame(sites, schema), scoring)
+    p = scored["phishing_probability"]
+    assert scored.loc[p < 0.5, "recommended_action"].eq("allow").all()
+    assert scored.loc[p > 0.5, "recommended_action"].eq("block").all()
 
 
 def test_points_that_never_fire_send_every_site_to_review(sites, schema, model, scoring):
