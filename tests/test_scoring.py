@@ -4,6 +4,7 @@ service share, on real feature vectors and a model fitted on the real data set."
 from __future__ import annotations
 
 import io
+import pickle
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,7 @@ from network_security.scoring import (
     check_chunks,
     check_feature_matrix,
     check_inference_frame,
+    operating_points_of,
     score_chunks,
     score_frame,
 )
@@ -179,41 +181,67 @@ def test_score_adds_the_verdict_columns(sites, schema, model, scoring):
     assert set(scored["risk_level"]) <= {"low", "medium", "high", "critical"}
 
 
-def test_risk_levels_follow_the_bands_and_stay_consistent_with_the_prediction(
-    sites, schema, model, scoring
-):
+def with_points(model: PhishingModel, threshold: float, allow: float, block: float):
+    """``model``'s estimator with its own threshold and operating points."""
+    points = {"allow_below": allow, "block_above": block}
+    return PhishingModel(
+        model.estimator, model.feature_columns, threshold=threshold, operating_points=points
+    )
+
+
+def test_actions_and_risk_levels_follow_the_model_operating_points(sites, schema, model, scoring):
     checked = check_inference_frame(sites, schema)
     p = model.phishing_probability(checked)
-    cut = float(np.sort(p)[len(p) // 2])  # a band bound that equals an observed probability
-    scoring["risk_levels"] = [
-        {"level": "calm", "min_probability": 0.0, "action": "allow"},
-        {"level": "odd", "min_probability": cut, "action": "review"},
-        {"level": "bad", "min_probability": 0.9, "action": "block"},
-    ]
-    scoring["phishing_min_level"] = "bad"
-    scoring["legitimate_max_level"] = "odd"
-    model_at = PhishingModel(model.estimator, model.feature_columns, threshold=0.7, version="v")
-    scored = score_frame(model_at, checked, scoring)
-    is_phishing = p >= 0.7
-    band = np.where(p >= 0.9, "bad", np.where(p >= cut, "odd", "calm"))
-    band = np.where(is_phishing, "bad", np.where(band == "bad", "odd", band))
-    assert scored["risk_level"].tolist() == band.tolist()
-    assert scored.loc[p == cut, "risk_level"].eq("odd").all()  # min_probability is inclusive
-    action = {"calm": "allow", "odd": "review", "bad": "block"}
-    assert scored["recommended_action"].tolist() == [action[b] for b in band]
-    assert not (scored["label"].eq("phishing") & scored["recommended_action"].eq("allow")).any()
+    allow, threshold, block = (float(np.quantile(p, q, method="lower")) for q in (0.2, 0.5, 0.8))
+    scored = score_frame(with_points(model, threshold, allow, block), checked, scoring)
+    expected = np.select(
+        [p < allow, p > block, p >= threshold], ["low", "critical", "high"], "medium"
+    )
+    assert scored["risk_level"].tolist() == expected.tolist()
+    action = {"low": "allow", "medium": "review", "high": "review", "critical": "block"}
+    assert scored["recommended_action"].tolist() == [action[level] for level in expected]
+    # strict at both points: a probability equal to a point is reviewed
+    assert scored.loc[p == allow, "recommended_action"].eq("review").all()
+    assert scored.loc[p == block, "recommended_action"].eq("review").all()
+    assert (p == allow).any() and (p == block).any()
+    assert set(scored["risk_level"]) == {"low", "medium", "high", "critical"}
+    # the prediction stays the binary verdict at the threshold
+    np.testing.assert_array_equal(scored["prediction"], np.where(p >= threshold, -1, 1))
 
 
-def test_default_bands_never_allow_a_phishing_verdict_nor_block_a_legitimate_one(
+def test_a_model_without_operating_points_decides_at_its_threshold(sites, schema, model, scoring):
+    checked = check_inference_frame(sites, schema)
+    p = model.phishing_probability(checked)
+    threshold = float(np.median(p))
+    old = PhishingModel(model.estimator, model.feature_columns, threshold=threshold)
+    assert old.operating_points is None
+    scored = score_frame(old, checked, scoring)
+    expected = np.select([p < threshold, p > threshold], ["allow", "block"], "review")
+    assert scored["recommended_action"].tolist() == expected.tolist()
+    assert operating_points_of(old) == {
+        "allow_below": threshold,
+        "block_above": threshold,
+        "source": "threshold",
+    }
+
+
+def test_a_pickle_from_before_operating_points_loads_and_decides_at_its_threshold(
     sites, schema, model, scoring
 ):
+    old = PhishingModel(model.estimator, model.feature_columns, threshold=0.5)
+    del old.__dict__["operating_points"]  # the fields an older release pickled
+    loaded = pickle.loads(pickle.dumps(old))
+    assert loaded.operating_points is None
+    scored = score_frame(loaded, check_inference_frame(sites, schema), scoring)
+    p = scored["phishing_probability"]
+    assert scored.loc[p < 0.5, "recommended_action"].eq("allow").all()
+    assert scored.loc[p > 0.5, "recommended_action"].eq("block").all()
+
+
+def test_points_that_never_fire_send_every_site_to_review(sites, schema, model, scoring):
     checked = check_inference_frame(sites, schema)
-    for threshold in (0.1, 0.5, 0.95):
-        tuned = PhishingModel(model.estimator, model.feature_columns, threshold=threshold)
-        scored = score_frame(tuned, checked, scoring)
-        phishing = scored["prediction"] == -1
-        assert scored.loc[phishing, "recommended_action"].eq("block").all()
-        assert not scored.loc[~phishing, "recommended_action"].eq("block").any()
+    scored = score_frame(with_points(model, 0.5, 0.0, 1.0), checked, scoring)
+    assert scored["recommended_action"].eq("review").all()
 
 
 def test_score_refuses_a_frame_that_already_has_verdict_columns(sites, schema, model, scoring):
@@ -221,24 +249,6 @@ def test_score_refuses_a_frame_that_already_has_verdict_columns(sites, schema, m
     with pytest.raises(InputValidationError, match="predictions file") as caught:
         score_frame(model, scored, scoring)
     assert caught.value.column == "prediction"
-
-
-@pytest.mark.parametrize(
-    "bands",
-    [
-        [],
-        [{"level": "a", "min_probability": 0.1, "action": "allow"}],
-        [
-            {"level": "a", "min_probability": 0.0, "action": "allow"},
-            {"level": "b", "min_probability": 0.0, "action": "block"},
-        ],
-        [{"level": "a", "action": "allow"}],
-    ],
-)
-def test_inconsistent_risk_bands_are_reported(sites, schema, model, scoring, bands):
-    scoring["risk_levels"] = bands
-    with pytest.raises(ValueError, match="risk_levels"):
-        score_frame(model, check_inference_frame(sites, schema), scoring)
 
 
 # ------------------------------------------------------------------ streams

@@ -53,6 +53,11 @@ class PhishingModel:
     params: dict[str, Any] = field(default_factory=dict)
     drift_reference: dict[str, Any] | None = None
     """Category frequencies of each feature in the records it was fit on (``drift``)."""
+    operating_points: dict[str, float] | None = None
+    """Where the decisions change (``pipelines.training.decisions``): ``allow`` when
+    P(phishing) < ``allow_below``, ``block`` when P > ``block_above``, else ``review``; with
+    the error budget and the expected rates. Older pickles have none: scoring then uses the
+    threshold for both points (``scoring.operating_points_of``)."""
     fitted_vector_codes: np.ndarray | None = None
     """``features.feature_vector_codes`` of the rows the estimator was fit on (sorted, unique):
     promotion compares models only on feature vectors neither has been fit on."""

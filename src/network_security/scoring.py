@@ -9,7 +9,10 @@ The inference pipeline and the HTTP service both call these functions, so a CSV 
   kept untouched. Problems raise ``InputValidationError`` naming the problem, the column, the
   data row and the value, with how many rows are affected.
 - ``score_frame`` adds the verdict columns: ``prediction`` (coded like ``Result``), ``label``,
-  ``phishing_probability``, ``risk_level``, ``recommended_action`` and ``model_version``.
+  ``phishing_probability``, ``risk_level``, ``recommended_action`` and ``model_version``. The
+  action follows the operating points chosen in training within an error budget
+  (``operating_points_of``): allow / review / block; the risk level refines review by the
+  model's threshold (``RISK_LEVELS``).
 - ``check_chunks`` and ``score_chunks`` apply the same two functions lazily to a stream of chunks
   (``ChunkStream``, from ``network_security.streams``, re-exported here), so a large file is
   scored with bounded memory and gives exactly what the whole file scored at once gives.
@@ -50,7 +53,9 @@ from network_security.validator import (
 
 __all__ = [
     "MISSING_TEXT",
+    "ACTIONS",
     "OUTPUT_COLUMNS",
+    "RISK_LEVELS",
     "ChunkStream",
     "InputValidationError",
     "Verdicts",
@@ -58,7 +63,9 @@ __all__ = [
     "check_feature_columns",
     "check_feature_matrix",
     "check_inference_frame",
+    "operating_points_of",
     "refuse_verdict_columns",
+    "risk_bands",
     "score_chunks",
     "score_features",
     "score_frame",
@@ -81,45 +88,39 @@ OUTPUT_COLUMNS: tuple[str, ...] = (
 # ------------------------------------------------------------------------------ scoring
 
 
-def _risk_bands(scoring: Mapping[str, Any]) -> tuple[np.ndarray, list[str], list[str]]:
-    """Validate the ``risk_levels`` parameter; return band lower bounds, levels, actions."""
-    bands = scoring.get("risk_levels")
-    if not bands:
-        raise ValueError(
-            "Parameter scoring.risk_levels is empty: list the risk bands in "
-            "conf/base/parameters_inference.yml (level, min_probability, action)."
-        )
-    try:
-        minimums = [float(b["min_probability"]) for b in bands]
-        levels = [str(b["level"]) for b in bands]
-        actions = [str(b["action"]) for b in bands]
-    except (KeyError, TypeError, ValueError) as exc:
-        raise ValueError(
-            "Each entry of scoring.risk_levels in conf/base/parameters_inference.yml needs "
-            f"'level', 'min_probability' (a number) and 'action'; got {bands!r}."
-        ) from exc
-    increasing = all(a < b for a, b in zip(minimums, minimums[1:], strict=False))
-    if minimums[0] != 0.0 or not increasing or minimums[-1] > 1.0:
-        raise ValueError(
-            "scoring.risk_levels in conf/base/parameters_inference.yml: the first band must "
-            "start at min_probability 0 and the bounds must increase within [0, 1]; got "
-            f"{minimums}."
-        )
-    if len(set(levels)) != len(levels):
-        raise ValueError(f"scoring.risk_levels repeats a level name: {levels}.")
-    return np.asarray(minimums), levels, actions
+RISK_LEVELS: tuple[str, ...] = ("low", "medium", "high", "critical")
+"""The risk levels, from the model's operating points and threshold t: ``low`` = allow
+(P < allow_below), ``medium`` = review below t, ``high`` = review at or above t, ``critical``
+= block (P > block_above)."""
+ACTIONS: tuple[str, ...] = ("allow", "review", "review", "block")
+"""The recommended action of each risk level."""
 
 
-def _level_index(scoring: Mapping[str, Any], key: str, levels: list[str], default: int) -> int:
-    name = scoring.get(key)
-    if name is None:
-        return default
-    if name not in levels:
-        raise ValueError(
-            f"Parameter scoring.{key} is {name!r}, which is not one of the risk levels {levels} "
-            "(conf/base/parameters_inference.yml)."
-        )
-    return levels.index(name)
+def operating_points_of(model: PhishingModel) -> dict[str, Any]:
+    """The points the model's decisions change at, as scoring uses them: the model's own
+    ``operating_points`` (chosen in training within the error budget), or for a model without
+    them (older pickles) both points at its threshold (allow below it, block above it).
+
+    Returns:
+        ``allow_below``, ``block_above``, ``source`` (``training`` or ``threshold``) and, when
+        trained with a budget, the budget and the expected rates.
+    """
+    points = model.operating_points
+    if not points:
+        threshold = float(model.threshold)
+        return {"allow_below": threshold, "block_above": threshold, "source": "threshold"}
+    return {**points, "source": "training"}
+
+
+def risk_bands(model: PhishingModel, probability: np.ndarray) -> np.ndarray:
+    """The index into ``RISK_LEVELS`` and ``ACTIONS`` of each P(phishing)."""
+    points = operating_points_of(model)
+    review_band = np.where(flags_phishing(probability, model.threshold), 2, 1)
+    return np.select(
+        [probability < points["allow_below"], probability > points["block_above"]],
+        [0, 3],
+        review_band,
+    )
 
 
 @dataclass(frozen=True)
@@ -167,7 +168,6 @@ def score_features(
 
     Raises:
         InputValidationError: If a feature column of the model is not among ``columns``.
-        ValueError: If the ``scoring`` parameters are inconsistent.
     """
     if columns is not None and list(columns) != list(model.feature_columns):
         require_columns(
@@ -180,33 +180,22 @@ def score_features(
 
 def verdicts_of(model: PhishingModel, probability: np.ndarray, scoring: Mapping) -> Verdicts:
     """Verdicts from the model's P(phishing) per row: the one place probabilities become a
-    prediction (the model's threshold), a label, a risk level and an action (the bands).
-
-    Raises:
-        ValueError: If the ``scoring`` parameters are inconsistent.
-    """
-    bounds, levels, actions = _risk_bands(scoring)
+    prediction (the model's threshold), a label, a risk level and an action (the model's
+    operating points, ``risk_bands``)."""
     labels = scoring.get("labels", {})
     phishing_word = str(labels.get("phishing", "phishing"))
     legitimate_word = str(labels.get("legitimate", "legitimate"))
-    phishing_floor = _level_index(scoring, "phishing_min_level", levels, 0)
-    legitimate_ceiling = _level_index(scoring, "legitimate_max_level", levels, len(levels) - 1)
-
     probability = np.clip(np.asarray(probability, dtype=np.float64), 0, 1)
     is_phishing = flags_phishing(probability, model.threshold)  # the rule of PhishingModel.predict
     prediction = np.where(is_phishing, model.phishing_label, model.legitimate_label)
-    band = np.searchsorted(bounds, probability, side="right") - 1
-    band = np.where(
-        is_phishing, np.maximum(band, phishing_floor), np.minimum(band, legitimate_ceiling)
-    )
     return Verdicts(
         prediction=prediction.astype(np.int64),
         is_phishing=is_phishing,
         phishing_probability=probability,
-        band=band,
+        band=risk_bands(model, probability),
         words=(phishing_word, legitimate_word),
-        levels=levels,
-        actions=actions,
+        levels=list(RISK_LEVELS),
+        actions=list(ACTIONS),
         model_version=str(model.version),
     )
 
@@ -230,21 +219,17 @@ def score_frame(model: PhishingModel, frame: pd.DataFrame, scoring: dict) -> pd.
     Args:
         model: The fitted ``PhishingModel`` (the champion).
         frame: Rows checked by ``check_inference_frame`` (feature columns int64, extras kept).
-        scoring: The ``scoring`` parameters: ``labels`` (phishing/legitimate -> words),
-            ``risk_levels`` (bands of P(phishing) with a level and an action, ascending by
-            ``min_probability``), and optionally ``phishing_min_level`` /
-            ``legitimate_max_level``, which keep the risk level consistent with the prediction
-            when the model's threshold is not at a band boundary.
+        scoring: The ``scoring`` parameters: ``labels`` (phishing/legitimate -> words).
 
     Returns:
         A new frame: the columns of ``frame`` then ``prediction`` (1 legitimate, -1 phishing,
         from the model's threshold), ``label``, ``phishing_probability`` in [0, 1],
-        ``risk_level``, ``recommended_action`` and ``model_version``; same index as ``frame``.
+        ``risk_level`` and ``recommended_action`` (from the model's operating points,
+        ``risk_bands``) and ``model_version``; same index as ``frame``.
 
     Raises:
         InputValidationError: If ``frame`` already has one of the verdict columns or lacks a
             feature column of the model.
-        ValueError: If the ``scoring`` parameters are inconsistent.
     """
     refuse_verdict_columns(frame.columns)
     require_columns(
@@ -259,7 +244,6 @@ def score_frame(model: PhishingModel, frame: pd.DataFrame, scoring: dict) -> pd.
         )
         verdicts = score_features(model, features, scoring)
     else:  # not an integer matrix: the model's own handling of the frame
-        _risk_bands(scoring)
         probability = model.phishing_probability(frame[model.feature_columns])
         verdicts = verdicts_of(model, probability, scoring)
     index = frame.index

@@ -25,6 +25,7 @@ from starlette.routing import Match
 from network_security import __version__
 from network_security.sanitize import jsonable
 from network_security.schema import feature_columns
+from network_security.scoring import operating_points_of
 from network_security.service import openapi
 from network_security.service.inputs import RequestProblem, read_body, read_upload
 from network_security.service.limits import BodyLimitsMiddleware, prediction_slot
@@ -99,7 +100,8 @@ def health(state: State) -> dict[str, Any]:
     responses=openapi.problems({503: "No champion model yet."}),
 )
 def model_info(state: State) -> dict[str, Any]:
-    """The champion: version, when it was trained, its test metrics and threshold."""
+    """The champion: version, when it was trained, its test metrics, threshold and operating
+    points (where allow / review / block change, with the error budget)."""
     loaded = state.model()
     model = loaded.model
     info = {
@@ -113,6 +115,7 @@ def model_info(state: State) -> dict[str, Any]:
         "feature_columns": list(model.feature_columns),
         "estimator": type(model.estimator).__name__,
         "params": model.params,
+        "operating_points": operating_points_of(model),
     }
     return jsonable(info)
 
@@ -127,6 +130,7 @@ def upload_form(request: Request, state: State) -> Response:
         "docs_url": "/docs",
         "max_size": f"{settings.max_upload_bytes / 1024**2:.3g} MiB",
         "model_version": loaded.version if loaded else None,
+        "budget": operating_points_of(loaded.model) if loaded else None,
         "predict_url": request.url_for("predict").path,
     }
     return TEMPLATES.TemplateResponse(request, "upload.html", context, headers=HTML_HEADERS)

@@ -37,6 +37,23 @@ class Health(BaseModel):
     training_running: bool
 
 
+class OperatingPoints(BaseModel):
+    """Where the recommended action changes: ``allow`` when P(phishing) < ``allow_below``,
+    ``block`` when P(phishing) > ``block_above``, else ``review``. ``source`` ``training``:
+    chosen within the error budget (``max_missed_phishing``, ``max_false_block``), with the
+    rates expected on the training split's out-of-fold predictions; ``threshold``: a model
+    trained without a budget, both points at its threshold."""
+
+    allow_below: float
+    block_above: float
+    source: Literal["training", "threshold"]
+    max_missed_phishing: float | None = None
+    max_false_block: float | None = None
+    expected_missed_phishing: float | None = None
+    expected_false_block: float | None = None
+    expected_review_share: float | None = None
+
+
 class ModelInfo(BaseModel):
     version: str
     trained_at: str | None
@@ -48,6 +65,7 @@ class ModelInfo(BaseModel):
     feature_columns: list[str]
     estimator: str
     params: dict[str, Any]
+    operating_points: OperatingPoints
 
 
 class TrainingStarted(BaseModel):

@@ -18,7 +18,7 @@ from werkzeug.datastructures import MIMEAccept
 from werkzeug.http import parse_accept_header
 
 from network_security.sanitize import dumps
-from network_security.scoring import OUTPUT_COLUMNS
+from network_security.scoring import OUTPUT_COLUMNS, operating_points_of
 from network_security.service.inputs import RequestProblem
 
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
@@ -94,6 +94,7 @@ def predictions_page(
         "source": source,
         "model_version": loaded.version,
         "trained_at": loaded.model.trained_at,
+        "budget": operating_points_of(loaded.model),
         "row_count": len(scored),
         "columns": columns,
         "rows": rows,

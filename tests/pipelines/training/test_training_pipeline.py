@@ -150,6 +150,10 @@ def test_training_run_logs_registers_and_promotes_then_gates(
         champion.metrics["test_accuracy"]
     )
     assert metrics["training_metrics.quality_gate_passed"] == 1.0
+    for key, value in champion.operating_points.items():
+        if key.startswith("expected_") or key in ("allow_below", "block_above"):
+            assert metrics[f"training_metrics.{key}"] == pytest.approx(value)
+    assert run.data.params["training.decisions.max_missed_phishing"] == "0.01"
 
     # artifacts: the charts and reports
     charts = {a.path for a in client.list_artifacts(run_id, "charts")}

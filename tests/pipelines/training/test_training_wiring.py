@@ -23,6 +23,7 @@ INTERNALS = {
     "training.oof_probabilities",
     "training.best_candidate",
     "training.threshold_choice",
+    "training.operating_points",
     "training.fitted_model",
     "training.production_model",
     "training.test_metrics",
@@ -73,6 +74,15 @@ def test_training_selects_packages_and_decides(run_in_memory, model_inputs, sche
     evaluated = outputs["training.fitted_model"]
     assert evaluated.params["training_rows"] == len(model_inputs["model_input_train"])
     assert candidate.metrics["test_roc_auc"] == outputs["training.test_metrics"]["roc_auc"]
+    # the operating points travel in both models and their rates are metrics of the run
+    points = outputs["training.operating_points"]
+    assert candidate.operating_points == evaluated.operating_points == points
+    assert 0 <= points["allow_below"] <= candidate.threshold <= points["block_above"] <= 1
+    logged = outputs["training_metrics"]
+    for key in ("allow_below", "block_above", "expected_missed_phishing"):
+        assert logged[key]["value"] == points[key]
+    assert logged["expected_false_block"]["value"] == points["expected_false_block"]
+    assert logged["expected_review_share"]["value"] == points["expected_review_share"]
     assert outputs["model_selection_report"]["selected"]["candidate"] in {
         "hist_gradient_boosting",
         "extra_trees",

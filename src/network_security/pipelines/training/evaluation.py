@@ -344,12 +344,15 @@ def collect_mlflow_metrics(
     threshold_choice: dict[str, Any],
     cv_results: pd.DataFrame,
     quality_gate: dict[str, Any],
+    operating_points: dict[str, float] | None = None,
 ) -> dict[str, dict[str, float]]:
     """Every metric of the run in kedro-mlflow's format (``{name: {"value": v, "step": 0}}``).
 
     ``test_<metric>`` on the test split; ``cv_<metric>`` of the selected configuration;
     ``cv_<metric>.<candidate>`` of each candidate's best configuration;
-    ``cv_accuracy_baseline`` and ``cv_accuracy_vs_baseline`` when a baseline is set.
+    ``cv_accuracy_baseline`` and ``cv_accuracy_vs_baseline`` when a baseline is set; the
+    operating points (``allow_below``, ``block_above``) and their out-of-fold rates
+    (``expected_missed_phishing``, ``expected_false_block``, ``expected_review_share``).
     """
     metrics: dict[str, float] = {f"test_{k}": v for k, v in test_metrics.items()}
     for key in ("cv_accuracy", "cv_accuracy_std", "cv_roc_auc", "cv_roc_auc_std"):
@@ -369,6 +372,9 @@ def collect_mlflow_metrics(
         metrics[f"cv_roc_auc.{row.candidate}"] = row.cv_roc_auc
         metrics[f"cv_accuracy.{row.candidate}"] = row.cv_accuracy
     metrics["quality_gate_passed"] = 1.0 if quality_gate["passed"] else 0.0
+    for key, value in (operating_points or {}).items():
+        if not key.startswith("max_"):  # the budgets are parameters of the run
+            metrics[key] = value
     return {
         name: {"value": float(value), "step": 0}
         for name, value in metrics.items()

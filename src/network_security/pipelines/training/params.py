@@ -114,6 +114,17 @@ class PromotionParams(_Section):
     min_evidence_rows: PositiveInt
 
 
+Budget = Annotated[float, Field(gt=0, lt=0.5)]
+
+
+class DecisionParams(_Section):
+    """The error budget of the decisions: at most ``max_missed_phishing`` of the phishing sites
+    get ``allow``, at most ``max_false_block`` of the legitimate ones get ``block``."""
+
+    max_missed_phishing: Budget
+    max_false_block: Budget
+
+
 class TrainingParams(_Section):
     """All the training parameters (see conf/base/parameters_training.yml for each one)."""
 
@@ -130,6 +141,7 @@ class TrainingParams(_Section):
     ensembles: dict[str, EnsembleSpec]
     baseline: BaselineParams | None = None
     threshold: ThresholdParams
+    decisions: DecisionParams
     feature_importance: FeatureImportanceParams
     quality_gate: dict[GateKey, Fraction]
     promotion: PromotionParams

@@ -28,6 +28,7 @@ from kedro_mlflow.pipeline.pipeline_ml import PipelineML
 from network_security.champion import REGISTERED_MODEL_NAME
 from network_security.drift import build_drift_reference
 from network_security.model_requirements import pip_requirements
+from network_security.pipelines.training.decisions import choose_operating_points
 from network_security.pipelines.training.evaluation import (
     collect_mlflow_metrics,
     compute_feature_importances,
@@ -82,12 +83,15 @@ OUTPUTS = {
 into the model. The ``PromotionHook`` reads ``promotion_decision`` and ``candidate_model`` by
 these names."""
 
-SPLIT_AND_BEST = ["best_candidate", "threshold_choice", "params:schema", "settings"]
+SPLIT_AND_BEST = [
+    "best_candidate", "threshold_choice", "params:schema", "settings", "operating_points"
+]  # fmt: skip
 """The inputs both fits share after their records."""
 
 
 def selection_pipeline() -> Pipeline:
-    """Parameters -> grouped CV -> the configuration, its threshold, its two fits, the report."""
+    """Parameters -> grouped CV -> the configuration, its threshold and operating points, its
+    two fits, the report."""
     return Pipeline(
         [
             Node(parse_training_parameters, "params:training", "settings", name="parse_parameters"),
@@ -114,6 +118,19 @@ def selection_pipeline() -> Pipeline:
                 ],
                 "threshold_choice",
                 name="choose_threshold",
+            ),  # fmt: skip
+            Node(
+                choose_operating_points,
+                [
+                    "oof_probabilities",
+                    "model_input_train",
+                    "best_candidate",
+                    "threshold_choice",
+                    "params:schema",
+                    "settings",
+                ],
+                "operating_points",
+                name="choose_operating_points",
             ),  # fmt: skip
             Node(
                 fit_evaluation_model,
@@ -170,6 +187,7 @@ def evaluation_pipeline() -> Pipeline:
                     "threshold_choice",
                     "cv_results",
                     "quality_gate",
+                    "operating_points",
                 ],
                 "training_metrics",
                 name="collect_mlflow_metrics",
@@ -239,8 +257,9 @@ def create_pipeline(*, model_in_use: bool = False, **kwargs) -> Pipeline:
 
     Inputs and outputs keep their names (``INPUTS``, ``OUTPUTS``); the internals
     (``settings``, ``cv_results``, ``oof_probabilities``, ``best_candidate``,
-    ``threshold_choice``, ``fitted_model``, ``production_model``, ``test_metrics``,
-    ``quality_gate``) are in-memory datasets of the namespace, ``training.cv_results`` and so on.
+    ``threshold_choice``, ``operating_points``, ``fitted_model``, ``production_model``,
+    ``test_metrics``, ``quality_gate``) are in-memory datasets of the namespace,
+    ``training.cv_results`` and so on.
 
     Args:
         model_in_use: Also pick ``model_in_use``, the model that scores after this run's

@@ -372,8 +372,10 @@ def fit_phishing_model(
     schema: Schema,
     training: TrainingParams,
     fitted_on: str = "model_input_train",
+    operating_points: dict[str, float] | None = None,
 ) -> PhishingModel:
-    """Fit the selected configuration, with its decision threshold, on ``records``.
+    """Fit the selected configuration, with its decision threshold and operating points
+    (``decisions.choose_operating_points``), on ``records``.
 
     The pipeline fits it twice: on the training split (the evaluation model, scored on the
     held-out split) and on all validated records (the production model that is registered and
@@ -398,6 +400,7 @@ def fit_phishing_model(
         phishing_label=phishing,
         legitimate_label=legitimate,
         threshold=float(threshold_choice["threshold"]),
+        operating_points=dict(operating_points) if operating_points is not None else None,
         trained_at=datetime.now(UTC).isoformat(timespec="seconds"),
         metrics={key: best_candidate[key] for key in ("cv_accuracy", "cv_roc_auc")},
         params={
@@ -418,11 +421,13 @@ def fit_evaluation_model(
     threshold_choice: dict[str, Any],
     schema: Schema,
     training: TrainingParams,
+    operating_points: dict[str, float],
 ) -> PhishingModel:
     """The selected configuration fit on the training split: scored on the held-out split."""
     return fit_phishing_model(
-        model_input_train, best_candidate, threshold_choice, schema, training, "the training split"
-    )
+        model_input_train, best_candidate, threshold_choice, schema, training,
+        "the training split", operating_points,
+    )  # fmt: skip
 
 
 def fit_production_model(
@@ -431,11 +436,12 @@ def fit_production_model(
     threshold_choice: dict[str, Any],
     schema: Schema,
     training: TrainingParams,
+    operating_points: dict[str, float],
 ) -> PhishingModel:
     """The selected configuration refit on all validated records: registered and promoted."""
     return fit_phishing_model(
         validated_records, best_candidate, threshold_choice, schema, training,
-        "all validated records",
+        "all validated records", operating_points,
     )  # fmt: skip
 
 
