@@ -9,7 +9,8 @@ The inference pipeline and the HTTP service both call these functions, so a CSV 
   kept untouched. Problems raise ``InputValidationError`` naming the problem, the column, the
   data row and the value, with how many rows are affected.
 - ``score_frame`` adds the verdict columns: ``prediction`` (coded like ``Result``), ``label``,
-  ``phishing_probability``, ``risk_level``, ``recommended_action`` and ``model_version``.
+  ``phishing_probability``, ``risk_level``, ``recommended_action`` and ``model_version``, then
+  ``reasons`` when ``scoring.reasons`` is enabled (``network_security.reasons``).
 - ``check_chunks`` and ``score_chunks`` apply the same two functions lazily to a stream of chunks
   (``ChunkStream``, from ``network_security.streams``, re-exported here), so a large file is
   scored with bounded memory and gives exactly what the whole file scored at once gives.
@@ -35,6 +36,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from network_security.model import PhishingModel, flags_phishing
+from network_security.reasons import REASONS_COLUMN, Reasons, reasons_for
 from network_security.schema import Schema
 from network_security.streams import ChunkStream
 from network_security.validator import (
@@ -62,6 +64,7 @@ __all__ = [
     "score_chunks",
     "score_features",
     "score_frame",
+    "verdict_reasons",
     "verdicts_of",
 ]
 
@@ -211,10 +214,19 @@ def verdicts_of(model: PhishingModel, probability: np.ndarray, scoring: Mapping)
     )
 
 
-def refuse_verdict_columns(columns: Iterable[Any]) -> None:
+def verdict_reasons(
+    model: PhishingModel, features: np.ndarray, verdicts: Verdicts, scoring: Mapping
+) -> Reasons | None:
+    """The reasons of each verdict (``network_security.reasons``), or ``None`` when
+    ``scoring.reasons`` is disabled; ``features`` in the model's column order."""
+    actions = np.asarray(verdicts.actions, dtype=object)[verdicts.band]
+    return reasons_for(model, features, verdicts.phishing_probability, actions, scoring)
+
+
+def refuse_verdict_columns(columns: Iterable[Any], names: Sequence[str] = OUTPUT_COLUMNS) -> None:
     """Raise ``InputValidationError`` if the input has a column that scoring adds."""
     present = {str(column) for column in columns}
-    clashes = [name for name in OUTPUT_COLUMNS if name in present]
+    clashes = [name for name in names if name in present]
     if clashes:
         raise InputValidationError(
             f"The input already has column(s) {clashes}, which scoring adds (is it a predictions "
@@ -262,6 +274,7 @@ def score_frame(model: PhishingModel, frame: pd.DataFrame, scoring: dict) -> pd.
         _risk_bands(scoring)
         probability = model.phishing_probability(frame[model.feature_columns])
         verdicts = verdicts_of(model, probability, scoring)
+        features = frame[model.feature_columns].to_numpy(dtype=np.float64)
     index = frame.index
     added = {
         "prediction": pd.Series(verdicts.prediction, index=index, copy=False),
@@ -271,6 +284,10 @@ def score_frame(model: PhishingModel, frame: pd.DataFrame, scoring: dict) -> pd.
         "recommended_action": _text_column(verdicts.actions, verdicts.band, index),
         "model_version": pd.Series(verdicts.model_version, index=index, dtype=str),
     }
+    reasons = verdict_reasons(model, features, verdicts, scoring)
+    if reasons is not None:  # scoring.reasons enabled
+        refuse_verdict_columns(frame.columns, (REASONS_COLUMN,))
+        added[REASONS_COLUMN] = reasons.text_column(index)
     if columns is None:
         return frame.assign(**added)
     return pd.DataFrame({**columns, **added}, index=index, copy=False)
