@@ -92,9 +92,7 @@ def _parse(text: str) -> list[tuple[str, int, str]]:
     return [(name, int(value), sign) for name, value, sign in found]
 
 
-def test_reasons_text_has_the_exact_form_and_matches_the_structured_reasons(
-    model, sites, scoring
-):
+def test_reasons_text_has_the_exact_form_and_matches_the_structured_reasons(model, sites, scoring):
     scored = score_frame(model, sites, scoring)
     assert scored.columns[-1] == REASONS_COLUMN
     features = sites[model.feature_columns].to_numpy()

@@ -73,10 +73,14 @@ def reason_settings(scoring: Mapping[str, Any]) -> ReasonSettings | None:
         return None
     where = "scoring.reasons in conf/base/parameters_inference.yml"
     if not isinstance(block, Mapping):
-        raise ValueError(f"{where} must be a mapping like {{enabled: true, top_k: 3}}; got {block!r}.")
+        raise ValueError(
+            f"{where} must be a mapping like {{enabled: true, top_k: 3}}; got {block!r}."
+        )
     top_k = block.get("top_k", 3)
     if isinstance(top_k, bool) or not isinstance(top_k, int) or not 1 <= top_k <= MAX_TOP_K:
-        raise ValueError(f"{where}: top_k must be a whole number from 1 to {MAX_TOP_K}; got {top_k!r}.")
+        raise ValueError(
+            f"{where}: top_k must be a whole number from 1 to {MAX_TOP_K}; got {top_k!r}."
+        )
     allowed = block.get("allowed_values")
     if not allowed:
         raise ValueError(
@@ -105,12 +109,16 @@ def _plan(columns: Sequence[str], allowed: Mapping[str, Sequence[int]]) -> _Plan
     if missing:
         raise ValueError(f"scoring.reasons: no allowed values for the model's columns {missing}.")
     values = [np.unique(np.asarray(allowed[name], dtype=np.int64)) for name in columns]
-    others = [np.array([np.delete(v, p) for p in range(len(v))]).reshape(len(v), -1) for v in values]
+    others = [
+        np.array([np.delete(v, p) for p in range(len(v))]).reshape(len(v), -1) for v in values
+    ]
     slots = [(j, s) for j, v in enumerate(values) for s in range(len(v) - 1)]
     column = np.asarray([j for j, _ in slots], dtype=np.intp)
     explained = np.unique(column)
     starts = np.searchsorted(column, explained)
-    return _Plan(values, others, column, np.asarray([s for _, s in slots], dtype=np.intp), explained, starts)
+    return _Plan(
+        values, others, column, np.asarray([s for _, s in slots], dtype=np.intp), explained, starts
+    )
 
 
 def _extremes(model: PhishingModel, X: np.ndarray, plan: _Plan) -> tuple[np.ndarray, np.ndarray]:
@@ -178,7 +186,10 @@ class Reasons:
                 if j >= 0
             ]
             for js, vs, cs in zip(
-                self.indicator.tolist(), self.value.tolist(), self.contribution.tolist(), strict=True
+                self.indicator.tolist(),
+                self.value.tolist(),
+                self.contribution.tolist(),
+                strict=True,
             )
         ]
 
