@@ -40,8 +40,8 @@ from network_security.champion import (
 from network_security.datasets.mlflow_registry import MlflowRegisteredModelDataset
 from network_security.model import PhishingModel
 from network_security.pipelines.training.promotion import build_input_example
-from network_security.schema import feature_columns
 from network_security.reasons import with_allowed_values
+from network_security.schema import feature_columns
 from network_security.scoring import check_inference_frame, score_frame
 from network_security.service.champion import ChampionStore
 

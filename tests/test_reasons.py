@@ -59,15 +59,17 @@ def model(sample, schema) -> PhishingModel:
     shape training builds), compiled and verified equal to ``predict_proba``."""
     features = feature_columns(schema)
     counts = IndicatorCountFeatures(features)
+    boosting = HistGradientBoostingClassifier(
+        max_iter=40, categorical_features="from_dtype", random_state=0
+    )
+    extra = ExtraTreesClassifier(40, max_depth=10, random_state=0)
     vote = VotingClassifier(
         [
-            ("boosting", Pipeline([("counts", counts), ("trees", HistGradientBoostingClassifier(
-                max_iter=40, categorical_features="from_dtype", random_state=0))])),
-            ("extra", Pipeline([("counts", IndicatorCountFeatures(features)),
-                                ("trees", ExtraTreesClassifier(40, max_depth=10, random_state=0))])),
+            ("boosting", Pipeline([("counts", counts), ("trees", boosting)])),
+            ("extra", Pipeline([("counts", IndicatorCountFeatures(features)), ("trees", extra)])),
         ],
         voting="soft",
-    ).fit(sample[features], sample[target_column(schema)])  # fmt: skip
+    ).fit(sample[features], sample[target_column(schema)])
     model = PhishingModel(vote, features, threshold=0.5, version="reasons-1")
     assert model.compiled is not None
     return model
