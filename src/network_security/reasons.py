@@ -16,8 +16,8 @@ Why hand-written: scikit-learn, shap and the tree libraries offer no "best singl
 change" over a categorical domain that goes through the whole served predictor (shap's
 TreeExplainer misreads scikit-learn's categorical splits and does not see the count features
 as functions of the indicators). All perturbed rows of a block are one stacked matrix scored in
-one call (``BLOCK_ROWS`` input rows at a time, so memory stays bounded); the predictor splits
-large matrices over threads.
+one call (``BLOCK_ROWS`` distinct input rows at a time, so memory stays bounded); the predictor
+splits large matrices over threads.
 """
 
 from __future__ import annotations
@@ -231,13 +231,24 @@ def explain(
     indicator = np.full(shape, -1, dtype=np.intp)
     value = np.zeros(shape, dtype=np.int64)
     contribution = np.full(shape, np.nan)
+    if not len(X):
+        return Reasons(columns, plan.values, indicator, value, contribution)
+    # equal rows have equal reasons: each distinct row is perturbed once (exact; real batches
+    # repeat feature vectors often: about half the rows of the data set are duplicates)
+    distinct, inverse = np.unique(X, axis=0, return_inverse=True)
+    inverse = inverse.reshape(-1)
+    parts = [
+        _extremes(model, distinct[start : start + BLOCK_ROWS], plan)
+        for start in range(0, len(distinct), BLOCK_ROWS)
+    ]
+    lowest = np.concatenate([low for low, _ in parts], axis=1)
+    highest = np.concatenate([high for _, high in parts], axis=1)
     for start in range(0, len(X), BLOCK_ROWS):
         rows = slice(start, start + BLOCK_ROWS)
-        block = X[rows]
-        lowest, highest = _extremes(model, block, plan)
+        block, at = X[rows], inverse[rows]
         p, phishing = np.asarray(probability[rows], np.float64), toward_phishing[rows]
-        strength = np.where(phishing, p - lowest, highest - p).T  # (rows, explained)
-        strength = np.nan_to_num(strength, nan=-np.inf)
+        strength = np.where(phishing, p - lowest[:, at], highest[:, at] - p).T
+        strength = np.nan_to_num(strength, nan=-np.inf)  # (rows, explained columns)
         order = np.argsort(-strength, axis=1, kind="stable")[:, :k]
         top = np.take_along_axis(strength, order, axis=1)
         kept = top > 0
