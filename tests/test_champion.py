@@ -40,6 +40,7 @@ from network_security.champion import (
 from network_security.datasets.mlflow_registry import MlflowRegisteredModelDataset
 from network_security.model import PhishingModel
 from network_security.pipelines.training.promotion import build_input_example
+from network_security.reasons import with_allowed_values
 from network_security.schema import feature_columns
 from network_security.scoring import check_inference_frame, score_frame
 from network_security.service.champion import ChampionStore
@@ -48,9 +49,9 @@ PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
-def scoring() -> dict[str, Any]:
+def scoring(schema) -> dict[str, Any]:
     conf = PROJECT_ROOT / "conf" / "base" / "parameters_inference.yml"
-    return yaml.safe_load(conf.read_text())["scoring"]
+    return with_allowed_values(yaml.safe_load(conf.read_text())["scoring"], schema)
 
 
 @pytest.fixture(scope="module")

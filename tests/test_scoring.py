@@ -16,6 +16,7 @@ from sklearn.ensemble import RandomForestClassifier
 from sklearn.pipeline import Pipeline
 
 from network_security.model import PhishingModel
+from network_security.reasons import REASONS_COLUMN, with_allowed_values
 from network_security.schema import feature_columns, target_column
 from network_security.scoring import (
     OUTPUT_COLUMNS,
@@ -38,8 +39,9 @@ def schema() -> dict[str, Any]:
 
 
 @pytest.fixture
-def scoring() -> dict[str, Any]:
-    return yaml.safe_load((CONF / "parameters_inference.yml").read_text())["scoring"]
+def scoring(schema: dict[str, Any]) -> dict[str, Any]:
+    params = yaml.safe_load((CONF / "parameters_inference.yml").read_text())["scoring"]
+    return with_allowed_values(params, schema)
 
 
 @pytest.fixture(scope="module")
@@ -167,7 +169,7 @@ def test_boolean_cells_are_not_integers(records, schema):
 
 def test_score_adds_the_verdict_columns(sites, schema, model, scoring):
     scored = score_frame(model, check_inference_frame(sites, schema), scoring)
-    assert list(scored.columns) == [*sites.columns, *OUTPUT_COLUMNS]
+    assert list(scored.columns) == [*sites.columns, *OUTPUT_COLUMNS, REASONS_COLUMN]
     assert len(scored) == len(sites)
     probability = model.phishing_probability(check_inference_frame(sites, schema))
     np.testing.assert_array_equal(scored["phishing_probability"].to_numpy(), probability)

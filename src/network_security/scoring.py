@@ -9,8 +9,9 @@ The inference pipeline and the HTTP service both call these functions, so a CSV 
   kept untouched. Problems raise ``InputValidationError`` naming the problem, the column, the
   data row and the value, with how many rows are affected.
 - ``score_frame`` adds the verdict columns: ``prediction`` (coded like ``Result``), ``label``,
-  ``phishing_probability``, ``risk_level``, ``recommended_action`` and ``model_version``. The
-  action follows the operating points chosen in training within an error budget
+  ``phishing_probability``, ``risk_level``, ``recommended_action`` and ``model_version``, then
+  ``reasons`` when ``scoring.reasons`` is enabled (``network_security.reasons``). The action
+  follows the operating points chosen in training within an error budget
   (``operating_points_of``): allow / review / block; the risk level refines review by the
   model's threshold (``RISK_LEVELS``).
 - ``check_chunks`` and ``score_chunks`` apply the same two functions lazily to a stream of chunks
@@ -38,6 +39,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from network_security.model import PhishingModel, flags_phishing
+from network_security.reasons import REASONS_COLUMN, Reasons, reasons_for
 from network_security.schema import Schema
 from network_security.streams import ChunkStream
 from network_security.validator import (
@@ -69,6 +71,7 @@ __all__ = [
     "score_chunks",
     "score_features",
     "score_frame",
+    "verdict_reasons",
     "verdicts_of",
 ]
 
@@ -200,10 +203,19 @@ def verdicts_of(model: PhishingModel, probability: np.ndarray, scoring: Mapping)
     )
 
 
-def refuse_verdict_columns(columns: Iterable[Any]) -> None:
+def verdict_reasons(
+    model: PhishingModel, features: np.ndarray, verdicts: Verdicts, scoring: Mapping
+) -> Reasons | None:
+    """The reasons of each verdict (``network_security.reasons``), or ``None`` when
+    ``scoring.reasons`` is disabled; ``features`` in the model's column order."""
+    actions = np.asarray(verdicts.actions, dtype=object)[verdicts.band]
+    return reasons_for(model, features, verdicts.phishing_probability, actions, scoring)
+
+
+def refuse_verdict_columns(columns: Iterable[Any], names: Sequence[str] = OUTPUT_COLUMNS) -> None:
     """Raise ``InputValidationError`` if the input has a column that scoring adds."""
     present = {str(column) for column in columns}
-    clashes = [name for name in OUTPUT_COLUMNS if name in present]
+    clashes = [name for name in names if name in present]
     if clashes:
         raise InputValidationError(
             f"The input already has column(s) {clashes}, which scoring adds (is it a predictions "
@@ -246,6 +258,7 @@ def score_frame(model: PhishingModel, frame: pd.DataFrame, scoring: dict) -> pd.
     else:  # not an integer matrix: the model's own handling of the frame
         probability = model.phishing_probability(frame[model.feature_columns])
         verdicts = verdicts_of(model, probability, scoring)
+        features = frame[model.feature_columns].to_numpy(dtype=np.float64)
     index = frame.index
     added = {
         "prediction": pd.Series(verdicts.prediction, index=index, copy=False),
@@ -255,6 +268,10 @@ def score_frame(model: PhishingModel, frame: pd.DataFrame, scoring: dict) -> pd.
         "recommended_action": _text_column(verdicts.actions, verdicts.band, index),
         "model_version": pd.Series(verdicts.model_version, index=index, dtype=str),
     }
+    reasons = verdict_reasons(model, features, verdicts, scoring)
+    if reasons is not None:  # scoring.reasons enabled
+        refuse_verdict_columns(frame.columns, (REASONS_COLUMN,))
+        added[REASONS_COLUMN] = reasons.text_column(index)
     if columns is None:
         return frame.assign(**added)
     return pd.DataFrame({**columns, **added}, index=index, copy=False)

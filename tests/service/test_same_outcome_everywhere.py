@@ -12,11 +12,13 @@ allowed set (``2``) as it is, for the validation pipeline's pandera schema to qu
 
 from __future__ import annotations
 
+import html
 from typing import Any
 
 import dask
 import pandas as pd
 import pytest
+import yaml
 from kedro.io import DatasetError
 
 from network_security.datasets import MongoDataset
@@ -182,3 +184,79 @@ def test_inference_dask_and_the_service_agree_and_ingestion_reads_alike(  # noqa
         assert violations.empty, violations
     else:
         assert violations[["column", "check"]].values.tolist() == [[ALTERED, quarantined]]
+
+
+def _reasons_text(reasons: list[dict[str, Any]]) -> str:
+    return "; ".join(f"{r['indicator']}={r['value']} ({r['contribution']:+.2f})" for r in reasons)
+
+
+def test_the_same_reasons_from_every_entry_point(  # noqa: PLR0913
+    rows, schema, champion, write_champion, client, kedro_project, run_kedro, mlflow_store, tmp_path
+):
+    """The pandas engine's CSV, the Dask engine, ``POST /predict`` (an upload and JSON records)
+    and the registered MLflow model give the same reasons for the same 40 rows."""
+    import mlflow
+    from kedro.framework.startup import bootstrap_project
+    from kedro.io import DataCatalog, MemoryDataset
+    from kedro_mlflow.mlflow import KedroPipelineModel
+
+    from network_security.datasets.mlflow_registry import MlflowRegisteredModelDataset
+    from network_security.pipeline_registry import register_pipelines
+    from network_security.pipelines.inference.nodes import score_inference_batch
+    from network_security.reasons import REASONS_COLUMN
+
+    features = rows[feature_columns(schema)]
+    source = tmp_path / "batch.csv"
+    features.to_csv(source, index=False)
+    write_champion(champion, kedro_project / "data" / "06_models" / "champion.pkl")
+    target = tmp_path / "predictions.csv"
+    run_kedro(
+        kedro_project,
+        "inference",
+        {"inference_input_path": str(source), "inference_output_path": str(target)},
+    )
+    written = pd.read_csv(target, dtype={REASONS_COLUMN: str}, keep_default_na=False)
+    expected = written[REASONS_COLUMN].tolist()
+    assert sum(text.count("=") for text in expected) >= 40  # reasons, not empty cells
+
+    scoring = yaml.safe_load((kedro_project / "conf/base/parameters_inference.yml").read_text())
+    with dask.config.set(scheduler="synchronous"):
+        checked = check_inference_batch(DaskTableDataset(str(source)).load(), schema)
+        dask_scored = score_inference_batch(checked, champion, scoring["scoring"], schema)
+        assert dask_scored.compute()[REASONS_COLUMN].tolist() == expected
+
+    upload = client.post(
+        "/predict",
+        files={"file": ("batch.csv", source.read_bytes(), "text/csv")},
+        headers={"Accept": "application/json"},
+    )
+    assert [p[REASONS_COLUMN] for p in upload.json()["predictions"]] == expected
+    page = client.post("/predict", files={"file": ("batch.csv", source.read_bytes(), "text/csv")})
+    assert "<th>reasons</th>" in page.text
+    assert all(f"<td>{html.escape(text)}</td>" in page.text for text in expected)
+    records = client.post("/predict", json={"records": features.to_dict(orient="records")})
+    structured = [p[REASONS_COLUMN] for p in records.json()["predictions"]]
+    assert [_reasons_text(r) for r in structured] == expected
+
+    bootstrap_project(kedro_project)
+    logged = register_pipelines()["training"].inference
+    dataset = MlflowRegisteredModelDataset(str(tmp_path / "candidate.pkl"), "test_reasons")
+    catalog = DataCatalog(
+        {
+            "candidate_model": dataset,
+            "params:schema": MemoryDataset(schema),
+            "params:scoring": MemoryDataset(scoring["scoring"]),
+            "model_input_example": MemoryDataset(features.head(2)),
+        }
+    )
+    experiment = mlflow.get_experiment_by_name("network_security")
+    with mlflow.start_run(experiment_id=experiment.experiment_id):
+        dataset.save(champion)
+        model = KedroPipelineModel(logged, catalog, input_name="model_input_example")
+        info = mlflow.pyfunc.log_model(
+            name="inference_pipeline",
+            python_model=model,
+            artifacts=model.extract_pipeline_artifacts(tmp_path / "artifacts"),
+        )
+    served = mlflow.pyfunc.load_model(info.model_uri).predict(features)
+    assert served[REASONS_COLUMN].tolist() == expected

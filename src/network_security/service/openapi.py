@@ -136,11 +136,32 @@ _ANSWERS = {
     422: "Schema errors, naming the column, row and value.",
     503: "No champion model yet, or busy (Retry-After).",
 }
+
+
+class Reason(BaseModel):
+    """One indicator behind a verdict: setting it to its best other allowed value would move
+    P(phishing) by ``contribution`` less (positive: toward phishing, for review and block;
+    negative: toward legitimate, for allow)."""
+
+    indicator: str
+    value: int
+    contribution: float
+
+
 _PREDICTION = create_model(
     "Prediction",
     __config__=ConfigDict(extra="allow"),
     __doc__="A site as sent (its feature values as read), then its verdict.",
     **dict.fromkeys(OUTPUT_COLUMNS, (Any, ...)),
+    reasons=(
+        list[Reason] | str | None,
+        Field(
+            None,
+            description="The strongest indicators first (at most scoring.reasons.top_k), when "
+            "scoring.reasons is enabled: a list for JSON records, the text "
+            "`SSLfinal_State=-1 (+0.31); URL_of_Anchor=-1 (+0.22)` (as in the CSV) for an upload.",
+        ),
+    ),
 )
 _PREDICTIONS = create_model(
     "Predictions",

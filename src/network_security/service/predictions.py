@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from network_security import scoring
+from network_security.reasons import REASONS_COLUMN, with_allowed_values
 from network_security.sanitize import dumps
 from network_security.schema import feature_columns
 from network_security.scoring import InputValidationError
@@ -30,7 +31,8 @@ def score_csv(state: ServiceState, loaded: LoadedModel, data: bytes, source: str
     frame = read_csv_upload(data, source=source, **limits)
     try:
         checked = scoring.check_inference_frame(frame, state.schema, source=source)
-        return scoring.score_frame(loaded.model, checked, state.scoring)
+        parameters = with_allowed_values(state.scoring, state.schema)
+        return scoring.score_frame(loaded.model, checked, parameters)
     except InputValidationError as error:
         raise RequestProblem.of(error) from None
 
@@ -45,9 +47,12 @@ def score_records(state: ServiceState, loaded: LoadedModel, body: bytes | bytear
         matrix = scoring.check_feature_matrix(
             feature_matrix(records, features), state.schema, source="records"
         )
-        verdicts = scoring.score_features(loaded.model, matrix, state.scoring, columns=features)
+        parameters = with_allowed_values(state.scoring, state.schema)
+        verdicts = scoring.score_features(loaded.model, matrix, parameters, columns=features)
     except InputValidationError as error:
         raise RequestProblem.of(error) from None
+    positions = [features.index(name) for name in loaded.model.feature_columns]
+    reasons = scoring.verdict_reasons(loaded.model, matrix[:, positions], verdicts, parameters)
     for record in records if len(names) > len(features) else ():
         for name in names if len(record) != len(names) else ():
             record.setdefault(name, None)  # a field another record has: null here
@@ -60,6 +65,8 @@ def score_records(state: ServiceState, loaded: LoadedModel, body: bytes | bytear
         "recommended_action": [verdicts.actions[band] for band in bands],
         "model_version": [verdicts.model_version] * len(bands),
     }
+    if reasons is not None:  # structured: [{"indicator", "value", "contribution"}, ...]
+        added[REASONS_COLUMN] = reasons.records()
     for record, values in zip(records, zip(*added.values(), strict=True), strict=True):
         record.update(zip(added, values, strict=True))
     return predictions_body(records, loaded, "records")
@@ -72,7 +79,8 @@ def predictions_body(rows: list[dict[str, Any]], loaded: LoadedModel, source: st
 
 
 def frame_body(scored: pd.DataFrame, loaded: LoadedModel, source: str) -> bytes:
-    """A scored frame as the JSON answer, one object per row."""
+    """A scored frame as the JSON answer, one object per row (the reasons text as it is in the
+    CSV: structured reasons are for JSON records)."""
     columns = {str(name): scored[name].tolist() for name in scored.columns}
     rows = [dict(zip(columns, row, strict=True)) for row in zip(*columns.values(), strict=True)]
     return predictions_body(rows, loaded, source)

@@ -17,6 +17,7 @@ from starlette.requests import Request
 from werkzeug.datastructures import MIMEAccept
 from werkzeug.http import parse_accept_header
 
+from network_security.reasons import REASONS_COLUMN
 from network_security.sanitize import dumps
 from network_security.scoring import OUTPUT_COLUMNS, operating_points_of
 from network_security.service.inputs import RequestProblem
@@ -74,9 +75,12 @@ def problem_response(request: Request, problem: RequestProblem) -> Response:
 def predictions_page(
     request: Request, scored: pd.DataFrame, features: list[str], loaded: Any, source: str
 ) -> Response:
-    """The predictions table: the caller's own columns, the verdict, then the features."""
-    verdict = ["label", "phishing_probability", "risk_level", "recommended_action", "prediction"]
-    own = [c for c in scored.columns if c not in features and c not in OUTPUT_COLUMNS]
+    """The predictions table: the caller's own columns, the verdict (with its reasons when
+    scoring adds them), then the features."""
+    verdict = ["label", "phishing_probability", "risk_level", "recommended_action"]
+    verdict += [REASONS_COLUMN] * (REASONS_COLUMN in scored.columns) + ["prediction"]
+    added = {*OUTPUT_COLUMNS, REASONS_COLUMN}
+    own = [c for c in scored.columns if c not in features and c not in added]
     columns = [*own, *verdict, *[c for c in features if c in scored.columns]]
     levels = scored["risk_level"].astype(str)
     riskiest = scored.groupby(levels)["phishing_probability"].max().sort_values(ascending=False)

@@ -20,6 +20,7 @@ from sklearn.pipeline import Pipeline
 from network_security.champion import write_cache
 from network_security.embedded_mongo import free_port
 from network_security.model import PhishingModel
+from network_security.reasons import with_allowed_values
 from network_security.schema import allowed_values, feature_columns, target_column
 
 CONF = Path(__file__).resolve().parents[3] / "conf" / "base"
@@ -33,9 +34,11 @@ def schema() -> dict[str, Any]:
 
 
 @pytest.fixture
-def scoring() -> dict[str, Any]:
-    """The ``scoring`` parameters of conf/base/parameters_inference.yml, freshly loaded."""
-    return yaml.safe_load((CONF / "parameters_inference.yml").read_text())["scoring"]
+def scoring(schema: dict[str, Any]) -> dict[str, Any]:
+    """The ``scoring`` parameters of conf/base/parameters_inference.yml, freshly loaded, with
+    the schema's allowed values for the reasons (as the inference node passes them)."""
+    params = yaml.safe_load((CONF / "parameters_inference.yml").read_text())["scoring"]
+    return with_allowed_values(params, schema)
 
 
 @pytest.fixture(scope="session")

@@ -19,6 +19,7 @@ from network_security.dask_cluster import DaskClusterError, connect
 from network_security.datasets.dask_datasets import DaskParquetPartsDataset, DaskTableDataset
 from network_security.embedded_mongo import free_port
 from network_security.pipelines.inference.nodes import check_inference_batch, score_inference_batch
+from network_security.reasons import REASONS_COLUMN
 from network_security.schema import feature_columns
 from network_security.scoring import OUTPUT_COLUMNS, InputValidationError
 
@@ -110,7 +111,12 @@ def test_dask_engine_on_a_cluster_equals_the_pandas_engine_row_for_row(
 
     assert len(dask_scored) == 90_000
     assert list(dask_scored.columns) == list(pandas_scored.columns)
-    assert list(dask_scored.columns) == ["url", *feature_columns(schema), *OUTPUT_COLUMNS]
+    assert list(dask_scored.columns) == [
+        "url",
+        *feature_columns(schema),
+        *OUTPUT_COLUMNS,
+        REASONS_COLUMN,
+    ]
     for column in dask_scored.columns:
         if column == "phishing_probability":
             np.testing.assert_allclose(
@@ -204,7 +210,9 @@ def test_partitions_know_their_file_and_count_earlier_rows_and_the_model_ships_o
         by_file[source] = by_file.get(source, 0) + len(partition)
     assert by_file == {str(p): 30_000 for p in batches}
 
-    scored = score_inference_batch(check_inference_batch(frame, schema), phishing_model, scoring)
+    scored = score_inference_batch(
+        check_inference_batch(frame, schema), phishing_model, scoring, schema
+    )
     graph = dict(scored.__dask_graph__())
     holding_model = [
         key for key, task in graph.items() if phishing_model is getattr(task, "value", task)
@@ -287,7 +295,9 @@ def test_without_a_scheduler_a_local_cluster_scores_and_is_stopped(
     source = tmp_path / "sites.csv"
     new_sites(2_000, seed=5).to_csv(source, index=False)
     frame = DaskTableDataset(str(source), blocksize="64KiB", load_args=CSV_TEXT).load()
-    scored = score_inference_batch(check_inference_batch(frame, schema), phishing_model, scoring)
+    scored = score_inference_batch(
+        check_inference_batch(frame, schema), phishing_model, scoring, schema
+    )
     children_before = {p.pid for p in psutil.Process().children(recursive=True)}
     output = tmp_path / "out"
     with connect({"scheduler": None, "local_cluster": {"n_workers": 2, "threads_per_worker": 1}}):

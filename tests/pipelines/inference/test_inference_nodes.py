@@ -13,6 +13,7 @@ from network_security.pipelines.inference.nodes import (
     check_inference_batch,
     score_inference_batch,
 )
+from network_security.reasons import REASONS_COLUMN
 from network_security.scoring import (
     OUTPUT_COLUMNS,
     ChunkStream,
@@ -26,9 +27,9 @@ TYPE = "network_security.datasets.chunked_csv.ChunkedCSVDataset"
 def test_a_frame_is_checked_and_scored_eagerly(new_sites, schema, phishing_model, scoring):
     sites = new_sites(200)
     checked = check_inference_batch(sites.astype(str), schema)
-    scored = score_inference_batch(checked, phishing_model, scoring)
+    scored = score_inference_batch(checked, phishing_model, scoring, schema)
     assert isinstance(scored, pd.DataFrame)
-    assert list(scored.columns) == [*sites.columns, *OUTPUT_COLUMNS]
+    assert list(scored.columns) == [*sites.columns, *OUTPUT_COLUMNS, REASONS_COLUMN]
     pd.testing.assert_frame_equal(scored, score_frame(phishing_model, sites, scoring))
 
 
@@ -43,7 +44,10 @@ def test_a_stream_is_mapped_lazily(new_sites, schema, phishing_model, scoring):
             yield sites.iloc[start : start + 50]
 
     stream = score_inference_batch(
-        check_inference_batch(ChunkStream(chunks(), "s.csv"), schema), phishing_model, scoring
+        check_inference_batch(ChunkStream(chunks(), "s.csv"), schema),
+        phishing_model,
+        scoring,
+        schema,
     )
     assert isinstance(stream, ChunkStream) and consumed == []  # nothing read yet
     results = iter(stream)
@@ -55,9 +59,9 @@ def test_a_stream_is_mapped_lazily(new_sites, schema, phishing_model, scoring):
 def test_scoring_without_a_champion_says_to_train_first(new_sites, schema, scoring):
     checked = check_inference_batch(new_sites(5), schema)
     with pytest.raises(ValueError, match="kedro run --pipeline training"):
-        score_inference_batch(checked, None, scoring)
+        score_inference_batch(checked, None, scoring, schema)
     with pytest.raises(TypeError, match="not a PhishingModel"):
-        score_inference_batch(checked, {"not": "a model"}, scoring)
+        score_inference_batch(checked, {"not": "a model"}, scoring, schema)
 
 
 def run_on_files(input_path, output_path, chunksize, model, schema, scoring) -> None:

@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 from kedro.io import DatasetError
 
+from network_security.reasons import REASONS_COLUMN
 from network_security.schema import feature_columns
 from network_security.scoring import OUTPUT_COLUMNS, InputValidationError
 
@@ -43,7 +44,7 @@ def test_scoring_the_committed_batch_writes_predictions_with_every_column(
     output = project / "data" / "07_model_output" / "predictions.csv"  # the default output path
     scored = pd.read_csv(output)
     assert len(scored) == len(sites) == 500
-    assert list(scored.columns) == [*sites.columns, *OUTPUT_COLUMNS]
+    assert list(scored.columns) == [*sites.columns, *OUTPUT_COLUMNS, REASONS_COLUMN]
     assert scored["url"].tolist() == sites["url"].tolist()
     pd.testing.assert_frame_equal(scored[feature_columns(schema)], sites[feature_columns(schema)])
     assert scored["phishing_probability"].between(0, 1).all()

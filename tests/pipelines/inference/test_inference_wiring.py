@@ -21,6 +21,7 @@ VERDICTS = [
     "risk_level",
     "recommended_action",
     "model_version",
+    "reasons",
 ]
 
 

@@ -33,6 +33,7 @@ VERDICT_COLUMNS = (
     "risk_level",
     "recommended_action",
     "model_version",
+    "reasons",
 )
 
 

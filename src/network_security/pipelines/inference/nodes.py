@@ -16,6 +16,7 @@ from typing import Any
 import pandas as pd
 
 from network_security.model import PhishingModel
+from network_security.reasons import with_allowed_values
 from network_security.schema import Schema
 from network_security.scoring import (
     check_chunks,
@@ -53,8 +54,11 @@ def check_inference_batch(batch: Batch, schema: Schema) -> Batch:
     return check_inference_frame(batch, schema)
 
 
-def score_inference_batch(batch: Batch, model: PhishingModel | None, scoring: dict) -> Batch:
-    """Score checked sites with the champion model: input columns plus the verdict columns."""
+def score_inference_batch(
+    batch: Batch, model: PhishingModel | None, scoring: dict, schema: Schema
+) -> Batch:
+    """Score checked sites with the champion model: input columns plus the verdict columns
+    (and the reasons, tried over the schema's allowed values, when ``scoring.reasons`` is on)."""
     if model is None:
         raise ValueError(
             "No champion model to score with: the catalog entry 'champion_model' "
@@ -66,6 +70,7 @@ def score_inference_batch(batch: Batch, model: PhishingModel | None, scoring: di
             f"'champion_model' holds a {type(model).__name__}, not a PhishingModel; retrain it "
             "with `kedro run --pipeline training`."
         )
+    scoring = with_allowed_values(scoring, schema)
     if isinstance(batch, ChunkStream):
         total, exact = stream_size(batch)
         return with_progress(score_chunks(model, batch, scoring), "Scored", total, exact)

@@ -28,7 +28,7 @@ def create_pipeline(**kwargs) -> Pipeline:
         ),
         Node(
             score_inference_batch,
-            inputs=["checked_inference_batch", "champion_model", "params:scoring"],
+            inputs=["checked_inference_batch", "champion_model", "params:scoring", "params:schema"],
             outputs="inference_predictions",
             name="score_inference_batch",
         ),
