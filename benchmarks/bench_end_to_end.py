@@ -13,7 +13,7 @@ user would run it::
 and scores the predictions file against the held-out labels: accuracy, ROC-AUC and F1 of the
 phishing class. The baseline, measured in the same run on the same rows:
 ``RandomForestClassifier(500)`` fit on all the records (what the tutorial this project replaces
-comes down to, without its leak). Issue 9's bar: accuracy >= 0.957, ROC-AUC >= 0.993,
+comes down to, without its leak). The target: accuracy >= 0.957, ROC-AUC >= 0.993,
 F1 >= 0.950.
 
 Usage::

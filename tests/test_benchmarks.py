@@ -144,4 +144,4 @@ def test_bench_holdout_quick_on_the_end_to_end_splits(clone):
     for arm in ("selected, refit on all the rest", r"RandomForest\(500\), raw indicators"):
         accuracy = number(rf"(?m)^{arm}\s+(\d\.\d+)", output)
         assert 0.85 < accuracy <= 1  # mean held-out accuracy of the two splits
-    assert "selected + refit vs issue 9's figures" in output
+    assert "selected + refit vs the target figures" in output

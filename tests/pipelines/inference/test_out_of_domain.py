@@ -1,6 +1,6 @@
-"""Issue 11, defect 2, in the inference pipeline: a value outside the schema's allowed values,
-whatever its size or type, stops the run with an error naming the column, row and value, and
-no predictions are written."""
+"""The inference pipeline: a value outside the schema's allowed values, whatever its size or
+type, stops the run with an error naming the column, row and value, and no predictions are
+written."""
 
 from __future__ import annotations
 
