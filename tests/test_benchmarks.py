@@ -70,7 +70,8 @@ def number(pattern: str, output: str) -> float:
 
 
 @pytest.fixture
-def clone(tmp_path: Path) -> Path:
+def clone(tmp_path: Path, real_data_path: Path) -> Path:
+    """A fresh clone with the real data set beside it (these tests are marked ``realdata``)."""
     return make_clone(tmp_path, with_real_data=True)
 
 
