@@ -76,7 +76,9 @@ def rejected_column(error: BaseException) -> str | None:
 def rows(sample_data: pd.DataFrame, schema: dict) -> pd.DataFrame:
     """40 rows of the synthetic sample: the features then the label."""
     columns = [*feature_columns(schema), target_column(schema)]
-    return sample_data.sample(40, random_state=10)[columns].reset_index(drop=True)
+    rows = sample_data.sample(40, random_state=10)[columns].reset_index(drop=True)
+    rows.loc[ROW - 1, ALTERED] = 1  # so that writing "1.0" into that cell leaves its value alone
+    return rows
 
 
 @pytest.mark.parametrize("case", CASES)
