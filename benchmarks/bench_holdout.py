@@ -1,6 +1,6 @@
 """Benchmark: the production refit's verdicts on feature vectors it has never seen (real data).
 
-Issue 9's acceptance check scores the champion, refit on ALL validated records, on a held-out
+The acceptance check scores the champion, refit on ALL validated records, on a held-out
 set of sites whose feature vectors never occur in the training data (kept outside the project).
 This script simulates it on the real data set (``../shared/data/phishing_websites.csv``), for
 several seeds:
@@ -13,13 +13,13 @@ several seeds:
    on its training side, ``select_best_candidate``, ``choose_threshold``;
 3. refit the winning configuration, with its threshold, on ALL of the rest (the production
    refit), and score the held-out rows: accuracy, ROC-AUC, F1 of the phishing class;
-4. beside it, the same winner fit on the training side only (the model before issue 9), and the
+4. beside it, the same winner fit on the training side only (no production refit), and the
    baseline: a plain ``RandomForestClassifier(500)`` on the raw indicators, fit on all the rest.
 
 Printed: each seed's winner and scores, then mean and standard deviation over the seeds, and the
 paired difference to the baseline (mean and its standard error; the seeds share the data, so the
-differences are much less noisy than the scores). Issue 9 asks >= 0.957 / 0.993 / 0.950 on the
-hidden set; the hidden set is not this one, so the figures here are evidence, not the check.
+differences are much less noisy than the scores). The targets are >= 0.957 / 0.993 / 0.950 on
+the hidden set; the hidden set is not this one, so the figures here are evidence, not the check.
 
 ``--explore`` also scores a broad list of candidates (``BROAD_CANDIDATES``: forests of 100-500
 trees, extra trees of 100-300 with other ``max_features``, gradient boosting with 15-63 leaves
@@ -58,7 +58,7 @@ import yaml  # noqa: E402
 PROJECT = Path(__file__).resolve().parents[1]
 REAL_DATA = PROJECT.parent / "shared" / "data" / "phishing_websites.csv"
 TARGETS = {"accuracy": 0.957, "roc_auc": 0.993, "f1": 0.950}
-"""Issue 9's figures for the hidden held-out set."""
+"""The target figures for the hidden held-out set."""
 
 logger = logging.getLogger("bench_holdout")
 
@@ -402,7 +402,7 @@ def main() -> None:
         logger.info("%s", summarize(rows).round(4).to_string())
     mean = selected[list(TARGETS)].mean()
     logger.info(
-        "selected + refit vs issue 9's figures (for the hidden set): %s",
+        "selected + refit vs the target figures (for the hidden set): %s",
         ", ".join(
             f"{k} {mean[k]:.4f} {'>=' if mean[k] >= v else '<'} {v}" for k, v in TARGETS.items()
         ),

@@ -18,10 +18,10 @@ bare path, from loading the model to the written file), and peak RSS (the larges
 ``wait4``; the pipeline path also reports the sampled peak of its whole process tree, which
 includes the embedded database a run starts when ``MONGODB_URI`` is unset).
 
-The targets (issue 9): the pipeline end to end at least 0.9x the rows/s of the bare path, with a
-peak RSS of at most 1 GB; with reasons, at least 0.3x the rows/s of the pipeline without them;
-all are checked at the end (they are meant for 1,000,000 rows: on a small file the fixed start-up
-of ``kedro run`` dominates).
+The targets: the pipeline end to end at least 0.9x the rows/s of the bare path, with a peak RSS
+of at most 1 GB; with reasons, at least 0.3x the rows/s of the pipeline without them; all are
+checked at the end (they are meant for 1,000,000 rows: on a small file the fixed start-up of
+``kedro run`` dominates).
 
 Usage::
 

@@ -1,7 +1,12 @@
-"""Shared fixtures: a real MongoDB-compatible server over TCP and temporary Kedro projects.
+"""Shared fixtures: a real MongoDB-compatible server over TCP, temporary Kedro projects, data.
 
 ``mongo_uri`` is ``MONGODB_URI`` when it is set (a real MongoDB or Atlas), otherwise a SecantusDB
 server this session starts on a free loopback port with a temporary data directory.
+
+Tests of behaviour read the committed synthetic sample (``sample_data_path``); the tests that
+need the real distribution read the real data set (``real_data_path``), which lives beside the
+checkout and is never copied into it. Every test that uses ``real_data_path`` is marked
+``realdata`` and skips, saying where it looked, when the data set is absent.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from network_security.warning_filters import QUIET_WARNINGS, silence_third_party
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 REAL_DATA = PROJECT_ROOT.parent / "shared" / "data" / "phishing_websites.csv"
+SAMPLE_DATA = PROJECT_ROOT / "data" / "01_raw" / "phishing_sample.csv"
 
 os.environ.setdefault("KEDRO_DISABLE_TELEMETRY", "1")
 os.environ.setdefault("OMP_NUM_THREADS", "2")
@@ -36,6 +42,13 @@ def pytest_configure(config: pytest.Config) -> None:
     """pytest resets warning filters around each test: give it the same list as ini filters."""
     for message, category in QUIET_WARNINGS:
         config.addinivalue_line("filterwarnings", f"ignore:{message}:{category.__name__}")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark ``realdata`` every test that reads the real data set (directly or via a fixture)."""
+    for item in items:
+        if "real_data_path" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.realdata)
 
 
 @pytest.fixture(autouse=True)
@@ -86,10 +99,17 @@ def make_records(schema: dict[str, Any]) -> Callable[..., pd.DataFrame]:
 
 
 @pytest.fixture(scope="session")
+def sample_data_path() -> Path:
+    """The committed synthetic sample (3,000 labelled records drawn from the data set's profile)."""
+    return SAMPLE_DATA
+
+
+@pytest.fixture(scope="session")
 def real_data_path() -> Path:
-    """The real UCI data set beside the checkout (never copied into the repository)."""
+    """The real UCI data set beside the checkout (never copied into the repository); the tests
+    that use it are marked ``realdata`` and skip when it is absent."""
     if not REAL_DATA.exists():
-        pytest.skip(f"the real data set is not at {REAL_DATA}")
+        pytest.skip(f"realdata: the real data set is not at {REAL_DATA}")
     return REAL_DATA
 
 

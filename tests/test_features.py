@@ -116,9 +116,9 @@ def test_feature_vector_groups_ignore_the_label_and_handle_empty(frame):
 
 @pytest.mark.parametrize(("n_splits", "seed", "fraction"), [(5, 42, 1.0), (3, 0, 0.4), (7, 9, 0.7)])
 def test_grouped_folds_are_scikit_learns_stratified_group_folds(
-    real_data_path, n_splits, seed, fraction
+    sample_data_path, n_splits, seed, fraction
 ):
-    records = pd.read_csv(real_data_path).sample(frac=fraction, random_state=seed)
+    records = pd.read_csv(sample_data_path).sample(frac=fraction, random_state=seed)
     records = records.reset_index(drop=True)
     features = [c for c in records.columns if c not in ("index", "Result")]
     labels = records["Result"].to_numpy()

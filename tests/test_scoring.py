@@ -1,5 +1,5 @@
 """``network_security.scoring``: the input checks and the scoring function the pipeline and the
-service share, on real feature vectors and a model fitted on the real data set."""
+service share, on the committed synthetic sample and a model fitted on it."""
 
 from __future__ import annotations
 
@@ -45,8 +45,8 @@ def scoring(schema: dict[str, Any]) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-def records(real_data_path: Path) -> pd.DataFrame:
-    return pd.read_csv(real_data_path)
+def records(sample_data_path: Path) -> pd.DataFrame:
+    return pd.read_csv(sample_data_path)
 
 
 @pytest.fixture(scope="module")
@@ -60,7 +60,7 @@ def model(records: pd.DataFrame, schema: dict[str, Any]) -> PhishingModel:
 
 @pytest.fixture
 def sites(records: pd.DataFrame, schema: dict[str, Any]) -> pd.DataFrame:
-    """300 real feature vectors as text cells (as read from a CSV), with an id and a URL."""
+    """300 sample feature vectors as text cells (as read from a CSV), with an id and a URL."""
     frame = records.sample(300, random_state=3)[feature_columns(schema)].astype(str)
     frame = frame.reset_index(drop=True)
     frame.insert(0, "site_id", [f"{i:05d}" for i in range(len(frame))])

@@ -1,8 +1,9 @@
 """The compiled predictor (``network_security.tree_predictor``) against scikit-learn, on the
-real data set: the same probabilities within 1e-9 for every model shape training builds, for
-one row, a few rows, a request-sized batch (a vote's members in parallel threads) and a large
-one (parallel row blocks); and the check that decides, when a model is first scored, whether
-the compiled path or ``predict_proba`` serves it."""
+committed synthetic sample and on the real data set (``realdata``): the same probabilities
+within 1e-9 for every model shape training builds, for one row, a few rows, a request-sized
+batch (a vote's members in parallel threads) and a large one (parallel row blocks); and the
+check that decides, when a model is first scored, whether the compiled path or
+``predict_proba`` serves it."""
 
 from __future__ import annotations
 
@@ -76,14 +77,16 @@ def schema() -> dict[str, Any]:
     return yaml.safe_load((CONF / "parameters.yml").read_text())["schema"]
 
 
-@pytest.fixture(scope="module")
-def records(real_data_path: Path) -> pd.DataFrame:
-    return pd.read_csv(real_data_path)
+@pytest.fixture(scope="module", params=["sample", pytest.param("real", marks=pytest.mark.realdata)])
+def records(request: pytest.FixtureRequest) -> pd.DataFrame:
+    """The committed synthetic sample, then the real data set (skips when it is absent)."""
+    path = request.getfixturevalue(f"{request.param}_data_path")
+    return pd.read_csv(path)
 
 
 @pytest.fixture(scope="module")
 def models(records: pd.DataFrame, schema: dict[str, Any]) -> dict[str, Any]:
-    """Small fitted models of every shape training builds, on the real data set."""
+    """Small fitted models of every shape training builds, on ``records``."""
     features = feature_columns(schema)
     fitted = {
         name: build_model_pipeline(spec, features, random_state=0)

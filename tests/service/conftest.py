@@ -1,8 +1,5 @@
-"""Fixtures of the service tests: a champion trained on the real data set, a project copy,
-the app in-process (TestClient) and a real uvicorn server on a free loopback port.
-
-The real data set is read from its path (fixture ``real_data_path``); no row of it is written
-into the repository.
+"""Fixtures of the service tests: a champion trained on the committed synthetic sample, a
+project copy, the app in-process (TestClient) and a real uvicorn server on a free loopback port.
 """
 
 from __future__ import annotations
@@ -35,11 +32,6 @@ from network_security.schema import feature_columns, target_column
 from network_security.service.settings import ServiceSettings
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
-REAL_DATA = Path(
-    os.environ.get(
-        "NETWORK_SECURITY_DATA", PROJECT_ROOT.parent / "shared/data/phishing_websites.csv"
-    )
-)
 TOKEN = "s3cret-test-token-for-the-service"
 
 
@@ -58,9 +50,9 @@ def schema() -> dict:
 
 
 @pytest.fixture(scope="session")
-def real_data(real_data_path: Path) -> pd.DataFrame:
-    """The real data set, read from its path (the root conftest skips when it is absent)."""
-    return pd.read_csv(real_data_path)
+def sample_data(sample_data_path: Path) -> pd.DataFrame:
+    """The committed synthetic sample: labelled records with the real schema."""
+    return pd.read_csv(sample_data_path)
 
 
 def build_champion(data: pd.DataFrame, schema: dict, version: str, seed: int = 0) -> PhishingModel:
@@ -88,8 +80,8 @@ def build_champion(data: pd.DataFrame, schema: dict, version: str, seed: int = 0
 
 
 @pytest.fixture(scope="session")
-def champion(real_data: pd.DataFrame, schema: dict) -> PhishingModel:
-    return build_champion(real_data, schema, version="test-champion-1")
+def champion(sample_data: pd.DataFrame, schema: dict) -> PhishingModel:
+    return build_champion(sample_data, schema, version="test-champion-1")
 
 
 def save_model(model: PhishingModel, path: Path) -> None:
@@ -164,9 +156,9 @@ def api_token() -> str:
 
 
 @pytest.fixture(scope="session")
-def make_champion(real_data: pd.DataFrame, schema: dict):
-    """``make_champion(version, seed)``: another champion trained on the real data set."""
-    return lambda version, seed=0: build_champion(real_data, schema, version=version, seed=seed)
+def make_champion(sample_data: pd.DataFrame, schema: dict):
+    """``make_champion(version, seed)``: another champion trained on the synthetic sample."""
+    return lambda version, seed=0: build_champion(sample_data, schema, version=version, seed=seed)
 
 
 @pytest.fixture(scope="session")
@@ -176,9 +168,9 @@ def write_champion():
 
 
 @pytest.fixture(scope="session")
-def batch(real_data: pd.DataFrame, schema: dict) -> pd.DataFrame:
-    """25 rows of the real data set, features only, with an extra ``url`` column."""
-    rows = real_data.sample(25, random_state=7)[feature_columns(schema)].reset_index(drop=True)
+def batch(sample_data: pd.DataFrame, schema: dict) -> pd.DataFrame:
+    """25 rows of the synthetic sample, features only, with an extra ``url`` column."""
+    rows = sample_data.sample(25, random_state=7)[feature_columns(schema)].reset_index(drop=True)
     rows.insert(0, "url", [f"https://site-{i}.example/login" for i in range(len(rows))])
     return rows
 

@@ -1,9 +1,9 @@
 """The same CSV gets the same outcome at every entry point (the one validator).
 
-For each of eight 40-row CSVs built here from the real data set (never written into the
-repository): ``kedro run --pipeline inference`` (a KedroSession on a temporary project copy),
-the Dask engine's reader and check, and ``POST /predict`` with the CSV as an upload through the
-real app either all accept the file or all reject it naming the altered column. Ingestion
+For each of eight 40-row CSVs built here from the committed synthetic sample:
+``kedro run --pipeline inference`` (a KedroSession on a temporary project copy), the Dask
+engine's reader and check, and ``POST /predict`` with the CSV as an upload through the real app
+either all accept the file or all reject it naming the altered column. Ingestion
 (``kedro run --pipeline ingestion``, the same rows with ``Result``, into the test server) reads
 the header and the cells the same way: it refuses what cannot be read (a repeated column, a
 cell that is not a number), and lands a missing cell (empty, ``NA``) or a value outside the
@@ -75,10 +75,12 @@ def rejected_column(error: BaseException) -> str | None:
 
 
 @pytest.fixture(scope="module")
-def rows(real_data: pd.DataFrame, schema: dict) -> pd.DataFrame:
-    """40 real rows: the features then the label."""
+def rows(sample_data: pd.DataFrame, schema: dict) -> pd.DataFrame:
+    """40 rows of the synthetic sample: the features then the label."""
     columns = [*feature_columns(schema), target_column(schema)]
-    return real_data.sample(40, random_state=10)[columns].reset_index(drop=True)
+    rows = sample_data.sample(40, random_state=10)[columns].reset_index(drop=True)
+    rows.loc[ROW - 1, ALTERED] = 1  # so that writing "1.0" into that cell leaves its value alone
+    return rows
 
 
 @pytest.mark.parametrize("case", CASES)

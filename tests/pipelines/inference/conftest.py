@@ -42,30 +42,30 @@ def scoring(schema: dict[str, Any]) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="session")
-def real_records(real_data_path: Path) -> pd.DataFrame:
-    """The real data set (read from beside the checkout, never copied)."""
-    return pd.read_csv(real_data_path)
+def records(sample_data_path: Path) -> pd.DataFrame:
+    """The committed synthetic sample: labelled records with the real schema."""
+    return pd.read_csv(sample_data_path)
 
 
 @pytest.fixture(scope="session")
-def phishing_model(real_records: pd.DataFrame, schema: dict[str, Any]) -> PhishingModel:
-    """A small random forest fitted on the real data set, wrapped as the champion would be."""
+def phishing_model(records: pd.DataFrame, schema: dict[str, Any]) -> PhishingModel:
+    """A small random forest fitted on the synthetic sample, wrapped as the champion would be."""
     features = feature_columns(schema)
     estimator = Pipeline(
         [("classifier", RandomForestClassifier(n_estimators=25, max_depth=8, random_state=0))]
-    ).fit(real_records[features], real_records[target_column(schema)])
+    ).fit(records[features], records[target_column(schema)])
     return PhishingModel(
         estimator=estimator, feature_columns=features, threshold=0.5, version="test-rf-1"
     )
 
 
 @pytest.fixture
-def new_sites(real_records: pd.DataFrame, schema: dict[str, Any]) -> Callable[..., pd.DataFrame]:
-    """``new_sites(n, seed=0)``: n rows of real feature vectors without ``Result``, with a
-    leading ``url`` column, as a new batch to score would be."""
+def new_sites(records: pd.DataFrame, schema: dict[str, Any]) -> Callable[..., pd.DataFrame]:
+    """``new_sites(n, seed=0)``: n feature vectors of the synthetic sample without ``Result``,
+    with a leading ``url`` column, as a new batch to score would be."""
 
     def make(n: int, seed: int = 0) -> pd.DataFrame:
-        rows = real_records.sample(n, random_state=seed, replace=n > len(real_records))
+        rows = records.sample(n, random_state=seed, replace=n > len(records))
         frame = rows[feature_columns(schema)].reset_index(drop=True)
         urls = [f"https://site-{seed}-{i}.example.org/login?id={i}" for i in range(n)]
         frame.insert(0, "url", urls)

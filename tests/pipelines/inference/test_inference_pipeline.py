@@ -1,5 +1,5 @@
 """``kedro run --pipeline inference`` end to end, through a KedroSession on a temporary copy of
-the project with a champion model fitted on the real data set."""
+the project with a champion model fitted on the committed synthetic sample."""
 
 from __future__ import annotations
 

@@ -23,10 +23,10 @@ def test_ingesting_the_real_data_set_twice_stores_each_row_once(
 
 
 def test_a_text_cell_stops_the_run_and_stores_nothing_of_the_file(
-    kedro_project, run_kedro, real_data_path, mongo_client, mongo_database, tmp_path
+    kedro_project, run_kedro, sample_data_path, mongo_client, mongo_database, tmp_path
 ):
     good = tmp_path / "good.csv"
-    lines = real_data_path.read_text().splitlines()
+    lines = sample_data_path.read_text().splitlines()
     good.write_text("\n".join(lines[:101]) + "\n")
     run_kedro(kedro_project, "ingestion", {"raw_data_path": str(good)})
     collection = mongo_client[mongo_database]["phishing_records"]

@@ -1,4 +1,4 @@
-"""Issue 3's acceptance checks on the real data set (read from ../shared; never copied here).
+"""Acceptance checks of validation on the real data set (read from ../shared; never copied here).
 
 CSV -> ingestion -> MongoDB (test server) -> validation -> feature_engineering, through Kedro
 sessions. The modified CSVs are written to the test's temporary directory only.
