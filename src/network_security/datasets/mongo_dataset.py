@@ -101,6 +101,24 @@ def _hosts(uri: str) -> str:
     return netloc.split("@")[-1] or "localhost:27017"
 
 
+def _write_concern(write_concern: dict[str, Any] | None, collection: str) -> WriteConcern:
+    """The write concern of the dataset's saves; ``w: 0`` and invalid keys are refused."""
+    concern = dict(DEFAULT_WRITE_CONCERN if write_concern is None else write_concern)
+    if concern.get("w") == 0:
+        raise DatasetError(
+            f"write_concern w: 0 for collection '{collection}': unacknowledged writes cannot "
+            "tell a stored record from a rejected one, so saves could not be idempotent or "
+            "rolled back. Use w: 1 or more, or 'majority'."
+        )
+    try:
+        return WriteConcern(**concern)
+    except (ConfigurationError, TypeError, ValueError) as exc:
+        raise DatasetError(
+            f"Invalid write_concern {concern!r} for collection '{collection}': {exc}. "
+            "Use keys w (a number or 'majority'), j (true/false) and wtimeout (ms)."
+        ) from exc
+
+
 class MongoDataset(AbstractDataset[pd.DataFrame, Any]):
     """Loads a collection as a DataFrame (without ``_id``); saves DataFrames idempotently.
 
@@ -159,20 +177,7 @@ class MongoDataset(AbstractDataset[pd.DataFrame, Any]):
         self._batch_size = int(batch_size)
         if self._batch_size < 1:
             raise DatasetError(f"batch_size must be a positive number; got {batch_size}.")
-        concern = dict(DEFAULT_WRITE_CONCERN if write_concern is None else write_concern)
-        if concern.get("w") == 0:
-            raise DatasetError(
-                f"write_concern w: 0 for collection '{collection}': unacknowledged writes cannot "
-                "tell a stored record from a rejected one, so saves could not be idempotent or "
-                "rolled back. Use w: 1 or more, or 'majority'."
-            )
-        try:
-            self._write_concern = WriteConcern(**concern)
-        except (ConfigurationError, TypeError, ValueError) as exc:
-            raise DatasetError(
-                f"Invalid write_concern {concern!r} for collection '{collection}': {exc}. "
-                "Use keys w (a number or 'majority'), j (true/false) and wtimeout (ms)."
-            ) from exc
+        self._write_concern = _write_concern(write_concern, collection)
         self._client_args = dict(client_args or {})
         self._client: MongoClient | None = None
         self._uri_provider: Callable[[], str] | None = None

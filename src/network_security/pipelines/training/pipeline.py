@@ -88,6 +88,9 @@ SPLIT_AND_BEST = [
 ]  # fmt: skip
 """The inputs both fits share after their records."""
 
+OUT_OF_FOLD = ["oof_probabilities", "model_input_train", "best_candidate"]
+"""The selected candidate's out-of-fold probabilities and the rows they score."""
+
 
 def selection_pipeline() -> Pipeline:
     """Parameters -> grouped CV -> the configuration, its threshold and operating points, its
@@ -109,26 +112,13 @@ def selection_pipeline() -> Pipeline:
             ),
             Node(
                 choose_threshold,
-                [
-                    "oof_probabilities",
-                    "model_input_train",
-                    "best_candidate",
-                    "params:schema",
-                    "settings",
-                ],
+                [*OUT_OF_FOLD, "params:schema", "settings"],
                 "threshold_choice",
                 name="choose_threshold",
             ),  # fmt: skip
             Node(
                 choose_operating_points,
-                [
-                    "oof_probabilities",
-                    "model_input_train",
-                    "best_candidate",
-                    "threshold_choice",
-                    "params:schema",
-                    "settings",
-                ],
+                [*OUT_OF_FOLD, "threshold_choice", "params:schema", "settings"],
                 "operating_points",
                 name="choose_operating_points",
             ),  # fmt: skip
