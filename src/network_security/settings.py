@@ -22,13 +22,15 @@ from network_security.training_lock import TrainingLockHook  # noqa: E402
 # order they are listed, so the training lock is held until the promotion is done.
 # ProjectMlflowHook is kedro-mlflow's hook, in place of the plugin's own instance (disabled
 # below); listed last, it is called first, as the plugin's hooks were (registered after these).
+# DaskClusterHook before TrainingLockHook: both act first in before_pipeline_run (tryfirst),
+# the later one listed first, so the training lock is taken before a cluster is started.
 HOOKS = (
+    DaskClusterHook(),
     EmbeddedMongoHook(),
     MongoSnapshotHook(),
     PromotionHook(),
     TrainingLockHook(),
     ProjectMlflowHook(),
-    DaskClusterHook(),
 )
 # (the distribution's name as its metadata spells it: kedro_mlflow for the wheels of 2.x)
 DISABLE_HOOKS_FOR_PLUGINS = ("kedro_mlflow", "kedro-mlflow")

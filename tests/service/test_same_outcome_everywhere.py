@@ -236,9 +236,13 @@ def test_the_same_reasons_from_every_entry_point(  # noqa: PLR0913
     page = client.post("/predict", files={"file": ("batch.csv", source.read_bytes(), "text/csv")})
     assert "<th>reasons</th>" in page.text
     assert all(f"<td>{html.escape(text)}</td>" in page.text for text in expected)
-    records = client.post("/predict", json={"records": features.to_dict(orient="records")})
+    records = client.post(
+        "/predict?reasons=true", json={"records": features.to_dict(orient="records")}
+    )
     structured = [p[REASONS_COLUMN] for p in records.json()["predictions"]]
     assert [_reasons_text(r) for r in structured] == expected
+    plain = client.post("/predict", json={"records": features.to_dict(orient="records")})
+    assert all(REASONS_COLUMN not in p for p in plain.json()["predictions"])  # asked for only
 
     bootstrap_project(kedro_project)
     logged = register_pipelines()["training"].inference

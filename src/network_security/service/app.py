@@ -13,7 +13,7 @@ import hmac
 from collections.abc import AsyncIterator, Callable
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, FastAPI, Request, Security
+from fastapi import APIRouter, Depends, FastAPI, Query, Request, Security
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.middleware.trustedhost import TrustedHostMiddleware
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -137,13 +137,23 @@ def upload_form(request: Request, state: State) -> Response:
 
 
 @predict_router.post("/predict", name="predict", **openapi.PREDICT)
-async def predict(request: Request, state: State) -> Response:
+async def predict(
+    request: Request,
+    state: State,
+    reasons: Annotated[
+        bool,
+        Query(
+            description="JSON records: add each verdict's reasons (about 40 scorings per "
+            "record, so off by default); an upload always has them when scoring.reasons is on."
+        ),
+    ] = False,
+) -> Response:
     """Score a CSV upload (field ``file``) or JSON ``{"records": [...]}`` with the champion."""
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type == "multipart/form-data":
         return await _predict_upload(request, state)
     if content_type == "application/json" or content_type.endswith("+json"):
-        return await _predict_records(request, state)
+        return await _predict_records(request, state, reasons)
     raise RequestProblem(
         415,
         "POST /predict takes a CSV upload (multipart/form-data, field 'file') or a JSON "
@@ -170,14 +180,14 @@ async def _predict_upload(request: Request, state: ServiceState) -> Response:
         return JSONBody(frame_body(scored, loaded, source))
 
 
-async def _predict_records(request: Request, state: ServiceState) -> Response:
-    """JSON records scored, answered in JSON."""
+async def _predict_records(request: Request, state: ServiceState, reasons: bool) -> Response:
+    """JSON records scored, answered in JSON (with each verdict's reasons when asked)."""
     loaded = state.model()
     body = await read_body(request)
     async with prediction_slot(state.slots, state.settings):
-        if len(body) < 4096:  # a few records: scored at once (a thread hop costs more)
+        if len(body) < 4096 and not reasons:  # scored at once (a thread hop costs more)
             return JSONBody(score_records(state, loaded, body))
-        return JSONBody(await run_in_threadpool(score_records, state, loaded, body))
+        return JSONBody(await run_in_threadpool(score_records, state, loaded, body, reasons))
 
 
 @train_router.post(

@@ -37,9 +37,12 @@ def score_csv(state: ServiceState, loaded: LoadedModel, data: bytes, source: str
         raise RequestProblem.of(error) from None
 
 
-def score_records(state: ServiceState, loaded: LoadedModel, body: bytes | bytearray) -> bytes:
+def score_records(
+    state: ServiceState, loaded: LoadedModel, body: bytes | bytearray, reasons: bool = False
+) -> bytes:
     """JSON records -> the JSON predictions, without a DataFrame: the records validated by the
-    schema's model, their features scored as an integer matrix, the verdicts added to each."""
+    schema's model, their features scored as an integer matrix, the verdicts added to each
+    (with their reasons when ``reasons`` and ``scoring.reasons`` is enabled)."""
     settings, features = state.settings, feature_columns(state.schema)
     records = read_records(body, state.records, max_rows=settings.max_rows)
     names = record_fields(records, features, settings.max_columns)
@@ -48,6 +51,8 @@ def score_records(state: ServiceState, loaded: LoadedModel, body: bytes | bytear
             feature_matrix(records, features), state.schema, source="records"
         )
         parameters = with_allowed_values(state.scoring, state.schema)
+        if not reasons:  # about 40 scorings per record: only when the client asks
+            parameters = {**parameters, "reasons": {"enabled": False}}
         verdicts = scoring.score_features(loaded.model, matrix, parameters, columns=features)
     except InputValidationError as error:
         raise RequestProblem.of(error) from None
