@@ -137,12 +137,20 @@ class TrainingLock:
         self.release()
 
 
-def _training_outputs() -> set[str]:
-    """What the project's ``training`` pipeline writes."""
+TRAINING_PARTS = frozenset({"validation", "feature_engineering", "training", "__default__"})
+"""The registered pipelines that write what ``training`` writes."""
+
+
+def _writes_training_outputs(pipeline: Any, names: list[str]) -> bool:
+    """Whether ``pipeline`` writes what the project's ``training`` pipeline writes: by their
+    outputs when the registry built ``training`` for this run, else by the pipelines' names
+    (the registry builds ``training`` only when a run asks for it, to keep other runs light)."""
     from kedro.framework.project import pipelines
 
     training = pipelines.get("training")
-    return set(training.all_outputs()) if training is not None else set()
+    if training is not None:
+        return bool(set(pipeline.all_outputs()) & set(training.all_outputs()))
+    return bool(TRAINING_PARTS.intersection(names))
 
 
 class TrainingLockHook:
@@ -153,11 +161,11 @@ class TrainingLockHook:
 
     @hook_impl(tryfirst=True)
     def before_pipeline_run(self, run_params: dict[str, Any], pipeline: Any) -> None:
-        if not set(pipeline.all_outputs()) & _training_outputs():
+        names = run_params.get("pipeline_names") or ["__default__"]
+        if not _writes_training_outputs(pipeline, names):
             return
         lock = TrainingLock(run_params["project_path"])
-        names = ",".join(run_params.get("pipeline_names") or ["__default__"])
-        owner = f"kedro run --pipeline {names}"
+        owner = f"kedro run --pipeline {','.join(names)}"
         inherited = os.environ.get(LOCK_FD_VARIABLE, "")
         if not (inherited.isdigit() and lock.adopt(int(inherited), owner)):
             lock.acquire(owner)
