@@ -6,6 +6,7 @@ import json
 import time
 
 import pytest
+from pydantic import ValidationError
 
 from network_security.datasets.chunked_csv import read_csv_bytes
 from network_security.service.inputs import (
@@ -23,12 +24,16 @@ def read(data: bytes, max_rows: int = 100, max_columns: int = 10):
     return read_csv_upload(data, source="up.csv", max_rows=max_rows, max_columns=max_columns)
 
 
+ALLOWED = {"a": [-1, 0, 1], "b": [-1, 1]}
+
+
 def records(sent: list, features: str = "a", max_rows: int = 10, max_columns: int = 5) -> list:
-    """``sent`` as a JSON body, read by the model of a schema of features ``a`` (-1, 0, 1) and
-    ``b`` (-1, 1)."""
-    allowed = {"a": [-1, 0, 1], "b": [-1, 1]}
-    model = records_model({"features": {f: allowed[f] for f in features}}, max_rows, max_columns)
-    return read_records(json.dumps({"records": sent}).encode(), model, max_rows=max_rows)
+    """``sent`` as a JSON body, read as the service reads it, for a schema of features among
+    ``a`` (-1, 0, 1) and ``b`` (-1, 1)."""
+    schema = {"features": {f: ALLOWED[f] for f in features}}
+    model = records_model(schema, max_rows, max_columns)
+    body = json.dumps({"records": sent}).encode()
+    return read_records(body, model, schema, max_rows=max_rows)[0]
 
 
 def test_csv_cells_stay_text_and_blank_lines_are_skipped():
@@ -143,13 +148,68 @@ def test_the_column_limit_counts_the_header_as_the_csv_reader_splits_it(header):
         read(data, max_columns=width - 1)
 
 
-def test_records_hold_the_features_as_integers_then_the_other_fields_as_sent():
+def test_records_hold_the_features_as_integers_and_the_other_fields_as_sent():
     sent = [{"id": 7, "b": -1, "a": 1}, {"url": "u", "b": 1.0, "a": 0, "id": None}]
     read = records(sent, "ab")
     assert read == [{"a": 1, "b": -1, "id": 7}, {"a": 0, "b": 1, "url": "u", "id": None}]
     assert type(read[1]["b"]) is int  # 1.0 is read as 1
     assert record_fields(read, ["a", "b"], max_columns=5) == ["a", "b", "id", "url"]
     assert record_fields(records([{"b": 1, "a": 1}], "ab"), ["a", "b"], 5) == ["a", "b"]
+    plain = [{"id": 7, "b": -1, "a": 1}, {"url": "u", "b": 1, "a": 0}]
+    assert [list(record) for record in records(plain, "ab")] == [
+        ["id", "b", "a"],
+        ["url", "b", "a"],
+    ]
+
+
+BODIES = [
+    *(
+        json.dumps({"records": sent}).encode()
+        for sent in (
+            [{"a": 1, "b": -1}],
+            [{"b": 1, "a": 0, "url": "u", "n": None, "f": 1.5, "t": True}],
+            [{"a": 1.0, "b": 1}, {"a": -1, "b": -1.0}],
+            [{"a": True, "b": 1}],
+            [{"a": 2, "b": 1}],
+            [{"a": 1, "b": 0}],
+            [{"a": 1}],
+            [{"a": 1, "b": 1, "prediction": 1}],
+            [{"a": 1, "b": 1, "x": [1]}],
+            [{"a": 1, "b": 1, "x": {"y": 1}}],
+            [{"a": 2**63, "b": 1}],
+            [{"a": 2**64 + 1, "b": 1}],
+            [{"a": 1, "b": 1, "id": 2**70}],
+            [{"a": "1", "b": 1}],
+            [{"a": 1, "b": 1}, 1],
+            [{"a": 1, "b": 1}] * 11,
+            [],
+        )
+    ),
+    b'{"records": [{"a": 1, "b": 1, "a": "x"}]}',
+    b'{"records": [{"a": "x", "a": 1, "b": 1}]}',
+    b'{"records": [{"a": NaN, "b": 1}]}',
+    b'{"records": [{"a": 1, "b": 1}], "records": []}',
+    b'{"records": [{"a": 1, "b": 1}], "x": 1}',
+]
+
+
+@pytest.mark.parametrize("body", BODIES, ids=lambda body: body.decode()[:60])
+def test_the_service_reads_exactly_what_the_model_accepts(body):
+    """Plainly valid records are read without the model (faster); the model decides any
+    other body: either way, what is accepted and its values are the model's."""
+    schema = {"features": ALLOWED}
+    model = records_model(schema, max_rows=10, max_columns=10)
+    try:
+        expected = model.model_validate_json(body).records
+    except ValidationError:
+        expected = None
+    try:
+        read, matrix = read_records(body, model, schema, max_rows=10)
+    except RequestProblem:
+        read = matrix = None
+    assert read == expected
+    if expected is not None:
+        assert matrix.tolist() == [[record["a"], record["b"]] for record in expected]
 
 
 def test_json_records_keep_extra_fields_in_first_seen_order_through_http(client, batch):
@@ -234,9 +294,9 @@ def test_another_field_must_hold_a_single_value_and_not_be_named_like_a_verdict(
     ],
 )
 def test_a_body_of_another_shape_says_what_is_expected(body, status, needle):
-    model = records_model({"features": {"a": [-1, 1]}}, 10, 5)
+    schema = {"features": {"a": [-1, 1]}}
     with pytest.raises(RequestProblem) as raised:
-        read_records(body, model, max_rows=10)
+        read_records(body, records_model(schema, 10, 5), schema, max_rows=10)
     assert (raised.value.status_code, needle in raised.value.message) == (status, True)
 
 

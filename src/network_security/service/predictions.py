@@ -13,7 +13,6 @@ from network_security.schema import feature_columns
 from network_security.scoring import InputValidationError
 from network_security.service.inputs import (
     RequestProblem,
-    feature_matrix,
     read_csv_upload,
     read_records,
     record_fields,
@@ -39,12 +38,11 @@ def score_records(state: ServiceState, loaded: LoadedModel, body: bytes | bytear
     """JSON records -> the JSON predictions, without a DataFrame: the records validated by the
     schema's model, their features scored as an integer matrix, the verdicts added to each."""
     settings, features = state.settings, feature_columns(state.schema)
-    records = read_records(body, state.records, max_rows=settings.max_rows)
+    records, matrix = read_records(body, state.records, state.schema, max_rows=settings.max_rows)
     names = record_fields(records, features, settings.max_columns)
-    try:  # the one validator's check, as for every input (the model allowed the same values)
-        matrix = scoring.check_feature_matrix(
-            feature_matrix(records, features), state.schema, source="records"
-        )
+    # every value is one of its feature's allowed values: the model, made from the schema,
+    # (or the plain reading it stands for) checked them as it read them
+    try:
         verdicts = scoring.score_features(loaded.model, matrix, state.scoring, columns=features)
     except InputValidationError as error:
         raise RequestProblem.of(error) from None

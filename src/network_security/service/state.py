@@ -95,8 +95,9 @@ def load_project(settings: ServiceSettings) -> ServiceState:
     )
 
 
-def get_state(request: Request) -> ServiceState:
-    """The state of the app serving ``request`` (``create_app`` puts it in ``app.state``)."""
+async def get_state(request: Request) -> ServiceState:
+    """The state of the app serving ``request`` (``create_app`` puts it in ``app.state``);
+    ``async`` so FastAPI calls it in the event loop, not in a worker thread."""
     return request.app.state.service
 
 
