@@ -22,7 +22,8 @@ import httpx
 import psutil
 import pytest
 
-from network_security.service.inputs import RequestProblem, read_records, records_model
+from network_security.service.inputs import RequestProblem
+from network_security.service.records import read_records, records_model
 
 MiB = 1024 * 1024
 ONE_FEATURE = {"features": {"a": [-1, 1]}}

@@ -11,12 +11,8 @@ from network_security import scoring
 from network_security.sanitize import dumps
 from network_security.schema import feature_columns
 from network_security.scoring import InputValidationError
-from network_security.service.inputs import (
-    RequestProblem,
-    read_csv_upload,
-    read_records,
-    record_fields,
-)
+from network_security.service.inputs import RequestProblem, read_csv_upload
+from network_security.service.records import read_records, record_fields
 
 if TYPE_CHECKING:
     from network_security.service.champion import LoadedModel

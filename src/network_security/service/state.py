@@ -14,7 +14,8 @@ from fastapi import Depends, Request
 from pydantic import BaseModel
 
 from network_security.service.champion import ChampionStore, LoadedModel
-from network_security.service.inputs import RequestProblem, records_model
+from network_security.service.inputs import RequestProblem
+from network_security.service.records import records_model
 from network_security.service.settings import ServiceSettings
 from network_security.service.training import TrainingRunner
 
