@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from network_security.service.inputs import records_model
+from network_security.service.records import records_model
 
 
 def schemathesis(server, token: str, *, max_examples: int, seed: int, cwd: Path) -> str:

@@ -8,27 +8,13 @@ import time
 import pytest
 
 from network_security.datasets.chunked_csv import read_csv_bytes
-from network_security.service.inputs import (
-    RequestProblem,
-    read_csv_upload,
-    read_records,
-    record_fields,
-    records_model,
-)
+from network_security.service.inputs import RequestProblem, read_csv_upload
 
 JSON = {"Accept": "application/json"}
 
 
 def read(data: bytes, max_rows: int = 100, max_columns: int = 10):
     return read_csv_upload(data, source="up.csv", max_rows=max_rows, max_columns=max_columns)
-
-
-def records(sent: list, features: str = "a", max_rows: int = 10, max_columns: int = 5) -> list:
-    """``sent`` as a JSON body, read by the model of a schema of features ``a`` (-1, 0, 1) and
-    ``b`` (-1, 1)."""
-    allowed = {"a": [-1, 0, 1], "b": [-1, 1]}
-    model = records_model({"features": {f: allowed[f] for f in features}}, max_rows, max_columns)
-    return read_records(json.dumps({"records": sent}).encode(), model, max_rows=max_rows)
 
 
 def test_csv_cells_stay_text_and_blank_lines_are_skipped():
@@ -143,15 +129,6 @@ def test_the_column_limit_counts_the_header_as_the_csv_reader_splits_it(header):
         read(data, max_columns=width - 1)
 
 
-def test_records_hold_the_features_as_integers_then_the_other_fields_as_sent():
-    sent = [{"id": 7, "b": -1, "a": 1}, {"url": "u", "b": 1.0, "a": 0, "id": None}]
-    read = records(sent, "ab")
-    assert read == [{"a": 1, "b": -1, "id": 7}, {"a": 0, "b": 1, "url": "u", "id": None}]
-    assert type(read[1]["b"]) is int  # 1.0 is read as 1
-    assert record_fields(read, ["a", "b"], max_columns=5) == ["a", "b", "id", "url"]
-    assert record_fields(records([{"b": 1, "a": 1}], "ab"), ["a", "b"], 5) == ["a", "b"]
-
-
 def test_json_records_keep_extra_fields_in_first_seen_order_through_http(client, batch):
     records = json.loads(batch.head(2).drop(columns="url").to_json(orient="records"))
     records[0] = {"id": 7, **records[0]}
@@ -164,39 +141,6 @@ def test_json_records_keep_extra_fields_in_first_seen_order_through_http(client,
                                 "recommended_action", "model_version"]  # fmt: skip
 
 
-@pytest.mark.parametrize(
-    ("value", "described"),
-    [
-        (True, "a boolean"),
-        (None, "null"),
-        ([1], "a list"),
-        ({"x": 1}, "an object"),
-        ("-1", "'-1'"),
-        (float("nan"), "nan"),
-    ],
-)
-def test_a_record_value_a_feature_cannot_hold_names_record_and_field(value, described):
-    with pytest.raises(RequestProblem) as raised:
-        records([{"a": 1}, {"a": value}])
-    problem = raised.value
-    assert (problem.status_code, problem.column, problem.row) == (422, "a", 2)
-    assert f"record 2, field 'a' is {described}" in problem.message
-
-
-@pytest.mark.parametrize(
-    ("value", "what"),
-    [(2, "'2' is not an allowed value"), (0.5, "'0.5' is not an integer"),
-     (2**64, f"'{2**64}' is not an allowed value"), (1e300, "'1e+300' is not an allowed value")],
-)  # fmt: skip
-def test_a_number_outside_the_allowed_values_names_record_field_and_value(value, what):
-    with pytest.raises(RequestProblem) as raised:
-        records([{"b": 1}, {"b": -1.0}, {"b": value}], "b")
-    problem = raised.value
-    assert (problem.status_code, problem.column, problem.row) == (422, "b", 3)
-    assert problem.message.startswith(f"records: record 3, field 'b': value {what}")
-    assert problem.value == str(value)
-
-
 def test_a_fraction_is_refused_naming_record_and_field(client, batch):
     records = json.loads(batch.head(2).to_json(orient="records"))
     records[1]["Favicon"] = 0.5
@@ -205,51 +149,3 @@ def test_a_fraction_is_refused_naming_record_and_field(client, batch):
     body = response.json()
     assert (body["column"], body["row"], body["value"]) == ("Favicon", 2, "0.5")
     assert "'0.5' is not an integer" in body["detail"]
-
-
-def test_another_field_must_hold_a_single_value_and_not_be_named_like_a_verdict():
-    with pytest.raises(RequestProblem) as raised:
-        records([{"a": 1, "u": "x"}, {"a": 1, "u": [1]}])
-    assert (raised.value.status_code, raised.value.column, raised.value.row) == (422, "u", 2)
-    assert "record 2, field 'u' is a list" in raised.value.message
-    with pytest.raises(RequestProblem, match="which scoring adds") as raised:
-        records([{"a": 1}, {"a": 1, "risk_level": "low"}])
-    assert (raised.value.status_code, raised.value.column, raised.value.row) == (
-        422,
-        "risk_level",
-        2,
-    )
-
-
-@pytest.mark.parametrize(
-    ("body", "status", "needle"),
-    [
-        (b"{not json", 400, "not valid JSON"),
-        (b"null", 422, "got NoneType"),
-        (b'{"rows": []}', 422, "got an object with the keys ['rows']"),
-        (b'{"records": [], "x": 1}', 422, "and no other key; got the key 'x'"),
-        (b'{"records": []}', 422, "records is empty"),
-        (b'{"records": {}}', 422, "records must be a list of objects"),
-        (b'{"records": [1]}', 422, "record 1 is a int, not an object"),
-    ],
-)
-def test_a_body_of_another_shape_says_what_is_expected(body, status, needle):
-    model = records_model({"features": {"a": [-1, 1]}}, 10, 5)
-    with pytest.raises(RequestProblem) as raised:
-        read_records(body, model, max_rows=10)
-    assert (raised.value.status_code, needle in raised.value.message) == (status, True)
-
-
-def test_record_limits():
-    with pytest.raises(RequestProblem, match="at most 1 per request") as raised:
-        records([{"a": 1}] * 2, max_rows=1)
-    assert raised.value.status_code == 413
-    wide = records([{"a": 1, **{f"x{i}": i for i in range(5)}}])
-    with pytest.raises(RequestProblem, match="6 fields") as raised:
-        record_fields(wide, ["a"], max_columns=5)
-    assert raised.value.status_code == 413
-    spread = records([{"a": 1, f"x{i}": i} for i in range(6)])
-    with pytest.raises(RequestProblem, match="more than 5 distinct fields"):
-        record_fields(spread, ["a"], max_columns=5)
-    with pytest.raises(RequestProblem, match="record 2 has no field 'b'"):
-        records([{"a": 1, "b": 1}, {"a": 1}], "ab")

@@ -1,7 +1,7 @@
 """What the service's OpenAPI document says, as pydantic models FastAPI turns into schemas.
 
 The JSON request body is documented by the model that validates it, generated from the
-project's schema (``inputs.records_model``: each feature an enum of its allowed values); the
+project's schema (``records.records_model``: each feature an enum of its allowed values); the
 multipart upload by a pattern of the simplest CSV the service scores. Both depend on the project,
 so ``document_predict`` adds them to the document the app makes. Limits are stated in
 descriptions and answered 413 (a body over them is well formed, only too large).

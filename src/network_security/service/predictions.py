@@ -12,13 +12,8 @@ from network_security.reasons import REASONS_COLUMN, with_allowed_values
 from network_security.sanitize import dumps
 from network_security.schema import feature_columns
 from network_security.scoring import InputValidationError
-from network_security.service.inputs import (
-    RequestProblem,
-    feature_matrix,
-    read_csv_upload,
-    read_records,
-    record_fields,
-)
+from network_security.service.inputs import RequestProblem, read_csv_upload
+from network_security.service.records import read_records, record_fields
 
 if TYPE_CHECKING:
     from network_security.service.champion import LoadedModel
@@ -44,15 +39,14 @@ def score_records(
     schema's model, their features scored as an integer matrix, the verdicts added to each
     (with their reasons when ``reasons`` and ``scoring.reasons`` is enabled)."""
     settings, features = state.settings, feature_columns(state.schema)
-    records = read_records(body, state.records, max_rows=settings.max_rows)
+    records, matrix = read_records(body, state.records, state.schema, max_rows=settings.max_rows)
     names = record_fields(records, features, settings.max_columns)
-    try:  # the one validator's check, as for every input (the model allowed the same values)
-        matrix = scoring.check_feature_matrix(
-            feature_matrix(records, features), state.schema, source="records"
-        )
-        parameters = with_allowed_values(state.scoring, state.schema)
-        if not reasons:  # about 40 scorings per record: only when the client asks
-            parameters = {**parameters, "reasons": {"enabled": False}}
+    # every value is one of its feature's allowed values: the model, made from the schema,
+    # (or the plain reading it stands for) checked them as it read them
+    parameters = with_allowed_values(state.scoring, state.schema)
+    if not reasons:  # about 40 scorings per record: only when the client asks
+        parameters = {**parameters, "reasons": {"enabled": False}}
+    try:
         verdicts = scoring.score_features(loaded.model, matrix, parameters, columns=features)
     except InputValidationError as error:
         raise RequestProblem.of(error) from None

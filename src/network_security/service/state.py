@@ -14,7 +14,8 @@ from fastapi import Depends, Request
 from pydantic import BaseModel
 
 from network_security.service.champion import ChampionStore, LoadedModel
-from network_security.service.inputs import RequestProblem, records_model
+from network_security.service.inputs import RequestProblem
+from network_security.service.records import records_model
 from network_security.service.settings import ServiceSettings
 from network_security.service.training import TrainingRunner
 
@@ -95,8 +96,9 @@ def load_project(settings: ServiceSettings) -> ServiceState:
     )
 
 
-def get_state(request: Request) -> ServiceState:
-    """The state of the app serving ``request`` (``create_app`` puts it in ``app.state``)."""
+async def get_state(request: Request) -> ServiceState:
+    """The state of the app serving ``request`` (``create_app`` puts it in ``app.state``);
+    ``async`` so FastAPI calls it in the event loop, not in a worker thread."""
     return request.app.state.service
 
 
