@@ -119,10 +119,11 @@ def test_a_new_project_server_never_listens_without_authentication(tmp_path, mon
     server = EmbeddedMongo.for_project(tmp_path / "project")
     done = threading.Event()
     outcomes: dict[int, str] = {}
+    before = _listening_ports()  # other tests' servers of this session (a Dask cluster...)
 
     def probe() -> None:  # every port a child listens on while the server starts, at once
         while not done.is_set():
-            for port in _listening_ports() - outcomes.keys():
+            for port in _listening_ports() - before - outcomes.keys():
                 outcomes[port] = _probe_without_credentials(port)
             time.sleep(0.005)
 

@@ -141,19 +141,23 @@ async def predict(
     request: Request,
     state: State,
     reasons: Annotated[
-        bool,
+        str,
         Query(
-            description="JSON records: add each verdict's reasons (about 40 scorings per "
-            "record, so off by default); an upload always has them when scoring.reasons is on."
+            description="`true` to add each verdict's reasons to JSON records (about 40 "
+            "scorings per record, so `false` by default); an upload always has them when "
+            "scoring.reasons is on.",
+            json_schema_extra={"enum": ["true", "false"]},
         ),
-    ] = False,
+    ] = "false",
 ) -> Response:
     """Score a CSV upload (field ``file``) or JSON ``{"records": [...]}`` with the champion."""
+    if reasons not in ("true", "false"):  # refused in the service's own error form
+        raise RequestProblem(422, f"reasons must be true or false; got {reasons[:40]!r}.")
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type == "multipart/form-data":
         return await _predict_upload(request, state)
     if content_type == "application/json" or content_type.endswith("+json"):
-        return await _predict_records(request, state, reasons)
+        return await _predict_records(request, state, reasons == "true")
     raise RequestProblem(
         415,
         "POST /predict takes a CSV upload (multipart/form-data, field 'file') or a JSON "
