@@ -133,30 +133,30 @@ def test_setting_a_blocked_rows_first_reason_to_its_best_other_value_lowers_p(
 
 
 def test_contributions_equal_a_direct_rescoring_and_are_the_top_ones(model, sites, scoring, schema):
-    """Each row's reasons against ``predict_proba`` on every single-indicator change."""
+    """Each row's reasons against ``predict_proba`` with each indicator alone set to its
+    legitimate value (``review``/``block``) or its phishing value (``allow``)."""
     rows = sites.head(40)
     features = rows[model.feature_columns].to_numpy()
     verdicts = score_features(model, features, scoring)
     got = verdict_reasons(model, features, verdicts, scoring).records()
-    actions = np.asarray(verdicts.actions)[verdicts.band]
+    toward_legitimate = np.asarray(verdicts.actions)[verdicts.band] == "allow"
     changes = [
-        (row, name, v)
+        (row, name, min(values) if toward_legitimate[row] else max(values))
         for row in range(len(rows))
         for name, values in allowed_values(schema).items()
-        for v in values
-        if v != int(rows.iloc[row][name])
     ]
     changed = pd.concat([_with(rows, row, name, v) for row, name, v in changes])
     direct = pd.DataFrame(changes, columns=["row", "name", "value"]).assign(
         p=model.phishing_probability(changed[model.feature_columns], compiled=False)
     )
     p = model.phishing_probability(rows[model.feature_columns], compiled=False)
+    assert toward_legitimate.any() and (~toward_legitimate).any()
     for row, reasons in enumerate(got):
-        toward_legitimate = actions[row] == "allow"
-        others = direct[direct["row"] == row].groupby("name", sort=False)["p"]
-        strength = others.max() - p[row] if toward_legitimate else p[row] - others.min()
+        sign = -1 if toward_legitimate[row] else 1
+        mine = direct[direct["row"] == row].set_index("name")
+        unchanged = mine["value"] == rows.iloc[row][mine.index].to_numpy()
+        strength = (sign * (p[row] - mine["p"]))[~unchanged]
         strength = strength[strength > 0].sort_values(ascending=False, kind="stable").head(3)
-        sign = -1 if toward_legitimate else 1
         assert [r["indicator"] for r in reasons] == strength.index.tolist()
         np.testing.assert_allclose(
             [r["contribution"] for r in reasons], sign * strength.to_numpy(), rtol=0, atol=1e-9

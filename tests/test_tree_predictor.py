@@ -146,6 +146,47 @@ def test_compiled_probabilities_equal_scikit_learns(models, records, schema, nam
     )
 
 
+def _variants(rows: np.ndarray) -> np.ndarray:
+    """Variants of each row as reasons make them (each indicator set to each other value of
+    -1/0/1), plus one with an unseen category and a missing value, and three cells that take
+    four different values among a row's variants (more than a group holds)."""
+    n, columns = rows.shape
+    variants = [
+        np.where(np.arange(columns) == j, value, rows)
+        for j in range(columns)
+        for value in (-1, 0, 1)
+    ]
+    unusual = rows.copy()
+    unusual[:, 0], unusual[:, 3] = 5, np.nan
+    spread = [rows.copy() for _ in range(4)]
+    for k, variant in enumerate(spread):
+        variant[:, [1, 2, 4]] = [-1, 0, 1, 7][k]
+    stacked = np.stack([unusual, *spread, *variants], axis=1)  # (rows, variants, columns)
+    return stacked[:, : tree_predictor_module.MAX_VARIANTS]
+
+
+@pytest.mark.parametrize(
+    "name", ["production_vote", "soft_vote", "one_hot_forest", "bare_boosting"]
+)
+def test_variant_probabilities_equal_scoring_each_variant(
+    models, records, schema, name, monkeypatch
+):
+    """The shared walks of a row's variants give exactly the numbers of scoring them one by one,
+    for one row and over parallel row blocks."""
+    features = feature_columns(schema)
+    predictor = compile_estimator(models[name], features, phishing_label=-1)
+    monkeypatch.setattr(tree_predictor_module, "PARALLEL_MIN_ROWS", 256)
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")
+    for rows in (records[features].head(1), records[features].sample(200, random_state=3)):
+        matrix = rows.to_numpy(dtype=np.float64)
+        variants = _variants(matrix)
+        got = predictor.phishing_probability_of_variants(matrix, variants)
+        expected = predictor.phishing_probability(variants.reshape(-1, len(features)))
+        np.testing.assert_array_equal(got, expected.reshape(variants.shape[:2]))
+    with pytest.raises(ValueError, match="At most 63 variants"):
+        predictor.phishing_probability_of_variants(matrix, np.repeat(variants, 2, axis=1))
+
+
 def test_the_model_scores_through_its_compiled_predictor(models, records, schema, caplog):
     features = feature_columns(schema)
     model = PhishingModel(models["soft_vote"], features, version="v-compiled")

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from network_security.tree_predictor import CompiledPredictor, verified_predictor
+from network_security.tree_predictor import MAX_VARIANTS, CompiledPredictor, verified_predictor
 
 _COMPILE_LOCK = threading.Lock()
 _NOT_COMPILED = "_compiled"  # instance attribute holding the compiled form (or False)
@@ -108,6 +108,18 @@ class PhishingModel:
             return compiled.phishing_probability(matrix)
         frame = pd.DataFrame(matrix, columns=self.feature_columns, copy=False)
         return self._estimator_probability(frame)
+
+    def phishing_probability_of_variants(
+        self, matrix: np.ndarray, variants: np.ndarray
+    ) -> np.ndarray:
+        """P(phishing) of the variants (rows, variants, columns) of each row of ``matrix``:
+        shape (rows, variants); the compiled predictor shares the tree walks of a row's
+        variants (``CompiledPredictor.phishing_probability_of_variants``)."""
+        compiled = self.compiled
+        if compiled is not None and variants.shape[1] <= MAX_VARIANTS:
+            return compiled.phishing_probability_of_variants(matrix, variants)
+        flat = variants.reshape(-1, variants.shape[2])
+        return self.phishing_probability_of_matrix(flat).reshape(variants.shape[:2])
 
     def phishing_probability(self, features: pd.DataFrame, compiled: bool = True) -> np.ndarray:
         """P(phishing) for each row of ``features`` (columns in any order, extras ignored).

@@ -18,7 +18,11 @@ numeric matrix of the feature columns to P(phishing), equal to the model's ``pre
   thread start-up), 1,000 rows about twice as fast as scikit-learn's own traversals, large
   batches over row blocks in parallel threads (the kernels release the GIL).
 
-Anything else (another estimator or transform) raises ``UnsupportedModel``.
+``phishing_probability_of_variants`` scores variants of each row (the single-indicator changes
+that reasons try) with each tree walked once per row and once more per group of variants that
+leaves the row's path (``tree_kernels.variant_sums``): the same numbers as scoring every variant
+as a row, in a fraction of the walks. Anything else (another estimator or transform) raises
+``UnsupportedModel``.
 
 The compiler reads private parts of scikit-learn's estimators (gradient boosting's
 ``_predictors``, ``_bin_mapper``, ``_baseline_prediction``, ``_preprocessor``, ``_loss``), which
@@ -74,6 +78,12 @@ be used (``verified_predictor``)."""
 REFERENCE_ROWS = 512
 """Rows of each seeded sample of ``reference_rows`` (the production vote's ``predict_proba`` of
 the 1,027 rows takes 0.14-0.2 s here; twice the rows, twice that)."""
+VARIANT_GROUPS = 2
+"""Groups of changed values per cell that ``tree_kernels.variant_groups`` makes room for first
+(an indicator's two other values; a count one up and one down)."""
+MAX_VARIANTS = 63
+"""Variants per row of ``phishing_probability_of_variants`` (one bit each, and one for the row,
+in a 64-bit mask)."""
 INDICATOR_VALUES = tuple(INDICATOR_COUNTS.values())
 """The values an indicator takes (-1, 0, 1)."""
 
@@ -270,12 +280,42 @@ class _Trees:
     boosting_inputs: Transform | None = field(default=None, repr=False)  # gradient boosting
     baseline: float = 0.0  # gradient boosting: the raw prediction before the first tree
     link: Callable[[np.ndarray], np.ndarray] | None = field(default=None, repr=False)
+    variant_tables: dict[str, np.ndarray] | None = field(default=None, repr=False)
 
     def probability(self, X: np.ndarray) -> np.ndarray:
         """P(class ``column``) for each row of the float64 matrix ``X``."""
         if self.boosting_inputs is None:
             return _in_row_blocks(self._forest, X)
         return _in_row_blocks(self._boosting, X)
+
+    def variant_probability(self, B: np.ndarray, V: np.ndarray) -> np.ndarray:
+        """P(class ``column``) of each row's variants and then of the row itself: shape
+        (rows, variants + 1), for the rows ``B`` (rows, columns) and their variants ``V``
+        (rows, variants, columns); the numbers ``probability`` gives for those rows."""
+        from network_security import tree_kernels
+
+        if self.variant_tables is None:
+            self.variant_tables = (
+                tree_kernels.forest_node_tables(self.classifier, self.column)
+                if self.boosting_inputs is None
+                else self.tables
+            )
+        n, variants, columns = V.shape
+        if self.boosting_inputs is None:
+            out = np.zeros((n, variants + 1))
+        else:
+            both = self.boosting_inputs(np.concatenate([B, V.reshape(-1, columns)]))
+            B, V = both[:n], both[n:].reshape(n, variants, -1)
+            out = np.full((n, variants + 1), self.baseline)
+        count, values, masks, enough = tree_kernels.variant_groups(B, V, VARIANT_GROUPS)
+        if not enough:  # a cell with more changed values than usual: room for all of them
+            count, values, masks, _ = tree_kernels.variant_groups(B, V, variants)
+        if self.boosting_inputs is None:  # the walk reads only these: the forest's float32 values
+            B, values = (a.astype(np.float32).astype(np.float64) for a in (B, values))
+        tree_kernels.variant_sums(B, V, count, values, masks, out=out, **self.variant_tables)
+        if self.boosting_inputs is None:
+            return out / len(self.classifier.estimators_)
+        return self.link(out.reshape(-1, 1))[:, self.column].reshape(n, variants + 1)
 
     def _forest(self, X: np.ndarray) -> np.ndarray:
         from network_security.tree_kernels import forest_sums
@@ -316,25 +356,30 @@ def _boosting_inputs(classifier: Any) -> Transform:
     numerical_at = np.flatnonzero(np.asarray(numerical, dtype=bool))
     known = [np.asarray(c, dtype=np.float64) for c in encoder.categories_]
     known = [values[~np.isnan(values)] for values in known]  # missing is NaN either way
+    # the sorted known values of each categorical column as one NaN-padded table (no cell
+    # equals NaN)
+    table = np.full((len(known), max(map(len, known), default=0) + 1), np.nan)
+    for position, values in enumerate(known):
+        table[position, : len(values)] = np.sort(values)
 
     def transform(X: np.ndarray) -> np.ndarray:
+        from network_security.tree_kernels import category_codes
+
         out = np.empty((len(X), len(categorical_at) + len(numerical_at)), dtype=np.float64)
-        for position, (column, values) in enumerate(zip(categorical_at, known, strict=True)):
-            cells = X[:, column]
-            codes = np.searchsorted(values, cells)
-            found = codes < len(values)
-            found[found] = values[codes[found]] == cells[found]
-            out[:, position] = np.where(found, codes, np.nan)
+        category_codes(np.ascontiguousarray(X, dtype=np.float64), categorical_at, table, out)
         out[:, len(categorical_at) :] = X[:, numerical_at]
         return out
 
     return transform
 
 
-def _in_row_blocks(block: Callable[[np.ndarray], np.ndarray], X: np.ndarray) -> np.ndarray:
-    """``block`` of ``X``, computed over row blocks in parallel threads for large batches (the
-    tree traversals release the GIL); each row's result is the same either way."""
-    threads = min(_thread_count(), max(len(X) // PARALLEL_MIN_ROWS, 1))
+def _in_row_blocks(
+    block: Callable[[np.ndarray], np.ndarray], X: np.ndarray, min_rows: int = PARALLEL_MIN_ROWS
+) -> np.ndarray:
+    """``block`` of ``X``, computed over row blocks of at least ``min_rows`` in parallel threads
+    for large batches (the tree traversals release the GIL); each row's result is the same
+    either way."""
+    threads = min(_thread_count(), max(len(X) // min_rows, 1))
     if threads == 1:
         return block(X)
     bounds = np.linspace(0, len(X), threads + 1).astype(int)
@@ -388,6 +433,19 @@ class _Member:
             X = X[:, self.order]
         return self.trees.probability(np.asarray(X, dtype=np.float64))
 
+    def variant_probability(self, X: np.ndarray, V: np.ndarray) -> np.ndarray:
+        """``_Trees.variant_probability`` of rows ``X`` and their variants ``V``."""
+        if not self.transforms and self.order is None:
+            return self.trees.variant_probability(X, V)
+        n, variants, columns = V.shape
+        both = np.concatenate([X, V.reshape(-1, columns)])
+        for transform in self.transforms:
+            both = transform(both)
+        if self.order is not None:
+            both = both[:, self.order]
+        both = np.asarray(both, dtype=np.float64)
+        return self.trees.variant_probability(both[:n], both[n:].reshape(n, variants, -1))
+
 
 def _member_of(model: Any, names: list[str], column: int) -> _Member:
     from sklearn.pipeline import Pipeline
@@ -434,6 +492,31 @@ class CompiledPredictor:
         else:
             stacked = np.asarray([member.probability(X) for member in self.members])
         return np.average(stacked, axis=0, weights=self.weights)
+
+    def phishing_probability_of_variants(self, X: np.ndarray, V: np.ndarray) -> np.ndarray:
+        """P(phishing) of the variants ``V`` (rows, variants, columns) of each row of ``X``:
+        shape (rows, variants), the numbers ``phishing_probability`` gives for them (the same
+        sums in the same order), computed with each tree walked once per row and once per group
+        of variants that leaves the row's path, not once per variant."""
+        X = np.asarray(X, dtype=np.float64)
+        V = np.asarray(V, dtype=np.float64)
+        if V.ndim != 3 or V.shape[0] != len(X) or V.shape[2] != len(self.feature_columns):
+            raise ValueError(
+                f"Expected variants of shape (rows, variants, columns), got {V.shape}."
+            )
+        if V.shape[1] > MAX_VARIANTS:
+            raise ValueError(f"At most {MAX_VARIANTS} variants per row, got {V.shape[1]}.")
+
+        def block(rows: np.ndarray) -> np.ndarray:
+            rows = slice(rows[0], rows[-1] + 1)  # consecutive: views, not copies
+            stacked = [m.variant_probability(X[rows], V[rows]) for m in self.members]
+            return np.average(np.asarray(stacked), axis=0, weights=self.weights)
+
+        variants = V.shape[1] + 1
+        if not len(X):
+            return np.empty((0, variants - 1))
+        every = np.arange(len(X))
+        return _in_row_blocks(block, every, max(PARALLEL_MIN_ROWS // variants, 1))[:, :-1]
 
 
 def compile_estimator(

@@ -139,9 +139,10 @@ _ANSWERS = {
 
 
 class Reason(BaseModel):
-    """One indicator behind a verdict: setting it to its best other allowed value would move
-    P(phishing) by ``contribution`` less (positive: toward phishing, for review and block;
-    negative: toward legitimate, for allow)."""
+    """One indicator behind a verdict: setting it alone to its legitimate value (review, block)
+    would lower P(phishing) by ``contribution`` (positive: toward phishing); setting it to its
+    phishing value (allow) would raise P(phishing) by -``contribution`` (negative: toward
+    legitimate)."""
 
     indicator: str
     value: int
