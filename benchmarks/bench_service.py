@@ -184,6 +184,15 @@ def cpu_seconds(pid: int) -> float:
     return times.user + times.system
 
 
+def check_reasons(response: httpx.Response, expected: bool) -> None:
+    """A JSON answer carries the reasons exactly when they are measured."""
+    if not response.headers["content-type"].startswith("application/json"):
+        return
+    present = "reasons" in response.json()["predictions"][0]
+    if present != expected:
+        raise RuntimeError(f"reasons in the answer: {present}, expected {expected}")
+
+
 def measure(client: httpx.Client, send, expected_rows: int, requests: int, warmup: int) -> list:
     """Latencies in milliseconds of ``requests`` calls of ``send`` (after ``warmup`` calls)."""
     latencies = []
@@ -276,10 +285,12 @@ def main() -> None:
                             baselines[rows] = sklearn_baseline(model_path, sample, options.requests)
                         records = json.loads(sample.to_json(orient="records"))
                         body = json.dumps({"records": records}).encode()
+                        # JSON records carry reasons only when asked
+                        path = "/predict?reasons=true" if mode == "with reasons" else "/predict"
                         csv = sample.to_csv(index=False).encode()
                         cases = {
-                            "JSON records -> JSON": lambda c, b=body: c.post(
-                                "/predict", content=b, headers={"Content-Type": "application/json"}
+                            "JSON records -> JSON": lambda c, b=body, p=path: c.post(
+                                p, content=b, headers={"Content-Type": "application/json"}
                             ),
                             "CSV upload -> JSON": lambda c, f=csv: c.post(
                                 "/predict",
@@ -295,6 +306,7 @@ def main() -> None:
                         for name, send in cases.items():
                             logger.info("%s, %d row(s): %d requests", name, rows, options.requests)
                             measure(client, send, rows, 0, options.warmup)
+                            check_reasons(send(client), mode == "with reasons")
                             before = cpu_seconds(process.pid)
                             latencies = measure(client, send, rows, options.requests, 0)
                             cpu = (cpu_seconds(process.pid) - before) / options.requests * 1000

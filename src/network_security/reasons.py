@@ -11,8 +11,8 @@ schema's lowest allowed value to its highest: -1, 0, 1). For a row x and an indi
 
 Rows whose recommended action is ``allow`` (``scoring.reasons.legitimate_actions``) get the
 ``top_k`` indicators toward legitimate, with a minus sign; the others (``review``, ``block``) the
-``top_k`` toward phishing; only contributions above 0, strongest first (an indicator already at
-that value has none).
+``top_k`` toward phishing; strongest first, and only those shown as at least 0.01 (an indicator
+already at that value has none).
 
 Why hand-written: scikit-learn, shap and the tree libraries offer no single-indicator change
 that goes through the whole served predictor (shap's TreeExplainer misreads scikit-learn's
@@ -259,7 +259,7 @@ def explain(
     )
     order = np.argsort(-strength, axis=1, kind="stable")[:, :k]  # ties: the schema's order
     top = np.take_along_axis(strength, order, axis=1)
-    kept = top > 0
+    kept = np.rint(top * 100) >= 1  # shown as 0.01 or more: a smaller change is no reason
     chosen = plan.explained[order]
     indicator = np.where(kept, chosen, -1)
     value = np.where(kept, np.take_along_axis(distinct, chosen, axis=1), 0).astype(np.int64)

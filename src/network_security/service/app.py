@@ -143,9 +143,9 @@ async def predict(
     reasons: Annotated[
         str,
         Query(
-            description="`true` to add each verdict's reasons to JSON records (about 40 "
-            "scorings per record, so `false` by default); an upload always has them when "
-            "scoring.reasons is on.",
+            description="`true` to add each verdict's reasons to JSON records (a few times "
+            "the work of the verdicts alone, so `false` by default); an upload always has "
+            "them when scoring.reasons is on.",
             json_schema_extra={"enum": ["true", "false"]},
         ),
     ] = "false",
@@ -189,8 +189,8 @@ async def _predict_records(request: Request, state: ServiceState, reasons: bool)
     loaded = state.model()
     body = await read_body(request)
     async with prediction_slot(state.slots, state.settings):
-        if len(body) < 4096 and not reasons:  # scored at once (a thread hop costs more)
-            return JSONBody(score_records(state, loaded, body))
+        if len(body) < 4096:  # a few records, scored at once (a thread hop costs more)
+            return JSONBody(score_records(state, loaded, body, reasons))
         return JSONBody(await run_in_threadpool(score_records, state, loaded, body, reasons))
 
 

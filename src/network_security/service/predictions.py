@@ -44,7 +44,7 @@ def score_records(
     # every value is one of its feature's allowed values: the model, made from the schema,
     # (or the plain reading it stands for) checked them as it read them
     parameters = with_allowed_values(state.scoring, state.schema)
-    if not reasons:  # about 40 scorings per record: only when the client asks
+    if not reasons:  # about 5x the work of the verdicts alone: only when the client asks
         parameters = {**parameters, "reasons": {"enabled": False}}
     try:
         verdicts = scoring.score_features(loaded.model, matrix, parameters, columns=features)
