@@ -19,8 +19,10 @@ It also scores the decisions (``recommended_action``) against the error budget o
 ``training.decisions``: the share of held-out phishing rows allowed (``missed``, budget
 ``max_missed_phishing``), of held-out legitimate rows blocked (``false_block``, budget
 ``max_false_block``) and of all rows reviewed; next to them the share of phishing among the
-allowed rows and of legitimate among the blocked ones. Targets with the default budgets of 1 %:
-missed <= 1.5 %, false block <= 1.5 %, review <= 20 %.
+allowed rows and of legitimate among the blocked ones; and the share of blocked rows whose first
+reason is faithful (setting that indicator to its best other value lowers P(phishing) for the
+served model; at least 90 %). Targets with the default budgets of 1 %: missed <= 1.5 %, false
+block <= 1.5 %, review <= 20 %.
 
 Usage::
 
@@ -55,6 +57,8 @@ REAL_DATA = PROJECT.parent / "shared" / "data" / "phishing_websites.csv"
 TARGETS = {"accuracy": 0.957, "roc_auc": 0.993, "f1": 0.950}
 DECISION_TARGETS = {"missed": 0.015, "false_block": 0.015, "review": 0.20}
 """Upper bounds on the held-out decision rates (see ``decision_rates``)."""
+FAITHFUL_TARGET = 0.90
+"""Lower bound on the share of blocked rows whose first reason is faithful."""
 
 logger = logging.getLogger("bench_end_to_end")
 
@@ -110,6 +114,35 @@ def decision_rates(labels: pd.Series, action: pd.Series) -> dict[str, float]:
     }
 
 
+def first_reason_faithful(
+    model_path: Path, features: pd.DataFrame, predictions: pd.DataFrame, allowed: dict
+) -> float:
+    """The share of ``block`` rows whose first reason is faithful: setting that indicator to its
+    best other allowed value and scoring again with the served model lowers P(phishing) (a
+    ``block`` row without a reason counts as not faithful)."""
+    sys.path.insert(0, str(PROJECT / "src"))
+    from network_security.champion import read_cache
+
+    model = read_cache(model_path)
+    blocked = np.flatnonzero(predictions["recommended_action"].eq("block").to_numpy())
+    first = predictions["reasons"].fillna("").str.extract(r"^([A-Za-z_]+)=")[0]
+    changed, owner = [], []
+    for row in blocked:
+        name = first.iloc[row]
+        if isinstance(name, str):
+            for value in (v for v in allowed[name] if v != features.iloc[row][name]):
+                changed.append(features.iloc[row].to_dict() | {name: value})
+                owner.append(row)
+    if not blocked.size:
+        return np.nan
+    if not changed:
+        return 0.0
+    scored = model.phishing_probability(pd.DataFrame(changed)[model.feature_columns])
+    best = pd.Series(scored).groupby(np.asarray(owner)).min()
+    before = predictions["phishing_probability"].to_numpy()[best.index]
+    return float((best.to_numpy() < before).sum() / blocked.size)
+
+
 def report_decisions(rows: list[dict[str, float]], seeds: list[int]) -> None:
     """Per split and, over several, mean ± std (SE) of each decision rate, in percent."""
     keys = list(rows[0])
@@ -124,8 +157,10 @@ def report_decisions(rows: list[dict[str, float]], seeds: list[int]) -> None:
         print(f"{'mean ± std (SE)':24s}" + "".join(f"{c:>24s}" for c in cells))
     mean = pd.DataFrame(rows).mean()
     met = all(mean[k] <= v for k, v in DECISION_TARGETS.items())
+    met = met and mean.get("block_reason_faithful", 1.0) >= FAITHFUL_TARGET
     print(
-        "targets missed <= 1.5 %, false block <= 1.5 %, review <= 20 %"
+        "targets missed <= 1.5 %, false block <= 1.5 %, review <= 20 %, block first reason "
+        "faithful >= 90 %"
         + (" (on the mean)" if len(rows) > 1 else "")
         + (": met" if met else ": NOT met")
     )
@@ -163,6 +198,13 @@ def one_seed(data: pd.DataFrame, schema: dict, seed: int, quick: bool) -> dict[s
             ),  # fmt: skip
         }
         predictions = pd.read_csv(out_csv)
+        allowed = {name: list(values) for name, values in schema["features"].items()}
+        faithful = first_reason_faithful(
+            project / "data" / "06_models" / "champion.pkl",
+            held_out[features],
+            predictions,
+            allowed,
+        )
     assert len(predictions) == len(held_out)
     ours = scores(
         held_out[target], predictions["phishing_probability"].to_numpy(),
@@ -182,6 +224,7 @@ def one_seed(data: pd.DataFrame, schema: dict, seed: int, quick: bool) -> dict[s
     print("kedro run times: " + ", ".join(f"{k} {v:.1f} s" for k, v in times.items()))
     report({"champion (kedro run inference)": ours, "RandomForest(500)": baseline})
     decided = decision_rates(held_out[target], predictions["recommended_action"])
+    decided["block_reason_faithful"] = faithful
     report_decisions([decided], [seed])
     return {"champion": ours, "baseline": baseline, "decisions": decided}
 
