@@ -19,7 +19,8 @@ tree's nodes stay in cache.
   for forests), walked once per row and once more per group of variants from the node where
   they leave the row's path: the same sums as walking each variant, in a few paths per tree
   instead of one per variant.
-- ``category_codes``: gradient boosting's ordinal category codes, one pass over the rows.
+- ``indicator_counts``, ``category_codes``: the engineered indicator counts and gradient
+  boosting's ordinal category codes, one pass over the rows each.
 
 Importing this module imports numba; the kernels compile on first use and are cached beside
 this file (numba's ``cache=True``; ``NUMBA_CACHE_DIR`` elsewhere).
@@ -88,6 +89,22 @@ def boosting_sums(X, roots, feature, threshold, missing_left, categorical, bitse
                     go_left = x <= threshold[node]
                 node = left[node] if go_left else right[node]
             out[i] += value[node]
+    return out
+
+
+@njit(cache=True, nogil=True)
+def indicator_counts(X, columns, values, out):
+    """``out[i]``: the cells ``X[i, columns]``, then how many of them equal each of ``values``
+    (``IndicatorCountFeatures`` in one pass over the rows)."""
+    for i in range(X.shape[0]):
+        for v in range(values.shape[0]):
+            out[i, columns.shape[0] + v] = 0.0
+        for p in range(columns.shape[0]):
+            x = X[i, columns[p]]
+            out[i, p] = x
+            for v in range(values.shape[0]):
+                if x == values[v]:
+                    out[i, columns.shape[0] + v] += 1.0
     return out
 
 

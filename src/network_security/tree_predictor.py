@@ -225,12 +225,13 @@ def _indicator_counts(step: IndicatorCountFeatures, names: list[str]) -> tuple[T
     """``IndicatorCountFeatures``: the feature columns, then the count of each indicator value."""
     selected = [str(n) for n in step.feature_names_in_]
     indices = _column_indices(selected, names, "IndicatorCountFeatures")
-    values = list(INDICATOR_COUNTS.values())
+    values = np.asarray(list(INDICATOR_COUNTS.values()), dtype=np.float64)
 
     def transform(X: np.ndarray) -> np.ndarray:
-        features = X[:, indices]
-        counts = [(features == value).sum(axis=1) for value in values]
-        return np.column_stack([features, *counts]).astype(np.float64, copy=False)
+        from network_security.tree_kernels import indicator_counts
+
+        out = np.empty((len(X), len(indices) + len(values)))
+        return indicator_counts(np.ascontiguousarray(X, np.float64), indices, values, out)
 
     return transform, [*selected, *INDICATOR_COUNTS]
 
@@ -304,8 +305,8 @@ class _Trees:
         if self.boosting_inputs is None:
             out = np.zeros((n, variants + 1))
         else:
-            both = self.boosting_inputs(np.concatenate([B, V.reshape(-1, columns)]))
-            B, V = both[:n], both[n:].reshape(n, variants, -1)
+            B = self.boosting_inputs(B)
+            V = self.boosting_inputs(V.reshape(-1, columns)).reshape(n, variants, -1)
             out = np.full((n, variants + 1), self.baseline)
         count, values, masks, enough = tree_kernels.variant_groups(B, V, VARIANT_GROUPS)
         if not enough:  # a cell with more changed values than usual: room for all of them
@@ -435,16 +436,14 @@ class _Member:
 
     def variant_probability(self, X: np.ndarray, V: np.ndarray) -> np.ndarray:
         """``_Trees.variant_probability`` of rows ``X`` and their variants ``V``."""
-        if not self.transforms and self.order is None:
-            return self.trees.variant_probability(X, V)
         n, variants, columns = V.shape
-        both = np.concatenate([X, V.reshape(-1, columns)])
-        for transform in self.transforms:
-            both = transform(both)
+        V = V.reshape(-1, columns)
+        for transform in self.transforms:  # row by row: the rows and their variants apart
+            X, V = transform(X), transform(V)
         if self.order is not None:
-            both = both[:, self.order]
-        both = np.asarray(both, dtype=np.float64)
-        return self.trees.variant_probability(both[:n], both[n:].reshape(n, variants, -1))
+            X, V = X[:, self.order], V[:, self.order]
+        X, V = np.asarray(X, dtype=np.float64), np.asarray(V, dtype=np.float64)
+        return self.trees.variant_probability(X, V.reshape(n, variants, -1))
 
 
 def _member_of(model: Any, names: list[str], column: int) -> _Member:
