@@ -550,8 +550,12 @@ def compile_estimator(
         weights = None
         description = type(members[0].trees.classifier).__name__
     predictor = CompiledPredictor(names, members, weights, description)
-    # the kernels compile (or load from numba's cache) now, not in the first request
+    # the kernels compile (or load from numba's cache) now, not in the first request (the
+    # variants' kernels, for reasons, take about 4 s to compile)
     predictor.phishing_probability(np.zeros((1, len(names))))
+    predictor.phishing_probability_of_variants(
+        np.zeros((1, len(names))), np.ones((1, 1, len(names)))
+    )
     return predictor
 
 
