@@ -197,3 +197,20 @@ def test_malformed_reasons_settings_are_refused_with_what_to_do(block, message):
 def test_an_input_reasons_column_is_refused_when_reasons_are_added(model, sites, scoring):
     with pytest.raises(InputValidationError, match=r"\['reasons'\]"):
         score_frame(model, sites.assign(reasons="x"), scoring)
+
+
+def test_repeated_rows_get_the_reasons_of_their_own_direction(model, sites, scoring):
+    """A batch that repeats feature vectors, some toward phishing and some toward legitimate,
+    explained at once, equals each row explained alone."""
+    settings = reason_settings(scoring)
+    rows = sites[model.feature_columns].head(20).to_numpy()
+    batch = np.concatenate([rows, rows[::-1], rows[:5]])
+    probability = model.phishing_probability_of_matrix(batch)
+    toward_phishing = np.random.default_rng(0).random(len(batch)) < 0.5
+    together = reasons_module.explain(model, batch, probability, toward_phishing, settings)
+    for i in range(len(batch)):
+        alone = reasons_module.explain(
+            model, batch[i : i + 1], probability[i : i + 1], toward_phishing[i : i + 1], settings
+        )
+        assert together.records()[i] == alone.records()[0]
+    assert together.texts().to_pylist() != [""] * len(batch)
